@@ -1,0 +1,78 @@
+"""The ASGI application: routers, error handlers and shared state, wired in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from trapline import __version__
+from trapline.api import (
+    assignment_rules,
+    autocapture_controls,
+    fingerprints,
+    grouping_rules,
+    releases,
+    suppression_rules,
+)
+from trapline.api.errors import CatchAllMiddleware, install_error_handlers
+from trapline.db.engine import Database, make_engine
+from trapline.health import router as health_router
+from trapline.settings import Settings
+
+__all__ = ["PROJECT_PREFIXES", "create_app"]
+
+# PostHog serves the same project-scoped API under both; environments are projects here.
+PROJECT_PREFIXES = ("/api/environments/{project_id}", "/api/projects/{project_id}")
+_PROJECT_ROUTERS = (
+    autocapture_controls.router,
+    fingerprints.router,
+    grouping_rules.router,
+    assignment_rules.router,
+    suppression_rules.router,
+    releases.router,
+)
+
+
+def _operation_id(route: APIRoute) -> str:
+    # PostHog's schema names environment-scoped operations environments_<name>.
+    prefix = "environments_" if route.path_format.startswith("/api/environments/") else ""
+    return prefix + route.name
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    """Build the application; ``database`` defaults to one opened from the settings."""
+    db = database or Database(
+        make_engine(
+            settings.database_url,
+            busy_timeout_seconds=settings.database_busy_timeout_seconds,
+            pool_size=settings.database_pool_size,
+        )
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="Trapline",
+        version=__version__,
+        description="Self-hosted error tracking with PostHog's error tracking API.",
+        openapi_url="/api/schema/",
+        docs_url="/api/schema/swagger-ui/",
+        redoc_url="/api/schema/redoc/",
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    install_error_handlers(app)
+    app.add_middleware(CatchAllMiddleware)
+    app.include_router(health_router)
+    for prefix in PROJECT_PREFIXES:
+        for router in _PROJECT_ROUTERS:
+            app.include_router(router, prefix=prefix)
+    return app

@@ -1,0 +1,238 @@
+"""The ``trapline`` command: serve, migrate, bootstrap, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from trapline import __version__
+from trapline.accounts.api_keys import hash_key
+from trapline.accounts.bootstrap import bootstrap
+from trapline.accounts.models import PersonalApiKey
+from trapline.db import migrate
+from trapline.db.engine import Database, make_engine
+from trapline.errors import TraplineError
+from trapline.logs import configure_logging
+from trapline.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("trapline")
+
+DEMO_FILE = "demo-credentials.json"
+DEMO_EMAIL = "demo@trapline.local"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"trapline: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        result: int = args.handler(settings, args)
+        return result
+    except TraplineError as exc:
+        print(f"trapline: {exc.detail}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trapline", description="Self-hosted error tracking.")
+    parser.add_argument("--version", action="version", version=f"trapline {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
+    serve.add_argument("--host", help="interface to listen on (TRAPLINE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (TRAPLINE_PORT, default 8000)")
+    serve.set_defaults(handler=_serve)
+
+    migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date and exit")
+    migrate_cmd.set_defaults(handler=_migrate)
+
+    boot = commands.add_parser(
+        "bootstrap", help="create a user, organization and project if missing, and a new personal API key"
+    )
+    boot.add_argument("--email", required=True)
+    boot.add_argument("--password", required=True)
+    boot.add_argument("--organization", required=True)
+    boot.add_argument("--project", required=True)
+    boot.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    boot.set_defaults(handler=_bootstrap)
+
+    demo = commands.add_parser("demo", help="create a demo project once and print how to use it")
+    demo.set_defaults(handler=_demo)
+
+    for sub in (serve, migrate_cmd, boot, demo):
+        sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("data_dir", "host", "port"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return load_settings(**overrides)
+
+
+def _database(settings: Settings) -> Database:
+    return Database(
+        make_engine(
+            settings.database_url,
+            busy_timeout_seconds=settings.database_busy_timeout_seconds,
+            pool_size=settings.database_pool_size,
+        )
+    )
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    db = _database(settings)
+    try:
+        before = migrate.current_revision(db.engine)
+        migrate.upgrade(db.engine)
+        after = migrate.current_revision(db.engine)
+    finally:
+        db.dispose()
+    log.info("database migrated", extra={"from_revision": before, "to_revision": after})
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from trapline.app import create_app
+
+    db = _database(settings)
+    migrate.upgrade(db.engine)
+    app = create_app(settings, db)
+    log.info("serving", extra={"url": settings.public_url, "host": settings.host, "port": settings.port})
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    result = _run_bootstrap(
+        settings,
+        email=args.email,
+        password=args.password,
+        organization=args.organization,
+        project=args.project,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _run_bootstrap(settings: Settings, *, email: str, password: str, organization: str, project: str) -> dict[str, Any]:
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        with db.session(write=True) as session:
+            result = bootstrap(
+                session,
+                email=email,
+                password=password,
+                organization=organization,
+                project=project,
+                key_label="bootstrap",
+            )
+    finally:
+        db.dispose()
+    return {
+        "host": settings.public_url,
+        "project_id": result.project_id,
+        "project_api_token": result.project_api_token,
+        "personal_api_key": result.personal_api_key,
+    }
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Bootstrap a demo project the first time; afterwards show the same credentials.
+
+    Keys are stored hashed, so the demo's credentials are kept in the data dir (mode 600) to
+    be shown again on the next `make run`.
+    """
+    path = Path(settings.data_dir) / DEMO_FILE
+    demo = _load_demo(settings, path)
+    if demo is None:
+        password = secrets.token_urlsafe(12)
+        demo = _run_bootstrap(settings, email=DEMO_EMAIL, password=password, organization="Demo", project="Demo")
+        demo.update(email=DEMO_EMAIL, password=password)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(demo, handle, indent=2)
+    demo["host"] = settings.public_url
+    print(_demo_text(demo))
+    return 0
+
+
+def _load_demo(settings: Settings, path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    demo: dict[str, Any] = json.loads(path.read_text())
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        with db.session(write=False) as session:
+            still_valid = session.scalar(
+                select(PersonalApiKey.id).where(PersonalApiKey.secure_value == hash_key(demo["personal_api_key"]))
+            )
+    finally:
+        db.dispose()
+    return demo if still_valid else None
+
+
+def _demo_text(demo: dict[str, Any]) -> str:
+    host, token, key, pid = (
+        demo["host"],
+        demo["project_api_token"],
+        demo["personal_api_key"],
+        demo["project_id"],
+    )
+    return f"""
+Trapline is starting at {host}
+
+  Project "Demo" (id {pid})
+  Project API token, for SDKs:         {token}
+  Personal API key, for the REST API:  {key}
+  User:                                {demo["email"]} / {demo["password"]}
+
+Send an exception with the PostHog Python SDK:
+  pip install posthog
+  python -c "from posthog import Posthog; ph = Posthog('{token}', host='{host}'); \\
+ph.capture_exception(ValueError('hello from Trapline')); ph.flush()"
+
+Point posthog-js at it:
+  posthog.init('{token}', {{ api_host: '{host}', capture_exceptions: true }})
+
+Call the API (OpenAPI docs at {host}/api/schema/swagger-ui/):
+  curl -H "Authorization: Bearer {key}" {host}/api/projects/{pid}/error_tracking/suppression_rules/
+"""

@@ -1,0 +1,98 @@
+"""Engines and sessions for SQLite and PostgreSQL.
+
+SQLite needs care to be a good server database:
+
+* WAL lets readers run while one writer writes; ``foreign_keys`` is off by default in SQLite;
+  ``busy_timeout`` makes a second writer wait for the lock instead of failing at once.
+* Python's sqlite3 module opens transactions lazily and in DEFERRED mode, so a transaction
+  that reads and then writes must *upgrade* its lock, and two such transactions deadlock
+  (SQLITE_BUSY, which busy_timeout cannot fix). We take transaction control away from the
+  driver and emit ``BEGIN`` ourselves: ``BEGIN IMMEDIATE`` for sessions that will write, so
+  they queue for the write lock up front, plain ``BEGIN`` for read-only sessions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["Database", "make_engine"]
+
+_SQLITE_BEGIN = "trapline_sqlite_begin"
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, pool_size: int = 10) -> Engine:
+    """An engine for ``url`` with Trapline's connection settings applied."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            json_serializer=_json_dumps,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_seconds},
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+        )
+        _configure_sqlite(engine, busy_timeout_seconds)
+        return engine
+    return create_engine(
+        url,
+        json_serializer=_json_dumps,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Bound how long a request waits on a lock or a runaway query before failing loudly.
+        connect_args={"options": f"-c lock_timeout={int(busy_timeout_seconds * 1000)}"},
+    )
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see module doc
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+        # FULL: a transaction that reported success is on disk even if the machine loses power.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The engine plus the two kinds of session the application opens."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"}) if self.is_sqlite else engine
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
+        self._write = sessionmaker(bind=writer, expire_on_commit=False)
+
+    @contextmanager
+    def session(self, *, write: bool) -> Iterator[Session]:
+        """A session whose uncommitted work is rolled back when it closes.
+
+        Closing (rather than rolling back) keeps the loaded attributes of the objects it
+        returned, so they stay readable after the block.
+        """
+        factory = self._write if write else self._read
+        with factory() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

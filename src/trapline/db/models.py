@@ -1,0 +1,27 @@
+"""Imports every model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
+
+from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User
+from trapline.autocapture.models import AutocaptureControls
+from trapline.db.base import Base
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.projects.models import Project
+from trapline.releases.models import Release
+from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
+
+__all__ = [
+    "AssignmentRule",
+    "AutocaptureControls",
+    "Base",
+    "GroupingRule",
+    "Issue",
+    "IssueAssignment",
+    "IssueFingerprint",
+    "Membership",
+    "Organization",
+    "PersonalApiKey",
+    "Project",
+    "Release",
+    "Role",
+    "SuppressionRule",
+    "User",
+]

@@ -1,0 +1,60 @@
+"""Issues, the fingerprints that map events onto them, and who is assigned."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from trapline.db.base import Base, CreatedAt, UUIDPrimaryKey
+
+__all__ = ["ISSUE_STATUSES", "SEVERITIES", "Issue", "IssueAssignment", "IssueFingerprint"]
+
+# archived and pending_release are PostHog's legacy states: stored rows may carry them, the API
+# never writes them, and they read as resolved.
+ISSUE_STATUSES = ("active", "resolved", "suppressed", "archived", "pending_release")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+class Issue(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "issue"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(24), default="active")
+    severity: Mapped[str | None] = mapped_column(String(16), default=None)
+    name: Mapped[str | None] = mapped_column(Text, default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    # Stamped on every change a user makes (status, assignee, merge), for "recently changed".
+    state_updated_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    assignment: Mapped[IssueAssignment | None] = relationship(
+        back_populates="issue", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class IssueFingerprint(UUIDPrimaryKey, CreatedAt, Base):
+    """Which issue a fingerprint belongs to. The single source of truth for event → issue."""
+
+    __tablename__ = "issue_fingerprint"
+    __table_args__ = (UniqueConstraint("project_id", "fingerprint"),)
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    # Bumped each time the fingerprint moves to another issue (merge, split).
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Timestamp of the first event seen with this fingerprint.
+    first_seen: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class IssueAssignment(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "issue_assignment"
+
+    issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), default=None)
+    role_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("role.id", ondelete="CASCADE"), default=None)
+
+    issue: Mapped[Issue] = relationship(back_populates="assignment")

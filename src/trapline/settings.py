@@ -1,0 +1,208 @@
+"""The one typed settings object. Only this module reads the environment.
+
+Every value comes from a ``TRAPLINE_*`` environment variable (or a ``.env`` file) and has a
+default that suits a laptop: SQLite and local files under ``./trapline-data``. Limits are
+named after what they bound and carry their unit, either in the name (``_seconds``) or in the
+value (``ByteSize`` accepts ``"20MiB"``).
+
+``load_settings()`` is the start-up path: it fills the derived defaults, creates the data dir,
+generates and keeps the secret key, and refuses unsafe combinations with a ``SettingsError``
+whose message says what to change.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import ByteSize, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["Settings", "SettingsError", "get_settings", "load_settings"]
+
+SECRET_KEY_FILE = "secret_key"
+# Values people paste from examples; a server signing sessions and upload URLs with them is
+# as good as unauthenticated.
+_PLACEHOLDER_SECRETS = {"changeme", "changethis", "secret", "secret-key", "trapline", "development"}
+_MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A setting is missing, malformed or unsafe; the message says which and what to do."""
+
+
+class Settings(BaseSettings):
+    """Trapline's configuration, read from ``TRAPLINE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAPLINE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./trapline-data")
+    # Empty means "SQLite file in the data dir" / "folder in the data dir"; see load_settings().
+    database_url: str = ""
+    object_store_url: str = ""
+    secret_key: SecretStr | None = None
+    # The URL people and SDKs reach this server at; used for absolute links (pagination,
+    # upload URLs). Empty means http://{host}:{port}.
+    public_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    # One line per request is useful when debugging, but costs ~10% of ingest throughput.
+    access_log: bool = False
+
+    # --- limits -------------------------------------------------------------------------------
+    # REST API bodies are small JSON documents (rules, releases); anything larger is a mistake.
+    api_body_max_size: ByteSize = ByteSize(1024 * 1024)
+    # Pagination: DRF lets clients ask for any page size; we clamp it so one request can't
+    # materialise a whole table.
+    api_page_max_limit: int = Field(default=1000, ge=1)
+    # How long a request may wait for the SQLite write lock before failing.
+    database_busy_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_pool_size: int = Field(default=10, ge=1)
+    # Time given to in-flight requests when the server is asked to stop (SIGTERM).
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash."""
+        return self.public_url.rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, fill derived defaults, prepare the data dir and check safety."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    data_dir = settings.data_dir.expanduser().resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"TRAPLINE_DATA_DIR={data_dir} cannot be created: {exc.strerror}") from exc
+    if not os.access(data_dir, os.W_OK):
+        raise SettingsError(f"TRAPLINE_DATA_DIR={data_dir} is not writable by this user.")
+
+    updates: dict[str, object] = {"data_dir": data_dir}
+    updates["database_url"] = _database_url(settings.database_url, data_dir)
+    updates["object_store_url"] = _object_store_url(settings.object_store_url, data_dir)
+    updates["public_url"] = _public_url(settings.public_url, settings.host, settings.port)
+    updates["secret_key"] = SecretStr(_secret_key(settings.secret_key, data_dir))
+    settings = settings.model_copy(update=updates)
+    _check_limits(settings)
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()
+
+
+def _database_url(url: str, data_dir: Path) -> str:
+    if not url:
+        return f"sqlite:///{data_dir / 'trapline.db'}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise SettingsError(f"TRAPLINE_DATABASE_URL is not a database URL: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend in {"postgres", "postgresql"}:
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in {"", ":memory:"} or parsed.query.get("mode") == "memory":
+            raise SettingsError(
+                "TRAPLINE_DATABASE_URL points at an in-memory SQLite database: every connection "
+                "would see a different, empty database and accepted events would be lost on "
+                "restart. Use a file, e.g. sqlite:////var/lib/trapline/trapline.db."
+            )
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+    raise SettingsError(
+        f"TRAPLINE_DATABASE_URL uses the unsupported database {backend!r}: "
+        "use sqlite:///path/to/file.db or postgresql://user@host/dbname."
+    )
+
+
+def _object_store_url(url: str, data_dir: Path) -> str:
+    if not url:
+        return (data_dir / "objects").as_uri()
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.path:
+        return url
+    if parts.scheme == "s3" and parts.netloc:
+        return url
+    raise SettingsError(
+        f"TRAPLINE_OBJECT_STORE_URL={url!r} is not supported: use file:///absolute/folder or "
+        "s3://bucket/optional/prefix."
+    )
+
+
+def _public_url(url: str, host: str, port: int) -> str:
+    if not url:
+        shown_host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+        if ":" in shown_host:
+            shown_host = f"[{shown_host}]"
+        return f"http://{shown_host}:{port}"
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise SettingsError(f"TRAPLINE_PUBLIC_URL={url!r} must be an absolute http(s) URL.")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        raise SettingsError(
+            f"TRAPLINE_PUBLIC_URL={url!r} has a path; Trapline must be served at the root of its host "
+            "because SDKs append fixed paths such as /batch/ and /api/."
+        )
+    return url.rstrip("/")
+
+
+def _secret_key(given: SecretStr | None, data_dir: Path) -> str:
+    if given is not None:
+        value = given.get_secret_value()
+        if value.lower() in _PLACEHOLDER_SECRETS or len(value) < _MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"TRAPLINE_SECRET_KEY is too weak: use at least {_MIN_SECRET_LENGTH} random characters "
+                "(for example the output of `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+                "or unset it to have one generated in the data dir."
+            )
+        return value
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SettingsError(
+                f"{path} is readable by other users (mode {stat.filemode(mode)}); run `chmod 600 {path}`."
+            )
+        value = path.read_text().strip()
+        if len(value) < _MIN_SECRET_LENGTH:
+            raise SettingsError(f"{path} holds a secret shorter than {_MIN_SECRET_LENGTH} characters.")
+        return value
+    value = secrets.token_urlsafe(48)
+    # Write a private temporary file, then hard-link it into place: the link fails if another
+    # process that started at the same moment got there first, and then we use its key.
+    tmp = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        value = path.read_text().strip()
+    finally:
+        tmp.unlink()
+    return value
+
+
+def _check_limits(settings: Settings) -> None:
+    if settings.api_body_max_size < 1024:
+        raise SettingsError("TRAPLINE_API_BODY_MAX_SIZE must be at least 1KiB.")
