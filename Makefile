@@ -26,7 +26,6 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/trapline migrate
 	$(BIN)/trapline demo
 	exec $(BIN)/trapline serve
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from trapline import __version__
@@ -42,8 +44,24 @@ def _operation_id(route: APIRoute) -> str:
     return prefix + route.name
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the personal API key security scheme on every project route."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "PersonalAPIKeyAuth": {"type": "http", "scheme": "bearer", "description": "A personal API key, phx_…"}
+        }
+        for path, item in schema["paths"].items():
+            if path.startswith(PROJECT_PREFIXES):
+                for operation in item.values():
+                    operation["security"] = [{"PersonalAPIKeyAuth": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     """Build the application; ``database`` defaults to one opened from the settings."""
+    owns_db = database is None
     db = database or Database(
         make_engine(
             settings.database_url,
@@ -55,7 +73,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        db.dispose()
+        if owns_db:
+            db.dispose()
 
     app = FastAPI(
         title="Trapline",
@@ -67,6 +86,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
     )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.db = db
     install_error_handlers(app)

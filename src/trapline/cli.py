@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,8 +132,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    # Uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
+    # handler that was installed before it started; ours turns that into a clean exit 0
+    # instead of a kill by signal (SIGTERM) or a KeyboardInterrupt traceback (Ctrl-C).
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        uvicorn.Server(config).run()
+    except _Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
     return 0
+
+
+class _Stopped(Exception):
+    """The server was asked to stop and has finished its graceful shutdown."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped()
 
 
 def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
@@ -181,9 +201,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     be shown again on the next `make run`.
     """
     path = Path(settings.data_dir) / DEMO_FILE
-    demo = _load_demo(settings, path)
+    stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    demo = _load_demo(settings, stored)
     if demo is None:
-        password = secrets.token_urlsafe(12)
+        # A stale file (its key was deleted) still holds the demo user's password.
+        password = stored.get("password") or secrets.token_urlsafe(12)
         demo = _run_bootstrap(settings, email=DEMO_EMAIL, password=password, organization="Demo", project="Demo")
         demo.update(email=DEMO_EMAIL, password=password)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -194,10 +216,10 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_demo(settings: Settings, path: Path) -> dict[str, Any] | None:
-    if not path.exists():
+def _load_demo(settings: Settings, demo: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored demo credentials, if their key still works."""
+    if not demo.get("personal_api_key"):
         return None
-    demo: dict[str, Any] = json.loads(path.read_text())
     db = _database(settings)
     try:
         migrate.upgrade(db.engine)

@@ -67,10 +67,11 @@ _DRF_MESSAGES: dict[str, tuple[str, str]] = {
     "datetime_parsing": ("invalid_input", "Datetime has wrong format."),
     "datetime_type": ("invalid_input", "Datetime has wrong format."),
 }
-# Type errors whose input was null read "may not be null" in DRF.
+# Type errors whose input was null read "may not be null" in DRF, which checks for null before
+# anything else; a choice (Literal) field too, not '"None" is not a valid choice.'.
 _NULL_TYPES = {
     "int_type", "float_type", "string_type", "bool_type", "uuid_type", "list_type", "dict_type",
-    "model_type", "model_attributes_type", "decimal_type",
+    "model_type", "model_attributes_type", "decimal_type", "literal_error", "enum",
 }  # fmt: skip
 
 

@@ -80,7 +80,12 @@ def has_filter_values(filters: dict[str, Any]) -> bool:
     A group with no values (or only empty groups and ``{"type": "empty"}``) matches every
     event. A non-object entry counts as a value, so that validation gets to reject it.
     """
-    for value in filters.get("values") or []:
+    values = filters.get("values")
+    if not values:
+        return False
+    if not isinstance(values, list):
+        return True  # not a list: counts as a value, so that validation gets to reject it
+    for value in values:
         if not isinstance(value, dict) or "key" in value:
             return True
         if has_filter_values(value):
@@ -115,7 +120,8 @@ def _validate_property(prop: Any, where: str) -> None:
         if set(prop) - {"type"}:
             raise FilterError(f"{where} is an empty filter with fields")
         return
-    if kind not in PROPERTY_FILTER_TYPES:
+    # isinstance first: a list or object is unhashable and cannot be looked up.
+    if not isinstance(kind, str) or kind not in PROPERTY_FILTER_TYPES:
         raise FilterError(f"{where}.type {kind!r} is not a property filter type")
     allowed, operator_required = PROPERTY_FILTER_TYPES[kind]
     extra = set(prop) - allowed - {"type"}
@@ -127,7 +133,7 @@ def _validate_property(prop: Any, where: str) -> None:
     if operator is None:
         if operator_required:
             raise FilterError(f"{where}.operator is required")
-    elif operator not in OPERATORS:
+    elif not isinstance(operator, str) or operator not in OPERATORS:
         raise FilterError(f"{where}.operator {operator!r} is not a known operator")
     if "value" in prop and not _is_filter_value(prop["value"]):
         raise FilterError(f"{where}.value must be a string, number, boolean or a list of them")

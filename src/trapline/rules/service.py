@@ -10,6 +10,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from trapline.accounts.models import Membership, Role
+from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
 from trapline.issues.models import Issue, IssueFingerprint
 from trapline.rules.models import AssignmentRule, GroupingRule, Rule, SuppressionRule
@@ -29,6 +30,10 @@ __all__ = [
 
 R = TypeVar("R", GroupingRule, AssignmentRule, SuppressionRule)
 Assignee = tuple[Literal["user", "role"], int | uuid.UUID]
+
+# user.id is a 32-bit integer column; PostgreSQL refuses to compare it with a larger number
+# (and SQLite with one over 64 bits), so such an id is answered before it reaches the query.
+_USER_ID_MIN, _USER_ID_MAX = -(2**31), 2**31 - 1
 
 
 def custom_rule_fingerprint(rule_id: uuid.UUID) -> str:
@@ -54,8 +59,12 @@ def resolve_assignee(
     """(user_id, role_id) for an assignee, after checking it belongs to the organization."""
     kind, ident = assignee
     if kind == "user":
-        member = session.scalar(
-            select(Membership.id).where(Membership.organization_id == organization_id, Membership.user_id == ident)
+        member = (
+            session.scalar(
+                select(Membership.id).where(Membership.organization_id == organization_id, Membership.user_id == ident)
+            )
+            if isinstance(ident, int) and _USER_ID_MIN <= ident <= _USER_ID_MAX
+            else None
         )
         if member is None:
             raise InvalidInput("Assignee user does not belong to this organization.", attr="assignee__id")
@@ -79,6 +88,9 @@ def touch_rule(rule: Rule, filters: dict[str, Any] | None) -> None:
     if filters is not None:
         rule.filters = filters
     rule.disabled_data = None
+    # Set, not left to onupdate: that only fires when a column changed, and PostHog stamps
+    # every save, even one that changes nothing.
+    rule.updated_at = utcnow()
 
 
 def delete_rule(session: Session, model: type[R], project_id: int, rule_id: uuid.UUID) -> None:

@@ -13,13 +13,19 @@ from trapline.api.schemas.common import RequestModel
 
 __all__ = ["AutocaptureControlsOut", "AutocaptureControlsWrite", "parse_sample_rate"]
 
+# What PostHog's generated clients render; every value we send matches it.
 SAMPLE_RATE_PATTERN = r"^-?\d{0,1}(?:\.\d{0,2})?$"
+# What parse_sample_rate accepts as a string: 0 to 1 with at most two places.
+SAMPLE_RATE_INPUT_PATTERN = r"^(0?\.[0-9]{1,2}|0(\.[0-9]{0,2})?|1(\.0{0,2})?)$"
 _MAX_DIGITS, _MAX_DECIMALS = 3, 2
 
 
 def parse_sample_rate(value: Any) -> Decimal:
     """A sample rate as Django REST framework's DecimalField(max_digits=3, decimal_places=2,
     min 0, max 1) reads it, with its messages, in its order."""
+    if value is None:
+        # DRF turns null away before parsing: the field does not allow null.
+        raise PydanticCustomError("null", "This field may not be null.")
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise PydanticCustomError("invalid_input", "A valid number is required.")
     try:
@@ -49,13 +55,22 @@ def parse_sample_rate(value: Any) -> Decimal:
         raise PydanticCustomError("max_value", "Ensure this value is less than or equal to 1.")
     if number < 0:
         raise PydanticCustomError("min_value", "Ensure this value is greater than or equal to 0.")
-    return number.quantize(Decimal("0.01"))
+    # copy_abs: "-0" passes the range check but must not be stored and shown as "-0.00".
+    return number.copy_abs().quantize(Decimal("0.01"))
 
 
 SampleRateIn = Annotated[
     Decimal,
     BeforeValidator(parse_sample_rate),
-    WithJsonSchema({"type": "string", "pattern": SAMPLE_RATE_PATTERN, "description": "A decimal from 0 to 1."}),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "pattern": SAMPLE_RATE_INPUT_PATTERN},
+                {"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.01},
+            ],
+            "description": "A decimal from 0 to 1 with at most two places, as a string or a number.",
+        }
+    ),
 ]
 SampleRateOut = Annotated[
     Decimal,

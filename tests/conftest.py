@@ -1,0 +1,145 @@
+"""Shared fixtures.
+
+Every test that touches the database runs once per backend: SQLite always, and PostgreSQL
+too when TRAPLINE_TEST_DATABASE_URL points at a server (CI sets it). Each test session gets
+its own freshly migrated database; each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.factories import Tenant, make_tenant
+from trapline.app import create_app
+from trapline.db import migrate
+from trapline.db.engine import Database, make_engine
+from trapline.db.models import Base
+from trapline.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get("TRAPLINE_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Settings must never come from the developer's own environment or .env file.
+    for name in list(os.environ):
+        if name.startswith("TRAPLINE_") and name != "TRAPLINE_TEST_DATABASE_URL":
+            del os.environ[name]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    if not POSTGRES_URL:
+        pytest.skip("TRAPLINE_TEST_DATABASE_URL is not set")
+    return POSTGRES_URL
+
+
+def create_postgres_database(admin_url: str) -> str:
+    """A new empty database on the test server; returns its URL."""
+    name = f"trapline_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "trapline.db"
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    url = create_postgres_database(POSTGRES_URL)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_postgres_database(POSTGRES_URL, url)
+
+
+@pytest.fixture(scope="session")
+def shared_database(database_url: str) -> Iterator[Database]:
+    db = Database(make_engine(database_url, pool_size=5))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def database(shared_database: Database) -> Iterator[Database]:
+    yield shared_database
+    _empty_tables(shared_database)
+
+
+def _empty_tables(db: Database) -> None:
+    # DELETE beats TRUNCATE on tables this small; ids keep counting up, which is harmless.
+    with db.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+    return load_settings(
+        data_dir=tmp_path_factory.mktemp("data"), database_url=database_url, public_url="http://testserver"
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, shared_database: Database) -> FastAPI:
+    # One app per backend: building one costs more than most tests do.
+    return create_app(settings, shared_database)
+
+
+@pytest.fixture
+def client(app: FastAPI, database: Database) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tenant(database: Database) -> Tenant:
+    """An organization with a user, a project and one key per scope set."""
+    with database.session(write=True) as session:
+        return make_tenant(session)
+
+
+@pytest.fixture
+def other_tenant(database: Database) -> Tenant:
+    with database.session(write=True) as session:
+        return make_tenant(session, name="Other")
+
+
+@pytest.fixture(params=["/api/environments", "/api/projects"])
+def prefix(request: pytest.FixtureRequest) -> str:
+    """Both path prefixes PostHog serves the project API under."""
+    value: str = request.param
+    return value

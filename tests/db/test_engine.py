@@ -1,0 +1,52 @@
+"""SQLite as a server database: concurrent writers queue instead of failing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from trapline.accounts.models import Organization
+from trapline.db import migrate
+from trapline.db.engine import Database, make_engine
+
+
+def test_concurrent_read_then_write_transactions_do_not_deadlock(tmp_path: Path):
+    db = Database(make_engine(f"sqlite:///{tmp_path / 'c.db'}", busy_timeout_seconds=30))
+    migrate.upgrade(db.engine)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(25):
+                with db.session(write=True) as session:
+                    # read first, then write: the pattern that makes DEFERRED transactions fail
+                    count = session.scalar(select(func.count()).select_from(Organization)) or 0
+                    session.add(Organization(name=f"{n}-{i}-{count}"))
+                    session.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Organization)) == 150
+    db.dispose()
+
+
+def test_objects_stay_readable_after_their_session_closes(tmp_path: Path):
+    db = Database(make_engine(f"sqlite:///{tmp_path / 'd.db'}"))
+    migrate.upgrade(db.engine)
+    with db.session(write=True) as session:
+        org = Organization(name="kept")
+        session.add(org)
+        session.commit()
+    with db.session(write=False) as session:
+        loaded = session.scalars(select(Organization)).one()
+    assert loaded.name == "kept" and loaded.created_at.tzinfo is not None
+    db.dispose()
