@@ -253,3 +253,32 @@ def test_datetimes_are_utc_with_z(client: TestClient, tenant: Tenant):
     [release_id] = make_releases(client, tenant, 1)
     body = client.get(f"{base('/api/projects', tenant)}/releases/{release_id}", headers=tenant.headers()).json()
     assert body["created_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("depth", [25, 300, 2000])
+def test_deeply_nested_bodies_are_refused_not_crashed(client: TestClient, tenant: Tenant, depth: int):
+    filters: dict[str, object] = {"type": "AND", "values": [{"key": "$exception_types", "value": "x"}]}
+    for _ in range(depth):
+        filters = {"type": "AND", "values": [filters]}
+    import orjson
+
+    body = orjson.dumps({"filters": filters}) if depth < 250 else _nested_json(depth)
+    for kind in ("grouping_rules", "assignment_rules", "suppression_rules"):
+        response = client.post(
+            f"{base('/api/projects', tenant)}/{kind}",
+            content=body,
+            headers={**tenant.headers(), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+
+
+def _nested_json(depth: int) -> bytes:
+    leaf = b'{"type": "AND", "values": [{"key": "a", "value": "x"}]}'
+    return b'{"filters": ' + b'{"type": "AND", "values": [' * depth + leaf + b"]}" * depth + b"}"
+
+
+def test_offsets_beyond_the_database_range_are_refused(client: TestClient, tenant: Tenant):
+    for resource in ("releases", "autocapture_controls", "fingerprints", "grouping_rules"):
+        response = client.get(f"{base('/api/projects', tenant)}/{resource}?offset={2**70}", headers=tenant.headers())
+        assert response.status_code == 400
+        assert response.json()["attr"] == "offset"

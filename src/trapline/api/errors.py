@@ -81,7 +81,8 @@ def error_body(type_: str, code: str, detail: str, attr: str | None = None) -> d
 
 def _translate(error: dict[str, Any]) -> tuple[str, str, str | None]:
     """One pydantic error → (code, detail, attr)."""
-    loc = [str(part) for part in error.get("loc", ())]
+    # "[key]" marks an error in a dict's key rather than its value; DRF names just the key.
+    loc = [str(part) for part in error.get("loc", ()) if part != "[key]"]
     if loc and loc[0] in {"body", "query", "path", "header"}:
         loc = loc[1:]
     attr = "__".join(loc) or None

@@ -48,7 +48,7 @@ def list_(
     issue_id: Annotated[str | None, Query(description="Only the fingerprints of this issue.")] = None,
 ) -> dict[str, Any]:
     stmt = select(IssueFingerprint).where(IssueFingerprint.project_id == project.id)
-    if issue_id is not None:
+    if issue_id:  # as in PostHog, an empty ?issue_id= means no filter, not a malformed id
         stmt = stmt.where(IssueFingerprint.issue_id == _uuid(issue_id, "issue_id must be a valid UUID"))
     return paginate(session, stmt.order_by(IssueFingerprint.created_at, IssueFingerprint.id), page, serialize)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import Select, func, select
@@ -27,9 +28,10 @@ class PageParams:
 
 def _page_params(
     request: Request,
-    limit: Annotated[int | None, Query(ge=1, description="Number of results to return per page.")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=2**53, description="Number of results to return per page.")] = None,
+    # Bounded so that the value fits the databases' 64-bit OFFSET.
     offset: Annotated[
-        int | None, Query(ge=0, description="The initial index from which to return the results.")
+        int | None, Query(ge=0, le=2**53, description="The initial index from which to return the results.")
     ] = None,
 ) -> PageParams:
     settings: Settings = request.app.state.settings
@@ -70,8 +72,6 @@ def _absolute(params: PageParams, **query: int | None) -> str:
     base = settings.base_url if settings.public_url else f"{url.scheme}://{url.netloc}"
     items = [(k, v) for k, v in params.request.query_params.multi_items() if k not in query]
     items += [(k, str(v)) for k, v in query.items() if v is not None]
-    from urllib.parse import urlencode
-
     qs = urlencode(items)
     return f"{base}{url.path}" + (f"?{qs}" if qs else "")
 

@@ -103,7 +103,10 @@ async def _with_json_body(request: Request) -> Request:
         (name, value) for name, value in request.scope["headers"] if name not in (b"content-type", b"content-length")
     ] + [(b"content-type", b"application/json")]
     normalised = Request(scope, request.receive)
-    normalised._body = orjson.dumps(data)
+    # Hand FastAPI the parsed value as well, so it neither parses nor (for JSON bodies) has
+    # us re-encode it: orjson refuses to encode nesting that it accepted when decoding.
+    normalised._body = body if media_type != "application/x-www-form-urlencoded" and body.strip() else b"{}"
+    normalised._json = data
     return normalised
 
 

@@ -69,12 +69,17 @@ class FilterError(ValueError):
     """The filters are not a valid property-group filter; the message says where."""
 
 
+# Real filters nest two or three groups deep; a bound keeps hostile input from exhausting the
+# Python stack in these recursive checks (and in evaluation later).
+MAX_DEPTH = 20
+
+
 def validate_filters(filters: Any) -> None:
     """Raise ``FilterError`` unless ``filters`` is a valid ``PropertyGroupFilterValue``."""
-    _validate_group(filters, "filters")
+    _validate_group(filters, "filters", 1)
 
 
-def has_filter_values(filters: dict[str, Any]) -> bool:
+def has_filter_values(filters: dict[str, Any], _depth: int = 1) -> bool:
     """Whether the group holds at least one real filter, at any depth.
 
     A group with no values (or only empty groups and ``{"type": "empty"}``) matches every
@@ -83,19 +88,23 @@ def has_filter_values(filters: dict[str, Any]) -> bool:
     values = filters.get("values")
     if not values:
         return False
+    if _depth > MAX_DEPTH:
+        return True  # too deep: counts as a value, so that validation gets to reject it
     if not isinstance(values, list):
         return True  # not a list: counts as a value, so that validation gets to reject it
     for value in values:
         if not isinstance(value, dict) or "key" in value:
             return True
-        if has_filter_values(value):
+        if has_filter_values(value, _depth + 1):
             return True
     return False
 
 
-def _validate_group(group: Any, where: str) -> None:
+def _validate_group(group: Any, where: str, depth: int) -> None:
     if not isinstance(group, dict):
         raise FilterError(f"{where} must be an object")
+    if depth > MAX_DEPTH:
+        raise FilterError(f"filters are nested more than {MAX_DEPTH} groups deep")
     extra = set(group) - {"type", "values"}
     if extra:
         raise FilterError(f"{where} has unknown fields: {', '.join(sorted(extra))}")
@@ -107,7 +116,7 @@ def _validate_group(group: Any, where: str) -> None:
     for index, value in enumerate(values):
         here = f"{where}.values[{index}]"
         if isinstance(value, dict) and "values" in value and value.get("type") in ("AND", "OR"):
-            _validate_group(value, here)
+            _validate_group(value, here, depth + 1)
         else:
             _validate_property(value, here)
 

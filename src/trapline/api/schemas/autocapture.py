@@ -18,6 +18,7 @@ SAMPLE_RATE_PATTERN = r"^-?\d{0,1}(?:\.\d{0,2})?$"
 # What parse_sample_rate accepts as a string: 0 to 1 with at most two places.
 SAMPLE_RATE_INPUT_PATTERN = r"^(0?\.[0-9]{1,2}|0(\.[0-9]{0,2})?|1(\.0{0,2})?)$"
 _MAX_DIGITS, _MAX_DECIMALS = 3, 2
+_MAX_STRING_LENGTH = 1000
 
 
 def parse_sample_rate(value: Any) -> Decimal:
@@ -28,8 +29,11 @@ def parse_sample_rate(value: Any) -> Decimal:
         raise PydanticCustomError("null", "This field may not be null.")
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise PydanticCustomError("invalid_input", "A valid number is required.")
+    text = str(value).strip()
+    if len(text) > _MAX_STRING_LENGTH:  # DRF's guard against huge inputs, before parsing
+        raise PydanticCustomError("max_string_length", "String value too large.")
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text)
     except InvalidOperation:
         raise PydanticCustomError("invalid_input", "A valid number is required.") from None
     if not number.is_finite():

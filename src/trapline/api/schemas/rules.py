@@ -189,6 +189,8 @@ class SuppressionRuleUpdate(RequestModel):
 
 
 class ReorderRequest(RequestModel):
+    # Omitted means "nothing to reorder", as in PostHog (whose API docs show a reorder call
+    # without it).
     orders: dict[uuid.UUID, Annotated[int, Field(ge=-2147483648, le=2147483647)]] = Field(
-        description="Rule id → its new order_key. Rules not named keep theirs."
+        default_factory=dict, description="Rule id → its new order_key. Rules not named keep theirs."
     )
