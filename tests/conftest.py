@@ -108,8 +108,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+    # No background workers: tests that need events processed drain the queue themselves.
     return load_settings(
-        data_dir=tmp_path_factory.mktemp("data"), database_url=database_url, public_url="http://testserver"
+        data_dir=tmp_path_factory.mktemp("data"), database_url=database_url, public_url="http://testserver", workers=0
     )
 
 

@@ -16,6 +16,8 @@ from trapline.api import (
     autocapture_controls,
     fingerprints,
     grouping_rules,
+    issues,
+    query,
     releases,
     suppression_rules,
 )
@@ -35,6 +37,8 @@ _PROJECT_ROUTERS = (
     assignment_rules.router,
     suppression_rules.router,
     releases.router,
+    issues.router,
+    query.router,
 )
 
 

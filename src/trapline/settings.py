@@ -71,6 +71,24 @@ class Settings(BaseSettings):
     # Time given to in-flight requests when the server is asked to stop (SIGTERM).
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
+    # --- ingestion ----------------------------------------------------------------------------
+    # A capture request as received (possibly compressed). posthog-python sends at most ~5 MiB
+    # per batch; PostHog's own capture service refuses bodies over 20 MB.
+    ingest_body_max_size: ByteSize = ByteSize(20 * 1024 * 1024)
+    # The same body after decompression: the guard against decompression bombs (a few KiB of
+    # gzip can inflate to gigabytes). Memory per request is bounded by this.
+    ingest_decompressed_max_size: ByteSize = ByteSize(64 * 1024 * 1024)
+    # One event. PostHog drops events over 1 MB; posthog-python drops its own over 900 KiB.
+    ingest_event_max_size: ByteSize = ByteSize(1024 * 1024)
+    # Worker threads inside `trapline serve`; 0 leaves processing to `trapline worker` processes.
+    workers: int = Field(default=1, ge=0, le=64)
+    # Queued requests a worker takes per batch: bigger batches amortise per-batch queries.
+    worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # How long a worker may hold a batch before another may take it over (it has died).
+    worker_lease_seconds: float = Field(default=120.0, gt=0)
+    # Processing attempts before a request is parked (kept, not retried until `trapline requeue`).
+    worker_max_attempts: int = Field(default=5, ge=1)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -206,3 +224,11 @@ def _secret_key(given: SecretStr | None, data_dir: Path) -> str:
 def _check_limits(settings: Settings) -> None:
     if settings.api_body_max_size < 1024:
         raise SettingsError("TRAPLINE_API_BODY_MAX_SIZE must be at least 1KiB.")
+    if settings.ingest_event_max_size < 1024:
+        raise SettingsError("TRAPLINE_INGEST_EVENT_MAX_SIZE must be at least 1KiB.")
+    if settings.ingest_body_max_size < settings.ingest_event_max_size:
+        raise SettingsError("TRAPLINE_INGEST_BODY_MAX_SIZE must be at least TRAPLINE_INGEST_EVENT_MAX_SIZE.")
+    if settings.ingest_decompressed_max_size < settings.ingest_body_max_size:
+        raise SettingsError(
+            "TRAPLINE_INGEST_DECOMPRESSED_MAX_SIZE must be at least TRAPLINE_INGEST_BODY_MAX_SIZE."
+        )

@@ -47,6 +47,10 @@ class IssueFingerprint(UUIDPrimaryKey, CreatedAt, Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     # Timestamp of the first event seen with this fingerprint.
     first_seen: Mapped[datetime | None] = mapped_column(default=None)
+    # Running totals kept by the pipeline, so that an issue's all-time numbers are a sum over
+    # its fingerprints (they follow a fingerprint through merges and splits).
+    last_seen: Mapped[datetime | None] = mapped_column(default=None)
+    occurrences: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class IssueAssignment(UUIDPrimaryKey, CreatedAt, Base):

@@ -1,0 +1,1 @@
+"""Accepted events: the durable ingest queue and the stored, processed exception events."""

@@ -1,0 +1,75 @@
+"""The ingest queue (accepted, not yet processed) and stored exception events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from trapline.db.base import Base
+
+__all__ = ["ExceptionEvent", "QueuedRequest"]
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class QueuedRequest(Base):
+    """One accepted capture request's events for one project, waiting for a worker.
+
+    A row is written (and fsynced) before the SDK gets its 200, and deleted in the same
+    transaction that stores the processed events: that is what makes processing
+    exactly-once across crashes. A worker leases rows with ``claimed_by``/``claimed_until``;
+    a lease that runs out (the worker died) makes the row claimable again.
+    """
+
+    __tablename__ = "ingest_queue"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column()
+    # The client's sent_at, kept raw: timestamps are corrected for clock skew with it.
+    sent_at: Mapped[str | None] = mapped_column(String(64), default=None)
+    # orjson-encoded list of the request's $exception events, as the SDK sent them.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Set when processing failed too often: the row is kept (nothing accepted is lost) but
+    # no longer claimed; `trapline requeue` puts it back.
+    failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ExceptionEvent(Base):
+    """A processed ``$exception`` event, with PostHog's output properties.
+
+    The issue an event belongs to is found through its fingerprint (``issue_fingerprint``),
+    not through ``issue_id``: merges and splits move fingerprints, and old events follow.
+    ``issue_id`` records where the event went when it was processed (PostHog's
+    ``$exception_issue_id``).
+    """
+
+    __tablename__ = "exception_event"
+    __table_args__ = (
+        UniqueConstraint("project_id", "uuid"),
+        Index("ix_exception_event_fingerprint_time", "project_id", "fingerprint", "timestamp"),
+        Index("ix_exception_event_time", "project_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    uuid: Mapped[uuid.UUID] = mapped_column()
+    timestamp: Mapped[datetime] = mapped_column()
+    distinct_id: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(Text, default=None)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    issue_id: Mapped[uuid.UUID] = mapped_column()
+    library: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Lower-cased exception types, values, sources, functions and email, separated by \x1f:
+    # what the issue search matches tokens against.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    properties: Mapped[dict[str, Any]] = mapped_column()

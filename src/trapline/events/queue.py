@@ -1,0 +1,146 @@
+"""The durable ingest queue: enqueue accepted requests, lease batches to workers, ack them.
+
+Guarantees:
+
+* ``enqueue`` is committed before the capture endpoint answers 200.
+* ``claim`` leases up to N rows to one worker; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets
+  many workers (on many machines) claim disjoint batches, on SQLite the write lock does.
+* ``ack`` deletes the rows in the caller's transaction, the one that stores the processed
+  events, and fails with ``LeaseLost`` if another worker has taken them over (this worker
+  was too slow): the caller rolls back and nothing is stored twice.
+* A lease that runs out (the worker died) makes the rows claimable again, so a restart
+  resumes where the crashed process stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from trapline.db.engine import Database
+from trapline.db.types import utcnow
+from trapline.events.models import QueuedRequest
+
+__all__ = ["Claimed", "LeaseLost", "NewRequest", "ack", "claim", "enqueue", "record_failure", "requeue_failed"]
+
+
+class LeaseLost(Exception):
+    """Another worker took over some of the claimed rows; this worker's results must be dropped."""
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    project_id: int
+    received_at: datetime
+    sent_at: str | None
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    project_id: int
+    received_at: datetime
+    sent_at: str | None
+    payload: bytes
+    attempts: int
+
+
+def enqueue(session: Session, requests: Sequence[NewRequest]) -> None:
+    """Add accepted requests; the caller commits."""
+    if requests:
+        session.execute(
+            insert(QueuedRequest),
+            [
+                {
+                    "project_id": r.project_id,
+                    "received_at": r.received_at,
+                    "sent_at": r.sent_at,
+                    "payload": r.payload,
+                    "attempts": 0,
+                }
+                for r in requests
+            ],
+        )
+
+
+def claim(db: Database, worker_id: str, limit: int, lease: timedelta) -> list[Claimed]:
+    """Lease up to ``limit`` waiting rows to ``worker_id``, oldest first."""
+    now = utcnow()
+    with db.session(write=True) as session:
+        available = (
+            select(QueuedRequest.id)
+            .where(
+                QueuedRequest.failed_at.is_(None),
+                or_(QueuedRequest.claimed_until.is_(None), QueuedRequest.claimed_until < now),
+            )
+            .order_by(QueuedRequest.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = session.execute(
+            update(QueuedRequest)
+            .where(QueuedRequest.id.in_(available.scalar_subquery()))
+            .values(claimed_by=worker_id, claimed_until=now + lease, attempts=QueuedRequest.attempts + 1)
+            .returning(
+                QueuedRequest.id,
+                QueuedRequest.project_id,
+                QueuedRequest.received_at,
+                QueuedRequest.sent_at,
+                QueuedRequest.payload,
+                QueuedRequest.attempts,
+            )
+        ).all()
+        session.commit()
+    claimed = [Claimed(*row) for row in rows]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+def ack(session: Session, worker_id: str, ids: Sequence[int]) -> None:
+    """Delete processed rows in the caller's transaction; raise LeaseLost if any is not ours."""
+    if not ids:
+        return
+    result = session.execute(
+        delete(QueuedRequest).where(QueuedRequest.id.in_(list(ids)), QueuedRequest.claimed_by == worker_id)
+    )
+    if result.rowcount != len(ids):  # type: ignore[attr-defined]
+        raise LeaseLost(f"{len(ids) - result.rowcount} of {len(ids)} rows were claimed by another worker")  # type: ignore[attr-defined]
+
+
+def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str, *, max_attempts: int) -> int:
+    """Release rows whose processing failed; rows out of attempts are parked, not deleted.
+
+    Returns how many rows were parked. A parked row stays in the table with ``failed_at``
+    set until ``requeue_failed`` puts it back, so an event that got a 200 is never lost to
+    a bug in processing.
+    """
+    now = utcnow()
+    with db.session(write=True) as session:
+        mine = (QueuedRequest.id.in_(list(ids))) & (QueuedRequest.claimed_by == worker_id)
+        parked = session.execute(
+            update(QueuedRequest)
+            .where(mine, QueuedRequest.attempts >= max_attempts)
+            .values(failed_at=now, last_error=error[:2000], claimed_by=None, claimed_until=None)
+        ).rowcount  # type: ignore[attr-defined]
+        session.execute(
+            update(QueuedRequest).where(mine).values(last_error=error[:2000], claimed_by=None, claimed_until=None)
+        )
+        session.commit()
+    return int(parked or 0)
+
+
+def requeue_failed(db: Database) -> int:
+    """Make every parked row claimable again, with a fresh attempt count."""
+    with db.session(write=True) as session:
+        count = session.execute(
+            update(QueuedRequest)
+            .where(QueuedRequest.failed_at.is_not(None))
+            .values(failed_at=None, attempts=0, claimed_by=None, claimed_until=None)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    return int(count or 0)

@@ -1,0 +1,1 @@
+"""Ingestion: PostHog capture requests in, events out."""

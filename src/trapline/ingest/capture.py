@@ -1,0 +1,206 @@
+"""PostHog's capture endpoints, as a plain ASGI layer in front of the FastAPI app.
+
+Capture is the hot path: SDKs send every event here, thousands per second. Going through
+FastAPI's routing, dependency injection and validation would cost several times the work
+the endpoint itself does, so these paths are answered here, directly on ASGI, and every
+other request passes through to the application.
+
+A request is answered 200 only after its ``$exception`` events are committed to the ingest
+queue (see ``spool.py``); other events are accepted and dropped. Errors use PostHog's
+statuses: 400 for a body that cannot be read, 401 for a missing or unknown project token,
+413 for size limits, 503 when the queue cannot be written (SDKs retry those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from trapline.db.types import utcnow
+from trapline.events.queue import NewRequest
+from trapline.ingest.decode import DecodeError, Limits, TooLarge, decode_capture
+from trapline.ingest.projects import ProjectTokens
+from trapline.ingest.spool import Spool, SpoolClosed
+
+__all__ = ["CAPTURE_PATHS", "V1_PATH", "CaptureMiddleware"]
+
+log = logging.getLogger("trapline.ingest")
+
+# Paths the PostHog SDKs post events to (posthog-python: /batch/; posthog-js: /e/, /i/v0/e/;
+# older SDKs and libraries: /capture/, /track/), each with or without the trailing slash.
+CAPTURE_PATHS = frozenset(p for base in ("/batch", "/e", "/i/v0/e", "/capture", "/track") for p in (base, base + "/"))
+# posthog-python's opt-in v1 protocol: Bearer token, {"results": {...}} reply.
+V1_PATH = "/i/v1/analytics/events"
+_V1_PATHS = frozenset({V1_PATH, V1_PATH + "/"})
+# Bodies this large are decoded in a thread so one big batch cannot stall every other request.
+_DECODE_INLINE_LIMIT = 256 * 1024
+EXCEPTION_EVENT = "$exception"
+
+
+class CaptureMiddleware:
+    def __init__(self, app: ASGIApp, *, spool: Spool, tokens: ProjectTokens, limits: Limits) -> None:
+        self.app = app
+        self.spool = spool
+        self.tokens = tokens
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        v1 = path in _V1_PATHS
+        if not v1 and path not in CAPTURE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        cors = _cors_headers(headers)
+        method = scope["method"]
+        if method == "OPTIONS":
+            await _respond(send, 200, b"", cors + _preflight_headers(headers), content_type=None)
+            return
+        if method != "POST":
+            await _error(send, 405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.', cors)
+            return
+        try:
+            status, body = await self._capture(scope, receive, headers, v1)
+        except _Reject as reject:
+            await _error(send, reject.status, reject.type, reject.code, reject.detail, cors)
+            return
+        await _respond(send, status, body, cors)
+
+    async def _capture(self, scope: Scope, receive: Receive, headers: dict[str, str], v1: bool) -> tuple[int, bytes]:
+        raw = await _read_body(receive, headers, self.limits.max_body_bytes)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        bearer = _bearer(headers) if v1 else None
+        decode: Callable[[], Any] = lambda: decode_capture(  # noqa: E731 - reused below, inline or threaded
+            raw,
+            content_type=headers.get("content-type"),
+            content_encoding=headers.get("content-encoding"),
+            query=query,
+            limits=self.limits,
+            bearer_token=bearer,
+        )
+        try:
+            batch = decode() if len(raw) <= _DECODE_INLINE_LIMIT else await asyncio.to_thread(decode)
+        except TooLarge as exc:
+            raise _Reject(413, "invalid_request", "payload_too_large", str(exc)) from exc
+        except DecodeError as exc:
+            raise _Reject(400, "validation_error", "invalid_payload", str(exc)) from exc
+
+        if not batch.token:
+            raise _Reject(
+                401, "authentication_error", "no_api_key",
+                "API key is required: send the project API token (phc_…) as api_key or token.",
+            )  # fmt: skip
+        project_id = await self.tokens.project_id(batch.token)
+        if project_id is None:
+            raise _Reject(
+                401, "authentication_error", "invalid_api_key",
+                "Project API key invalid. You can find your project API key in your project settings.",
+            )  # fmt: skip
+
+        exceptions = [event for event in batch.events if event.get("event") == EXCEPTION_EVENT]
+        if exceptions:
+            request = NewRequest(
+                project_id=project_id, received_at=utcnow(), sent_at=batch.sent_at, payload=orjson.dumps(exceptions)
+            )
+            try:
+                await self.spool.append([request])
+            except SpoolClosed as exc:
+                raise _Reject(503, "server_error", "unavailable", "The server is shutting down; retry.") from exc
+            except Exception as exc:  # noqa: BLE001 - logged by the spool; the SDK will retry
+                raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
+        if v1:
+            return 200, orjson.dumps({"results": _v1_results(batch.events)})
+        return 200, b'{"status":1}'
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, type_: str, code: str, detail: str) -> None:
+        self.status, self.type, self.code, self.detail = status, type_, code, detail
+
+
+def _v1_results(events: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {str(e["uuid"]): {"result": "ok"} for e in events if isinstance(e.get("uuid"), str)}
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def _bearer(headers: dict[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _Reject(413, "invalid_request", "payload_too_large", f"Request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Reject(400, "invalid_request", "client_disconnected", "The client disconnected.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _Reject(413, "invalid_request", "payload_too_large", f"Request body is larger than {limit} bytes.")
+        if chunk:
+            chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _cors_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    # Browsers post events from the app's own origin; echo it (with credentials allowed, as
+    # PostHog does) so posthog-js can read our answer instead of treating it as a failure.
+    origin = headers.get("origin")
+    if not origin:
+        return []
+    return [
+        (b"access-control-allow-origin", origin.encode("latin-1")),
+        (b"access-control-allow-credentials", b"true"),
+        (b"vary", b"Origin"),
+    ]
+
+
+def _preflight_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    requested = headers.get("access-control-request-headers", "content-type")
+    return [
+        (b"access-control-allow-methods", b"POST, OPTIONS"),
+        (b"access-control-allow-headers", requested.encode("latin-1")),
+        (b"access-control-max-age", b"86400"),
+    ]
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]],
+    content_type: bytes | None = b"application/json",
+) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), *extra]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, status: int, type_: str, code: str, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+    body = orjson.dumps({"type": type_, "code": code, "detail": detail, "attr": None})
+    retry = [(b"retry-after", b"1")] if status == 503 else []
+    await _respond(send, status, body, extra + retry)
+
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]

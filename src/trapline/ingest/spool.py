@@ -1,0 +1,109 @@
+"""Group commit for the capture endpoints: many requests, one transaction, one fsync.
+
+A capture request may only be answered 200 once its events are durably queued. Committing
+one transaction per request would cap ingestion at the disk's fsync rate; instead each
+request hands its rows to the spool and waits, and a single flusher writes everything that
+arrived since the last flush in one transaction. Under load, flushes grow; when idle, a
+request waits for just its own commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from trapline.db.engine import Database
+from trapline.events.queue import NewRequest, enqueue
+
+__all__ = ["Spool", "SpoolClosed"]
+
+log = logging.getLogger("trapline.ingest")
+
+
+class SpoolClosed(Exception):
+    """The server is shutting down and no longer accepts events."""
+
+
+class Spool:
+    """Durably queues accepted requests, batching concurrent ones into one commit."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 2000,
+        on_flushed: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._on_flushed = on_flushed
+        self._pending: list[tuple[NewRequest, asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        # One thread: flushes are sequential by design, and SQLite has one writer anyway.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trapline-spool")
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run(), name="trapline-spool")
+
+    async def stop(self) -> None:
+        """Flush what is pending, then stop accepting."""
+        self._closing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._wakeup = None
+
+    async def append(self, requests: Sequence[NewRequest]) -> None:
+        """Return once ``requests`` are committed; raise if the commit failed."""
+        if self._closing or self._wakeup is None:
+            raise SpoolClosed()
+        loop = asyncio.get_running_loop()
+        futures = []
+        for request in requests:
+            future: asyncio.Future[None] = loop.create_future()
+            self._pending.append((request, future))
+            futures.append(future)
+        self._wakeup.set()
+        for future in futures:
+            await future
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                try:
+                    await loop.run_in_executor(self._executor, self._write, [request for request, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
+                    log.exception("could not queue accepted events", extra={"requests": len(batch)})
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+                if self._on_flushed is not None:
+                    self._on_flushed()
+            if self._closing:
+                return
+
+    def _write(self, requests: list[NewRequest]) -> None:
+        with self._db.session(write=True) as session:
+            enqueue(session, requests)
+            session.commit()

@@ -1,0 +1,674 @@
+"""The read side of issues: the issue list with aggregates, one issue's numbers, its events.
+
+Every number here is computed from the stored events, and an event belongs to the issue that
+its fingerprint belongs to *now* (``exception_event JOIN issue_fingerprint ON (project_id,
+fingerprint)``), never to ``exception_event.issue_id``, which only records where the event
+went when it was processed. That is what makes merges and splits apply to old events too.
+
+Like PostHog's ``ErrorTrackingQuery``, the list is computed from the events in the date range:
+an issue without events in the range is not listed, and a search narrows the events an issue
+is counted over (only matching events count), not just the issues shown.
+
+Everything is SQLAlchemy Core that runs the same on SQLite and PostgreSQL; timestamps are
+``UTCDateTime`` columns, so bound datetimes must be aware and results come back in UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, FromClause, Select, and_, case, distinct, func, select
+from sqlalchemy.orm import Session
+
+from trapline.db.types import utcnow
+from trapline.errors import InvalidInput, NotFound
+from trapline.events.models import ExceptionEvent
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.rules.service import Assignee
+
+__all__ = [
+    "ALL_TIME",
+    "MAX_SEARCH_TOKENS",
+    "MAX_VOLUME_RESOLUTION",
+    "ORDER_KEYS",
+    "STATUS_FILTERS",
+    "Aggregates",
+    "DateRange",
+    "Direction",
+    "IssueFilter",
+    "IssueSummary",
+    "IssueView",
+    "LatestEvent",
+    "OrderKey",
+    "StatusFilter",
+    "VolumeBucket",
+    "breakdown",
+    "bucket_bounds",
+    "default_direction",
+    "fingerprint_owner",
+    "get_issue",
+    "issue_events",
+    "issue_order",
+    "issue_values",
+    "issue_views",
+    "issues_exist",
+    "parse_bounds",
+    "parse_date",
+    "parse_date_range",
+    "search_tokens",
+    "summarize",
+    "text_param",
+]
+
+OrderKey = Literal["last_seen", "first_seen", "occurrences", "users", "sessions"]
+Direction = Literal["ASC", "DESC"]
+StatusFilter = Literal["active", "resolved", "suppressed", "archived", "pending_release", "all"]
+ORDER_KEYS: tuple[OrderKey, ...] = ("last_seen", "first_seen", "occurrences", "users", "sessions")
+STATUS_FILTERS: tuple[StatusFilter, ...] = ("active", "resolved", "suppressed", "archived", "pending_release", "all")
+
+# PostHog's query runner reads date_from "all" (and a missing one) as four years back.
+ALL_TIME = 4
+MAX_SEARCH_TOKENS = 100
+# PostHog's query serializers cap volumeResolution at 200; each bucket is one column here.
+MAX_VOLUME_RESOLUTION = 200
+# Legacy states that read as resolved (PostHog's ClickHouse side maps them so too).
+_RESOLVED_STATES = ("resolved", "archived", "pending_release")
+
+_event = ExceptionEvent.__table__
+_fingerprint = IssueFingerprint.__table__
+_issue = Issue.__table__
+_assignment = IssueAssignment.__table__
+
+
+# --- search ---------------------------------------------------------------------------------
+
+# PostHog's search_tokenizer: a double- or single-quoted phrase is one token, anything else
+# splits on whitespace; the quotes are then stripped.
+_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
+
+
+def search_tokens(query: str | None, *, attr: str | None = None) -> list[str]:
+    """The lower-cased tokens of a search; every one must match an event for it to count."""
+    if not query:
+        return []
+    tokens = [token.strip("'\"").lower() for token in _TOKEN.findall(query)]
+    tokens = [text_param(token) for token in tokens if token]
+    if len(tokens) > MAX_SEARCH_TOKENS:
+        raise InvalidInput("Too many search tokens", attr=attr)
+    return tokens
+
+
+def text_param(value: str) -> str:
+    """``value`` made comparable with stored text: PostgreSQL text cannot hold NUL, and the
+    pipeline stores NUL as U+FFFD, so a NUL searched for is that character."""
+    return value.replace("\x00", "\ufffd")
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: datetime
+    end: datetime
+
+
+_RELATIVE = re.compile(r"-?(?P<amount>\d{1,7})?(?P<unit>[hdwmqyM])(?P<position>Start|End)?")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INVALID_DATE = 'Invalid date: use an ISO 8601 date or datetime, a relative date such as "-7d", or "all".'
+
+
+def parse_date(value: str, *, now: datetime, end: bool = False) -> datetime:
+    """An absolute (ISO 8601) or relative (``-7d``, ``-2w``, ``-1mStart``…) date as UTC.
+
+    Units: ``h`` hours, ``d`` days, ``w`` weeks, ``m`` months, ``q`` quarters, ``y`` years and
+    ``M`` minutes, as in PostHog. ``Start``/``End`` snap to the start or end of that unit
+    (weeks start on Monday). A bare date is midnight, or the day's last microsecond when
+    ``end`` is set, so that ``date_to=2024-01-31`` includes that day. A datetime without a
+    zone is UTC. Raises ``ValueError`` for anything else.
+    """
+    value = value.strip()
+    relative = _RELATIVE.fullmatch(value)
+    if relative:
+        amount = int(relative["amount"] or 0)
+        moment = _shift(now, relative["unit"], -amount)
+        if relative["position"] == "Start":
+            return _unit_start(moment, relative["unit"])
+        if relative["position"] == "End":
+            return _shift(_unit_start(moment, relative["unit"]), relative["unit"], 1) - timedelta(microseconds=1)
+        return moment
+    parsed = datetime.fromisoformat(value)
+    if end and _DATE_ONLY.fullmatch(value):
+        parsed = parsed + timedelta(days=1) - timedelta(microseconds=1)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _shift(moment: datetime, unit: str, amount: int) -> datetime:
+    if unit in "mqy":
+        months = amount * {"m": 1, "q": 3, "y": 12}[unit]
+        index = moment.year * 12 + moment.month - 1 + months
+        year, month = divmod(index, 12)
+        if not 1 <= year <= 9999:
+            raise ValueError("date out of range")
+        day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+        return moment.replace(year=year, month=month + 1, day=day)
+    step = {"M": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+    return moment + step[unit] * amount
+
+
+def _unit_start(moment: datetime, unit: str) -> datetime:
+    if unit == "M":
+        return moment.replace(second=0, microsecond=0)
+    if unit == "h":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "d":
+        return midnight
+    if unit == "w":
+        return midnight - timedelta(days=midnight.weekday())
+    if unit == "m":
+        return midnight.replace(day=1)
+    if unit == "q":
+        return midnight.replace(month=(midnight.month - 1) // 3 * 3 + 1, day=1)
+    return midnight.replace(month=1, day=1)
+
+
+def _parse_field(value: str, attr: str, *, now: datetime, end: bool) -> datetime:
+    try:
+        if not end and value.strip() == "all":
+            return _shift(now, "y", -ALL_TIME)
+        return parse_date(value, now=now, end=end)
+    except (ValueError, OverflowError):
+        raise InvalidInput(_INVALID_DATE, attr=attr) from None
+
+
+def parse_date_range(
+    date_from: str | None,
+    date_to: str | None,
+    *,
+    now: datetime | None = None,
+    default_from: str = "-7d",
+    attr_prefix: str = "",
+) -> DateRange:
+    """The range a list or query covers: ``date_from`` defaults to ``default_from`` and
+    ``"all"`` means four years back; ``date_to`` defaults to now."""
+    now = now or utcnow()
+    start = _parse_field(date_from or default_from, f"{attr_prefix}date_from", now=now, end=False)
+    end = _parse_field(date_to, f"{attr_prefix}date_to", now=now, end=True) if date_to else now
+    if start > end:
+        raise InvalidInput("date_from must not be after date_to.", attr=f"{attr_prefix}date_from")
+    return DateRange(start, end)
+
+
+def parse_bounds(
+    date_from: str | None, date_to: str | None, *, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """Optional bounds for browsing events: a bound not given is no bound."""
+    now = now or utcnow()
+    start = _parse_field(date_from, "date_from", now=now, end=False) if date_from else None
+    end = _parse_field(date_to, "date_to", now=now, end=True) if date_to else None
+    if start is not None and end is not None and start > end:
+        raise InvalidInput("date_from must not be after date_to.", attr="date_from")
+    return start, end
+
+
+def bucket_bounds(date_range: DateRange, resolution: int) -> list[datetime]:
+    """``resolution`` + 1 bounds of equal-width buckets over the range; the last is its end."""
+    width = date_range.end - date_range.start
+    return [date_range.start + width * i / resolution for i in range(resolution)] + [date_range.end]
+
+
+def default_direction(order_by: OrderKey) -> Direction:
+    # Oldest first for first_seen, as PostHog's query runner does; largest/latest otherwise.
+    return "ASC" if order_by == "first_seen" else "DESC"
+
+
+# --- what the list is over ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    """Which events count and which issues are listed. No start/end means no bound."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    status: StatusFilter = "all"
+    assignee: Assignee | None = None
+    search: Sequence[str] = ()
+    issue_ids: Sequence[uuid.UUID] | None = None
+    libraries: Sequence[str] = ()
+    fingerprints: Sequence[str] = ()
+    url: str | None = None
+
+    @classmethod
+    def over(cls, date_range: DateRange, **kwargs: Any) -> IssueFilter:
+        return cls(start=date_range.start, end=date_range.end, **kwargs)
+
+
+def _event_conditions(events: FromClause, project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [events.c.project_id == project_id]
+    if flt.start is not None:
+        conditions.append(events.c.timestamp >= flt.start)
+    if flt.end is not None:
+        conditions.append(events.c.timestamp <= flt.end)
+    # search_text is stored lower-cased; both sides lowered in Python, so PostgreSQL's
+    # case-sensitive LIKE and SQLite's ASCII-only case folding agree.
+    conditions += [events.c.search_text.like(_like_pattern(token), escape="\\") for token in flt.search]
+    if flt.libraries:
+        conditions.append(events.c.library.in_(list(flt.libraries)))
+    if flt.fingerprints:
+        conditions.append(events.c.fingerprint.in_(list(flt.fingerprints)))
+    if flt.url:
+        url = events.c.properties["$current_url"].as_string()
+        conditions.append(func.lower(url).like(_like_pattern(flt.url.lower()), escape="\\"))
+    return conditions
+
+
+def _events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The events joined to the fingerprint table (which names their issue), and conditions."""
+    joined = events.join(
+        _fingerprint,
+        and_(_fingerprint.c.project_id == events.c.project_id, _fingerprint.c.fingerprint == events.c.fingerprint),
+    )
+    conditions = _event_conditions(events, project_id, flt)
+    if flt.issue_ids is not None:
+        conditions.append(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+    return joined, conditions
+
+
+def _issue_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [_issue.c.project_id == project_id]
+    if flt.status == "resolved":
+        conditions.append(_issue.c.status.in_(_RESOLVED_STATES))
+    elif flt.status != "all":
+        conditions.append(_issue.c.status == flt.status)
+    if flt.assignee is not None:
+        kind, ident = flt.assignee
+        column = _assignment.c.user_id if kind == "user" else _assignment.c.role_id
+        conditions.append(column == ident)
+    return conditions
+
+
+def _aggregates(project_id: int, flt: IssueFilter) -> Any:
+    joined, conditions = _events_of_issues(_event, project_id, flt)
+    return (
+        select(
+            _fingerprint.c.issue_id.label("issue_id"),
+            func.count().label("occurrences"),
+            # We have no person merging: a distinct_id is a user.
+            func.count(distinct(_event.c.distinct_id)).label("users"),
+            func.count(distinct(func.nullif(_event.c.session_id, ""))).label("sessions"),
+            func.min(_event.c.timestamp).label("first_seen"),
+            func.max(_event.c.timestamp).label("last_seen"),
+        )
+        .select_from(joined)
+        .where(*conditions)
+        .group_by(_fingerprint.c.issue_id)
+        .subquery("aggregates")
+    )
+
+
+def _issue_first_seen() -> Any:
+    # The issue's own first_seen is PostHog's min over its fingerprints (all time), not the
+    # first event in the range.
+    fingerprints = _fingerprint.alias("first_seen_fingerprint")
+    return (
+        select(func.min(fingerprints.c.first_seen))
+        .where(fingerprints.c.issue_id == _issue.c.id)
+        .correlate(_issue)
+        .scalar_subquery()
+    )
+
+
+def issue_order(
+    project_id: int, flt: IssueFilter, *, order_by: OrderKey = "last_seen", direction: Direction | None = None
+) -> Select[Any]:
+    """The ids of the issues the filter lists, in order; paginate it, then ``summarize``."""
+    aggregates = _aggregates(project_id, flt)
+    keys: dict[OrderKey, Any] = {
+        "last_seen": aggregates.c.last_seen,
+        # Ordered by the first_seen the issue shows (all time), falling back to the range's.
+        "first_seen": func.coalesce(_issue_first_seen(), aggregates.c.first_seen),
+        "occurrences": aggregates.c.occurrences,
+        "users": aggregates.c.users,
+        "sessions": aggregates.c.sessions,
+    }
+    key = keys[order_by]
+    ordered = key.asc() if (direction or default_direction(order_by)) == "ASC" else key.desc()
+    return (
+        select(_issue.c.id)
+        .select_from(
+            _issue.join(aggregates, aggregates.c.issue_id == _issue.c.id).outerjoin(
+                _assignment, _assignment.c.issue_id == _issue.c.id
+            )
+        )
+        .where(*_issue_conditions(project_id, flt))
+        .order_by(ordered, _issue.c.id)
+    )
+
+
+# --- what is shown --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueView:
+    """The issue object PostHog serialises (``ErrorTrackingIssueReadSerializer``)."""
+
+    id: uuid.UUID
+    status: str
+    severity: str | None
+    name: str | None
+    description: str | None
+    first_seen: datetime | None
+    assignee: Assignee | None
+
+
+@dataclass(frozen=True)
+class VolumeBucket:
+    label: datetime
+    value: int
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    occurrences: int = 0
+    users: int = 0
+    sessions: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    volume: list[VolumeBucket] | None = None
+
+
+@dataclass(frozen=True)
+class LatestEvent:
+    uuid: uuid.UUID
+    timestamp: datetime
+    library: str | None
+    properties: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class IssueSummary:
+    issue: IssueView
+    aggregates: Aggregates
+    latest: LatestEvent | None = None
+
+    @property
+    def library(self) -> str | None:
+        return self.latest.library if self.latest else None
+
+
+def get_issue(session: Session, project_id: int, issue_id: uuid.UUID) -> Issue:
+    issue = session.scalar(select(Issue).where(Issue.project_id == project_id, Issue.id == issue_id))
+    if issue is None:
+        raise NotFound("Issue not found")
+    return issue
+
+
+def _assignee(user_id: int | None, role_id: uuid.UUID | None) -> Assignee | None:
+    if user_id is not None:
+        return ("user", user_id)
+    if role_id is not None:
+        return ("role", role_id)
+    return None
+
+
+def issue_views(session: Session, issue_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, IssueView]:
+    """The issue objects of these ids (missing ids are left out)."""
+    if not issue_ids:
+        return {}
+    rows = session.execute(
+        select(
+            _issue.c.id,
+            _issue.c.status,
+            _issue.c.severity,
+            _issue.c.name,
+            _issue.c.description,
+            _issue_first_seen().label("first_seen"),
+            _assignment.c.user_id,
+            _assignment.c.role_id,
+        )
+        .select_from(_issue.outerjoin(_assignment, _assignment.c.issue_id == _issue.c.id))
+        .where(_issue.c.id.in_(list(issue_ids)))
+    ).all()
+    return {
+        row.id: IssueView(
+            id=row.id,
+            status=row.status,
+            severity=row.severity,
+            name=row.name,
+            description=row.description,
+            first_seen=row.first_seen,
+            assignee=_assignee(row.user_id, row.role_id),
+        )
+        for row in rows
+    }
+
+
+def summarize(
+    session: Session,
+    project_id: int,
+    flt: IssueFilter,
+    issue_ids: Sequence[uuid.UUID],
+    *,
+    volume_resolution: int = 0,
+    with_properties: bool = False,
+) -> list[IssueSummary]:
+    """Issue objects with their aggregates over the filter's events, in ``issue_ids`` order.
+
+    An issue without matching events gets zero counts. ``volume_resolution`` > 0 adds the
+    volume buckets (the filter must then have a start and an end); ``with_properties`` loads
+    the properties of each issue's latest event along with its library.
+    """
+    if not issue_ids:
+        return []
+    views = issue_views(session, issue_ids)
+    # Status and assignee chose the issues; the numbers are over their matching events.
+    scoped = replace(flt, status="all", assignee=None, issue_ids=list(issue_ids))
+    aggregates = _aggregate_rows(session, project_id, scoped)
+    volumes = _volumes(session, project_id, scoped, volume_resolution) if volume_resolution > 0 else None
+    latest = _latest_events(session, project_id, scoped, with_properties)
+    summaries = []
+    for issue_id in issue_ids:
+        view = views.get(issue_id)
+        if view is None:  # deleted (merged away) between the two queries
+            continue
+        numbers = aggregates.get(issue_id, Aggregates())
+        if volumes is not None:
+            numbers = replace(numbers, volume=volumes.get(issue_id) or _empty_volume(scoped, volume_resolution))
+        summaries.append(IssueSummary(issue=view, aggregates=numbers, latest=latest.get(issue_id)))
+    return summaries
+
+
+def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict[uuid.UUID, Aggregates]:
+    aggregates = _aggregates(project_id, flt)
+    return {
+        row.issue_id: Aggregates(
+            occurrences=row.occurrences,
+            users=row.users,
+            sessions=row.sessions,
+            first_seen=row.first_seen,
+            last_seen=row.last_seen,
+        )
+        for row in session.execute(select(aggregates))
+    }
+
+
+def _range_of(flt: IssueFilter) -> DateRange:
+    if flt.start is None or flt.end is None:
+        raise ValueError("volume buckets need a date range")
+    return DateRange(flt.start, flt.end)
+
+
+def _empty_volume(flt: IssueFilter, resolution: int) -> list[VolumeBucket]:
+    return [VolumeBucket(label, 0) for label in bucket_bounds(_range_of(flt), resolution)[:-1]]
+
+
+def _volumes(
+    session: Session, project_id: int, flt: IssueFilter, resolution: int
+) -> dict[uuid.UUID, list[VolumeBucket]]:
+    # One conditional count per bucket: exact on both backends (no epoch arithmetic, whose
+    # precision and spelling differ), and cheap because it only runs for one page of issues.
+    bounds = bucket_bounds(_range_of(flt), resolution)
+    timestamp = _event.c.timestamp
+    columns = []
+    for i in range(resolution):
+        upper = timestamp <= bounds[i + 1] if i == resolution - 1 else timestamp < bounds[i + 1]
+        columns.append(func.count(case((and_(timestamp >= bounds[i], upper), 1))).label(f"b{i}"))
+    joined, conditions = _events_of_issues(_event, project_id, flt)
+    rows = session.execute(
+        select(_fingerprint.c.issue_id, *columns)
+        .select_from(joined)
+        .where(*conditions)
+        .group_by(_fingerprint.c.issue_id)
+    )
+    return {row[0]: [VolumeBucket(bounds[i], row[i + 1]) for i in range(resolution)] for row in rows}
+
+
+def _latest_events(
+    session: Session, project_id: int, flt: IssueFilter, with_properties: bool
+) -> dict[uuid.UUID, LatestEvent]:
+    # The latest event of each *fingerprint* is one step down the (project_id, fingerprint,
+    # timestamp) index; the issue's latest is the latest of those. Ordering all of an issue's
+    # events instead would sort every event in the range.
+    events = _event.alias("latest_event")
+    latest_id = (
+        select(events.c.id)
+        .where(
+            events.c.fingerprint == _fingerprint.c.fingerprint,
+            *_event_conditions(events, project_id, flt),
+        )
+        .order_by(events.c.timestamp.desc(), events.c.id.desc())
+        .limit(1)
+        .correlate(_fingerprint)
+        .scalar_subquery()
+    )
+    per_fingerprint = session.execute(
+        select(_fingerprint.c.issue_id, latest_id.label("event_id")).where(
+            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids or ()))
+        )
+    ).all()
+    issue_of = {row.event_id: row.issue_id for row in per_fingerprint if row.event_id is not None}
+    if not issue_of:
+        return {}
+    columns = [_event.c.id, _event.c.uuid, _event.c.timestamp, _event.c.library]
+    if with_properties:
+        columns.append(_event.c.properties)
+    latest: dict[uuid.UUID, tuple[datetime, int, LatestEvent]] = {}
+    for row in session.execute(select(*columns).where(_event.c.id.in_(list(issue_of)))):
+        issue_id = issue_of[row.id]
+        candidate = LatestEvent(
+            uuid=row.uuid,
+            timestamp=row.timestamp,
+            library=row.library,
+            properties=row.properties if with_properties else None,
+        )
+        if issue_id not in latest or (row.timestamp, row.id) > latest[issue_id][:2]:
+            latest[issue_id] = (row.timestamp, row.id, candidate)
+    return {issue_id: entry[2] for issue_id, entry in latest.items()}
+
+
+# --- one issue's events ---------------------------------------------------------------------
+
+
+def issue_events(
+    project_id: int, issue_id: uuid.UUID, flt: IssueFilter | None = None, *, direction: Direction = "DESC"
+) -> Select[ExceptionEvent]:
+    """The events of an issue (through its fingerprints), newest first unless ``ASC``."""
+    flt = flt or IssueFilter()
+    conditions = _event_conditions(_event, project_id, flt)
+    timestamp, ident = ExceptionEvent.timestamp, ExceptionEvent.id
+    order = (timestamp.asc(), ident.asc()) if direction == "ASC" else (timestamp.desc(), ident.desc())
+    return (
+        select(ExceptionEvent)
+        .join(
+            IssueFingerprint,
+            and_(
+                IssueFingerprint.project_id == ExceptionEvent.project_id,
+                IssueFingerprint.fingerprint == ExceptionEvent.fingerprint,
+            ),
+        )
+        .where(IssueFingerprint.issue_id == issue_id, *conditions)
+        .order_by(*order)
+    )
+
+
+def breakdown(
+    session: Session,
+    project_id: int,
+    issue_id: uuid.UUID,
+    flt: IssueFilter,
+    dimensions: Mapping[str, str],
+    top: int = 5,
+) -> tuple[int, list[str], dict[str, list[tuple[str, int]]]]:
+    """(events, busiest session ids, dimension → most common property values with counts)."""
+    joined, conditions = _events_of_issues(_event, project_id, replace(flt, issue_ids=[issue_id]))
+    occurrences = session.scalar(select(func.count()).select_from(joined).where(*conditions)) or 0
+
+    def most_common(expression: Any) -> list[tuple[str, int]]:
+        value = expression.label("value")
+        count = func.count().label("count")
+        rows = session.execute(
+            select(value, count)
+            .select_from(joined)
+            .where(*conditions, expression.is_not(None), expression != "")
+            .group_by(expression)
+            .order_by(count.desc(), expression)
+            .limit(top)
+        ).all()
+        return [(str(value), int(count)) for value, count in rows]
+
+    sessions = [value for value, _ in most_common(_event.c.session_id)]
+    values = {name: most_common(_event.c.properties[key].as_string()) for name, key in dimensions.items()}
+    return occurrences, sessions, values
+
+
+# --- small lookups --------------------------------------------------------------------------
+
+
+def issues_exist(session: Session, project_id: int) -> bool:
+    return session.scalar(select(Issue.id).where(Issue.project_id == project_id).limit(1)) is not None
+
+
+def fingerprint_owner(session: Session, project_id: int, fingerprint: str) -> uuid.UUID | None:
+    """The issue a fingerprint belongs to now, if it is known."""
+    return session.scalar(
+        select(IssueFingerprint.issue_id).where(
+            IssueFingerprint.project_id == project_id, IssueFingerprint.fingerprint == text_param(fingerprint)
+        )
+    )
+
+
+_VALUE_COLUMNS = {"name": _issue.c.name, "issue_description": _issue.c.description}
+VALUES_LIMIT = 100
+
+
+def issue_values(session: Session, project_id: int, key: str | None, value: str | None) -> list[str]:
+    """Distinct issue names (``key=name``) or descriptions (``issue_description``) containing
+    ``value``, case-insensitively; PostHog answers nothing for another key or no value."""
+    column = _VALUE_COLUMNS.get(key or "")
+    if column is None or not value:
+        return []
+    rows = session.scalars(
+        select(column)
+        .distinct()
+        .where(
+            _issue.c.project_id == project_id,
+            column.is_not(None),
+            column.ilike(_like_pattern(text_param(value)), escape="\\"),
+        )
+        .order_by(column)
+        .limit(VALUES_LIMIT)
+    )
+    return [row for row in rows if row is not None]

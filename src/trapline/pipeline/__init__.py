@@ -1,0 +1,1 @@
+"""Exception processing stages; the order they run in is written here."""

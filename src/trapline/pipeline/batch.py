@@ -1,0 +1,135 @@
+"""What travels through the pipeline: one ``Item`` per event, rejections carried as values.
+
+Stages take the whole batch and return it with the same length: an event that a stage
+rejects (suppressed, no exception list) keeps its place with ``rejected`` set, and later
+stages skip it. Infrastructure failures are not rejections: they raise, and the batch is
+retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from trapline.db.types import utcnow
+from trapline.events.queue import Claimed
+from trapline.ids import uuid7
+
+__all__ = ["Assignee", "Item", "items_from_queue", "parse_timestamp"]
+
+# PostHog refuses to believe clients more than this far in the future: such a timestamp is
+# a wrong device clock, and would pin an issue's "last seen" to a future date.
+_MAX_FUTURE = timedelta(hours=23)
+
+Assignee = tuple[str, int | uuid.UUID]  # ("user", 42) or ("role", UUID)
+
+
+@dataclass
+class Item:
+    """One event on its way through the stages."""
+
+    queue_id: int
+    project_id: int
+    uuid: uuid.UUID
+    timestamp: datetime
+    distinct_id: str
+    # The event's properties as sent; stages add PostHog's output properties to ``output``.
+    properties: dict[str, Any]
+    exception_list: list[dict[str, Any]] = field(default_factory=list)
+    output: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+    proposed_fingerprint: str | None = None
+    fingerprint_record: list[dict[str, Any]] = field(default_factory=list)
+    # The grouping rule that matched, and its assignee (which wins over assignment rules).
+    grouping_rule_id: uuid.UUID | None = None
+    rule_assignee: Assignee | None = None
+    issue_id: uuid.UUID | None = None
+    # Per-frame resolution contexts, keyed by raw_id, stored with the frames later.
+    errors: list[str] = field(default_factory=list)
+    rejected: str | None = None
+
+    def reject(self, reason: str) -> None:
+        if self.rejected is None:
+            self.rejected = reason
+
+    @property
+    def live(self) -> bool:
+        return self.rejected is None
+
+
+def items_from_queue(rows: Sequence[Claimed]) -> list[Item]:
+    """Unpack queued requests into one item per event, in queue order."""
+    items: list[Item] = []
+    for row in rows:
+        sent_at = parse_timestamp(row.sent_at)
+        for event in orjson.loads(row.payload):
+            items.append(_item(row, event, sent_at))
+    return items
+
+
+def _item(row: Claimed, event: dict[str, Any], sent_at: datetime | None) -> Item:
+    properties = event.get("properties")
+    if not isinstance(properties, dict):
+        properties = {}
+    distinct_id = event.get("distinct_id", properties.get("distinct_id"))
+    item = Item(
+        queue_id=row.id,
+        project_id=row.project_id,
+        uuid=_event_uuid(event.get("uuid")),
+        timestamp=_event_time(event, row.received_at, sent_at),
+        distinct_id="" if distinct_id is None else str(distinct_id),
+        properties=properties,
+    )
+    if distinct_id is None or distinct_id == "":
+        item.errors.append("Event has no distinct_id")
+    return item
+
+
+def _event_uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    return uuid7()
+
+
+def _event_time(event: dict[str, Any], received_at: datetime, sent_at: datetime | None) -> datetime:
+    """PostHog's rule: trust the client's clock only relative to its own sent_at.
+
+    ``timestamp - sent_at`` is how long ago, by the client's clock, the event happened;
+    applied to our receive time it survives a device clock that is hours off.
+    """
+    timestamp = parse_timestamp(event.get("timestamp"))
+    offset = event.get("offset")
+    if timestamp is not None and sent_at is not None:
+        result = received_at + (timestamp - sent_at)
+    elif isinstance(offset, int | float) and not isinstance(offset, bool):
+        result = received_at - timedelta(milliseconds=offset)
+    elif timestamp is not None:
+        result = timestamp
+    else:
+        result = received_at
+    if result > utcnow() + _MAX_FUTURE:
+        return received_at
+    return result
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as an aware UTC datetime, or None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(utcnow().tzinfo)

@@ -1,0 +1,109 @@
+"""Store processed events and keep each fingerprint's running totals.
+
+Events are inserted with ON CONFLICT DO NOTHING on (project, uuid): an SDK that retries a
+request it already got through (a timeout after our 200) does not count its events twice,
+and totals are only bumped for rows that were really inserted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import bindparam, case, update
+from sqlalchemy.orm import Session
+
+from trapline.events.models import ExceptionEvent
+from trapline.issues.models import IssueFingerprint
+from trapline.pipeline.batch import Item
+from trapline.pipeline.linking import dialect_insert
+
+__all__ = ["SEARCH_SEPARATOR", "search_text", "store_events"]
+
+# Separates the fields of search_text, so that a search token cannot match across two.
+SEARCH_SEPARATOR = "\x1f"
+_SEARCHED = ("$exception_types", "$exception_values", "$exception_sources", "$exception_functions")
+
+
+def search_text(properties: dict[str, Any]) -> str:
+    """What the issue search matches: exception types, values, sources, functions, email."""
+    parts: list[str] = []
+    for key in _SEARCHED:
+        value = properties.get(key)
+        if isinstance(value, list):
+            parts.extend(str(v) for v in value if v is not None)
+    for email in (properties.get("email"), (properties.get("$set") or {}).get("email")):
+        if isinstance(email, str) and email:
+            parts.append(email)
+    return SEARCH_SEPARATOR.join(parts).lower()
+
+
+def store_events(session: Session, items: list[Item]) -> int:
+    """Insert the live items' events; returns how many were new."""
+    rows = [
+        {
+            "project_id": item.project_id,
+            "uuid": item.uuid,
+            "timestamp": item.timestamp,
+            "distinct_id": item.distinct_id,
+            "session_id": _text(item.output.get("$session_id")),
+            "fingerprint": item.fingerprint,
+            "issue_id": item.issue_id,
+            "library": _text(item.output.get("$lib"), 64),
+            "search_text": search_text(item.output),
+            "properties": item.output,
+        }
+        for item in items
+        if item.live and item.issue_id is not None
+    ]
+    if not rows:
+        return 0
+    inserted = session.execute(
+        dialect_insert(session, ExceptionEvent)
+        .on_conflict_do_nothing(index_elements=["project_id", "uuid"])
+        .returning(ExceptionEvent.project_id, ExceptionEvent.fingerprint, ExceptionEvent.timestamp),
+        rows,
+    ).all()
+    _bump_totals(session, inserted)
+    return len(inserted)
+
+
+def _bump_totals(session: Session, inserted: list[Any]) -> None:
+    totals: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [0, None, None])
+    for project_id, fingerprint, timestamp in inserted:
+        entry = totals[(project_id, fingerprint)]
+        entry[0] += 1
+        entry[1] = timestamp if entry[1] is None or timestamp < entry[1] else entry[1]
+        entry[2] = timestamp if entry[2] is None or timestamp > entry[2] else entry[2]
+    if not totals:
+        return
+    table = IssueFingerprint.__table__
+    # Core executemany: one statement, many parameter sets (ORM bulk updates want primary keys).
+    session.connection().execute(
+        update(table)
+        .where(table.c.project_id == bindparam("p_project_id"), table.c.fingerprint == bindparam("p_fingerprint"))
+        .values(
+            occurrences=table.c.occurrences + bindparam("p_count"),
+            first_seen=case(
+                (table.c.first_seen.is_(None), bindparam("p_first")),
+                (table.c.first_seen > bindparam("p_first"), bindparam("p_first")),
+                else_=table.c.first_seen,
+            ),
+            last_seen=case(
+                (table.c.last_seen.is_(None), bindparam("p_last")),
+                (table.c.last_seen < bindparam("p_last"), bindparam("p_last")),
+                else_=table.c.last_seen,
+            ),
+        ),
+        [
+            {"p_project_id": pid, "p_fingerprint": fp, "p_count": n, "p_first": first, "p_last": last}
+            for (pid, fp), (n, first, last) in totals.items()
+        ],
+    )
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text[:limit] if limit else text

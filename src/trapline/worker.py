@@ -1,0 +1,143 @@
+"""The worker: claims queued requests, runs the pipeline over them, repeats.
+
+``trapline serve`` runs workers as threads of the server process; ``trapline worker`` runs
+them alone, and any number of those may share one database (on PostgreSQL, from many
+machines): claims never overlap.
+
+A batch that fails with an unexpected error is retried one request at a time, so that one
+poisonous request cannot hold back the others; a request that keeps failing is parked in
+the queue (never deleted) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from trapline.db.engine import Database
+from trapline.events import queue
+from trapline.ids import uuid7
+from trapline.pipeline import BatchResult, FrameResolver, process_batch
+
+__all__ = ["Worker", "WorkerOptions", "WorkerThreads"]
+
+log = logging.getLogger("trapline.worker")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch_size: int = 200
+    # Long enough for a slow batch; a worker that dies holds its rows at most this long.
+    lease: timedelta = timedelta(seconds=60)
+    max_attempts: int = 5
+    idle_wait_seconds: float = 0.5
+
+
+class Worker:
+    def __init__(
+        self, db: Database, options: WorkerOptions | None = None, resolver: FrameResolver | None = None
+    ) -> None:
+        self.db = db
+        self.options = options or WorkerOptions()
+        self.resolver = resolver
+        self.id = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid7().hex[-8:]}"
+
+    def run_once(self) -> BatchResult:
+        """Claim one batch and process it; an empty result means the queue was empty."""
+        claimed = queue.claim(self.db, self.id, self.options.batch_size, self.options.lease)
+        if not claimed:
+            return BatchResult()
+        try:
+            return process_batch(self.db, self.id, claimed, self.resolver)
+        except queue.LeaseLost as exc:
+            log.warning("batch taken over by another worker; dropped", extra={"error": str(exc)})
+            return BatchResult()
+        except Exception as exc:  # noqa: BLE001 - isolate the request that fails, keep the rest flowing
+            if len(claimed) == 1:
+                self._park(claimed, exc)
+                return BatchResult(failed_requests=1)
+            log.warning("batch failed; retrying its requests one by one", extra={"error": repr(exc)})
+            result = BatchResult()
+            for row in claimed:
+                try:
+                    result = result + process_batch(self.db, self.id, [row], self.resolver)
+                except queue.LeaseLost:
+                    continue
+                except Exception as row_exc:  # noqa: BLE001
+                    self._park([row], row_exc)
+                    result = result + BatchResult(failed_requests=1)
+            return result
+
+    def drain(self) -> BatchResult:
+        """Process until the queue is empty (tests, `trapline worker --once`)."""
+        total = BatchResult()
+        while True:
+            result = self.run_once()
+            total = total + result
+            if not result.requests and not result.failed_requests:
+                return total
+
+    def run_forever(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
+        log.info("worker started", extra={"worker": self.id})
+        while not stop.is_set():
+            try:
+                result = self.run_once()
+            except Exception:  # noqa: BLE001 - the database may be briefly unreachable; keep trying
+                log.exception("worker could not claim a batch")
+                stop.wait(self.options.idle_wait_seconds)
+                continue
+            if not result.requests and not result.failed_requests:
+                if wake is not None:
+                    wake.wait(self.options.idle_wait_seconds)
+                    wake.clear()
+                else:
+                    stop.wait(self.options.idle_wait_seconds)
+        log.info("worker stopped", extra={"worker": self.id})
+
+    def _park(self, rows: list[queue.Claimed], exc: BaseException) -> None:
+        log.error(
+            "processing failed",
+            exc_info=exc,
+            extra={"queue_ids": [r.id for r in rows], "attempts": [r.attempts for r in rows]},
+        )
+        parked = queue.record_failure(
+            self.db, self.id, [r.id for r in rows], repr(exc), max_attempts=self.options.max_attempts
+        )
+        if parked:
+            log.error("requests parked after repeated failures; `trapline requeue` retries them", extra={"count": parked})
+
+
+class WorkerThreads:
+    """Worker threads inside the server process, woken when the spool commits new events."""
+
+    def __init__(self, make_worker: Callable[[], Worker], count: int) -> None:
+        self._make_worker = make_worker
+        self._count = count
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stop.clear()
+        for n in range(self._count):
+            worker = self._make_worker()
+            thread = threading.Thread(
+                target=worker.run_forever, args=(self._stop, self._wake), name=f"trapline-worker-{n}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()

@@ -1,0 +1,1 @@
+"""Golden tests: grouping results pinned per registered grouping version."""
