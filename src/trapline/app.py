@@ -24,7 +24,12 @@ from trapline.api import (
 from trapline.api.errors import CatchAllMiddleware, install_error_handlers
 from trapline.db.engine import Database, make_engine
 from trapline.health import router as health_router
+from trapline.ingest.capture import CaptureMiddleware
+from trapline.ingest.decode import Limits
+from trapline.ingest.projects import ProjectTokens
+from trapline.ingest.spool import Spool
 from trapline.settings import Settings
+from trapline.worker import Worker, WorkerThreads, worker_options
 
 __all__ = ["PROJECT_PREFIXES", "create_app"]
 
@@ -74,11 +79,22 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         )
     )
 
+    workers = WorkerThreads(lambda: Worker(db, worker_options(settings)), settings.workers)
+    spool = Spool(db, on_flushed=workers.wake)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_db:
-            db.dispose()
+        await spool.start()
+        workers.start()
+        try:
+            yield
+        finally:
+            # Requests still waiting for their commit get it before the workers stop; what the
+            # workers have not processed stays queued for the next start.
+            await spool.stop()
+            workers.stop()
+            if owns_db:
+                db.dispose()
 
     app = FastAPI(
         title="Trapline",
@@ -94,6 +110,16 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     install_error_handlers(app)
+    app.add_middleware(
+        CaptureMiddleware,
+        spool=spool,
+        tokens=ProjectTokens(db),
+        limits=Limits(
+            max_body_bytes=settings.ingest_body_max_size,
+            max_decompressed_bytes=settings.ingest_decompressed_max_size,
+            max_event_bytes=settings.ingest_event_max_size,
+        ),
+    )
     app.add_middleware(CatchAllMiddleware)
     app.include_router(health_router)
     for prefix in PROJECT_PREFIXES:

@@ -1,4 +1,4 @@
-"""The ``trapline`` command: serve, migrate, bootstrap, demo."""
+"""The ``trapline`` command: serve, worker, migrate, requeue, bootstrap, demo."""
 
 from __future__ import annotations
 
@@ -60,8 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (TRAPLINE_PORT, default 8000)")
     serve.set_defaults(handler=_serve)
 
+    worker = commands.add_parser("worker", help="process queued events (run any number, on any machine)")
+    worker.add_argument(
+        "--threads", type=int, default=1, help="worker threads in this process (default 1; more help on PostgreSQL)"
+    )
+    worker.add_argument("--once", action="store_true", help="process until the queue is empty, then exit")
+    worker.set_defaults(handler=_worker)
+
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date and exit")
     migrate_cmd.set_defaults(handler=_migrate)
+
+    requeue = commands.add_parser("requeue", help="retry queued events whose processing failed too often")
+    requeue.set_defaults(handler=_requeue)
 
     boot = commands.add_parser(
         "bootstrap", help="create a user, organization and project if missing, and a new personal API key"
@@ -76,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="create a demo project once and print how to use it")
     demo.set_defaults(handler=_demo)
 
-    for sub in (serve, migrate_cmd, boot, demo):
+    for sub in (serve, worker, migrate_cmd, requeue, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
     return parser
 
@@ -144,6 +154,55 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import threading
+
+    from trapline.worker import Worker, WorkerThreads, worker_options
+
+    if args.threads < 1:
+        print("trapline: --threads must be at least 1", file=sys.stderr)
+        return 2
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        if args.once:
+            result = Worker(db, worker_options(settings)).drain()
+            log.info(
+                "queue drained",
+                extra={"requests": result.requests, "events": result.events, "stored": result.stored},
+            )
+            return 1 if result.failed_requests else 0
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        threads = WorkerThreads(lambda: Worker(db, worker_options(settings)), args.threads)
+        threads.start()
+        try:
+            stop.wait()
+        finally:
+            # A batch in progress finishes (or, if killed, its lease runs out and another
+            # worker takes it): nothing is lost either way.
+            threads.stop(timeout=settings.shutdown_grace_seconds + settings.worker_lease_seconds)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        db.dispose()
+    log.info("stopped")
+    return 0
+
+
+def _requeue(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.events.queue import requeue_failed
+
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        count = requeue_failed(db)
+    finally:
+        db.dispose()
+    print(f"{count} queued request(s) will be retried")
     return 0
 
 

@@ -229,6 +229,4 @@ def _check_limits(settings: Settings) -> None:
     if settings.ingest_body_max_size < settings.ingest_event_max_size:
         raise SettingsError("TRAPLINE_INGEST_BODY_MAX_SIZE must be at least TRAPLINE_INGEST_EVENT_MAX_SIZE.")
     if settings.ingest_decompressed_max_size < settings.ingest_body_max_size:
-        raise SettingsError(
-            "TRAPLINE_INGEST_DECOMPRESSED_MAX_SIZE must be at least TRAPLINE_INGEST_BODY_MAX_SIZE."
-        )
+        raise SettingsError("TRAPLINE_INGEST_DECOMPRESSED_MAX_SIZE must be at least TRAPLINE_INGEST_BODY_MAX_SIZE.")

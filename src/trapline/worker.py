@@ -23,8 +23,9 @@ from trapline.db.engine import Database
 from trapline.events import queue
 from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
+from trapline.settings import Settings
 
-__all__ = ["Worker", "WorkerOptions", "WorkerThreads"]
+__all__ = ["Worker", "WorkerOptions", "WorkerThreads", "worker_options"]
 
 log = logging.getLogger("trapline.worker")
 
@@ -36,6 +37,14 @@ class WorkerOptions:
     lease: timedelta = timedelta(seconds=60)
     max_attempts: int = 5
     idle_wait_seconds: float = 0.5
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        batch_size=settings.worker_batch_size,
+        lease=timedelta(seconds=settings.worker_lease_seconds),
+        max_attempts=settings.worker_max_attempts,
+    )
 
 
 class Worker:
@@ -57,7 +66,7 @@ class Worker:
         except queue.LeaseLost as exc:
             log.warning("batch taken over by another worker; dropped", extra={"error": str(exc)})
             return BatchResult()
-        except Exception as exc:  # noqa: BLE001 - isolate the request that fails, keep the rest flowing
+        except Exception as exc:
             if len(claimed) == 1:
                 self._park(claimed, exc)
                 return BatchResult(failed_requests=1)
@@ -68,7 +77,7 @@ class Worker:
                     result = result + process_batch(self.db, self.id, [row], self.resolver)
                 except queue.LeaseLost:
                     continue
-                except Exception as row_exc:  # noqa: BLE001
+                except Exception as row_exc:
                     self._park([row], row_exc)
                     result = result + BatchResult(failed_requests=1)
             return result
@@ -87,7 +96,7 @@ class Worker:
         while not stop.is_set():
             try:
                 result = self.run_once()
-            except Exception:  # noqa: BLE001 - the database may be briefly unreachable; keep trying
+            except Exception:
                 log.exception("worker could not claim a batch")
                 stop.wait(self.options.idle_wait_seconds)
                 continue
@@ -109,7 +118,9 @@ class Worker:
             self.db, self.id, [r.id for r in rows], repr(exc), max_attempts=self.options.max_attempts
         )
         if parked:
-            log.error("requests parked after repeated failures; `trapline requeue` retries them", extra={"count": parked})
+            log.error(
+                "requests parked after repeated failures; `trapline requeue` retries them", extra={"count": parked}
+            )
 
 
 class WorkerThreads:

@@ -522,13 +522,29 @@ def test_person_filters_read_person_properties():
     assert matches(group(prop("email", "is_not_set", kind="person")), Subject({})) is True
 
 
-@pytest.mark.parametrize("kind", ["error_tracking_issue", "error_tracking_issue_property"])
-def test_issue_filters_read_the_issue(kind: str):
-    filters = group({"key": "status", "type": kind, "operator": "exact", "value": "active"})
+def test_issue_filters_read_the_issue():
+    filters = group({"key": "status", "type": "error_tracking_issue", "operator": "exact", "value": "active"})
     assert matches(filters, Subject({}, issue={"status": "active", "name": "TypeError"})) is True
     assert matches(filters, Subject({}, issue={"status": "resolved"})) is False
     assert matches(filters, Subject({"status": "active"})) is False
     assert matches(filters, Subject({"status": "active"}, issue=None)) is False
+
+
+def test_issue_property_filters_read_the_events_exception_properties():
+    # The shape PostHog's rule editor saves and posthog-js evaluates client-side.
+    filters = group(
+        {
+            "key": "$exception_types",
+            "type": "error_tracking_issue_property",
+            "operator": "exact",
+            "value": ["TypeError"],
+        }
+    )
+    assert matches(filters, Subject({"$exception_types": ["RangeError", "TypeError"]})) is True
+    assert (
+        matches(filters, Subject({"$exception_types": ["RangeError"]}, issue={"$exception_types": ["TypeError"]}))
+        is False
+    )
 
 
 def test_event_filters_do_not_read_the_issue():

@@ -3,7 +3,7 @@
 from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
-from trapline.events.models import ExceptionEvent, QueuedRequest
+from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedRequest
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.projects.models import Project
 from trapline.releases.models import Release
@@ -13,6 +13,7 @@ __all__ = [
     "AssignmentRule",
     "AutocaptureControls",
     "Base",
+    "DroppedEvents",
     "ExceptionEvent",
     "GroupingRule",
     "Issue",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trapline.db.base import Base
 
-__all__ = ["ExceptionEvent", "QueuedRequest"]
+__all__ = ["DroppedEvents", "ExceptionEvent", "QueuedRequest"]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -62,14 +62,32 @@ class ExceptionEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    uuid: Mapped[uuid.UUID] = mapped_column()
+    uuid: Mapped[UUID] = mapped_column()
     timestamp: Mapped[datetime] = mapped_column()
     distinct_id: Mapped[str] = mapped_column(Text)
     session_id: Mapped[str | None] = mapped_column(Text, default=None)
     fingerprint: Mapped[str] = mapped_column(Text)
-    issue_id: Mapped[uuid.UUID] = mapped_column()
+    issue_id: Mapped[UUID] = mapped_column()
     library: Mapped[str | None] = mapped_column(String(64), default=None)
     # Lower-cased exception types, values, sources, functions and email, separated by \x1f:
     # what the issue search matches tokens against.
     search_text: Mapped[str] = mapped_column(Text, default="")
     properties: Mapped[dict[str, Any]] = mapped_column()
+
+
+class DroppedEvents(Base):
+    """How many accepted events of a project were not stored, per reason.
+
+    Accepted events that the pipeline drops (suppressed by a rule, of a suppressed issue, with
+    an exception list PostHog would refuse) leave a count here, so that "where did my error
+    go?" has an answer.
+    """
+
+    __tablename__ = "dropped_events"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_dropped_at: Mapped[datetime] = mapped_column()
+    # The details of the latest drop (the rule, or the error cymbal would report).
+    last_detail: Mapped[str | None] = mapped_column(Text, default=None)

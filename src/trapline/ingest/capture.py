@@ -115,7 +115,7 @@ class CaptureMiddleware:
                 await self.spool.append([request])
             except SpoolClosed as exc:
                 raise _Reject(503, "server_error", "unavailable", "The server is shutting down; retry.") from exc
-            except Exception as exc:  # noqa: BLE001 - logged by the spool; the SDK will retry
+            except Exception as exc:
                 raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
         if v1:
             return 200, orjson.dumps({"results": _v1_results(batch.events)})

@@ -89,7 +89,7 @@ class Spool:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
                     await loop.run_in_executor(self._executor, self._write, [request for request, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
+                except Exception as exc:
                     log.exception("could not queue accepted events", extra={"requests": len(batch)})
                     for _, future in batch:
                         if not future.done():

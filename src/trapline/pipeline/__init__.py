@@ -1,1 +1,103 @@
-"""Exception processing stages; the order they run in is written here."""
+"""The exception pipeline: queued capture requests in, issues and stored events out.
+
+``process_batch`` is the whole pipeline, its stages in order. Each stage takes the batch and
+keeps its length: an event a stage rejects stays in place, marked, and later stages pass
+over it (it is counted in ``dropped_events``). Errors of the infrastructure (the database,
+the symbol store) raise out of here; the worker then retries the batch, and nothing of it
+has been written, because everything the batch writes, including the removal of its
+requests from the queue, is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from trapline.db.engine import Database
+from trapline.events import queue
+from trapline.pipeline.batch import Item, items_from_queue
+from trapline.pipeline.grouping import group
+from trapline.pipeline.linking import link_issues
+from trapline.pipeline.normalization import normalize
+from trapline.pipeline.properties import finish_output
+from trapline.pipeline.resolution import FrameResolver, resolve
+from trapline.pipeline.rules import load_rules, save_failures
+from trapline.pipeline.storage import count_drops, store_events
+from trapline.pipeline.suppression import suppress
+
+__all__ = ["BatchResult", "FrameResolver", "process_batch"]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What processing one or more batches did."""
+
+    requests: int = 0
+    events: int = 0
+    stored: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    issues_created: int = 0
+    issues_reopened: int = 0
+    failed_requests: int = 0
+
+    def __add__(self, other: BatchResult) -> BatchResult:
+        return BatchResult(
+            requests=self.requests + other.requests,
+            events=self.events + other.events,
+            stored=self.stored + other.stored,
+            dropped=self.dropped + other.dropped,
+            issues_created=self.issues_created + other.issues_created,
+            issues_reopened=self.issues_reopened + other.issues_reopened,
+            failed_requests=self.failed_requests + other.failed_requests,
+        )
+
+
+def process_batch(
+    db: Database, worker_id: str, claimed: Sequence[queue.Claimed], resolver: FrameResolver | None = None
+) -> BatchResult:
+    """Run the pipeline over requests ``worker_id`` has claimed, and remove them from the queue.
+
+    Raises ``queue.LeaseLost`` (and writes nothing) if another worker took a request over.
+    """
+    items = items_from_queue(claimed)
+    with db.session(write=False) as session:
+        rules = load_rules(session, {item.project_id for item in items})
+
+    # Pure stages, outside any write transaction: SQLite has one writer, and ingestion waits
+    # for it.
+    normalize(items)  # read $exception_list (or the legacy properties), or reject
+    resolve(items, resolver)  # raw frames -> resolved frames; computed $exception_* properties
+    suppress(items, rules)  # suppression rules, sampled by event uuid
+    group(items, rules)  # grouping rule, else the automatic fingerprint; client fingerprint last
+
+    with db.session(write=True) as session:
+        changes = link_issues(session, items, rules)  # find or create issues; reopen; assign
+        _finish(items)
+        stored = store_events(session, items)
+        dropped = count_drops(session, items)
+        save_failures(session, (failure for project in rules.values() for failure in project.failures))
+        queue.ack(session, worker_id, [row.id for row in claimed])
+        session.commit()
+
+    return BatchResult(
+        requests=len(claimed),
+        events=len(items),
+        stored=stored,
+        dropped=dropped,
+        issues_created=sum(change.kind == "created" for change in changes),
+        issues_reopened=sum(change.kind == "reopened" for change in changes),
+    )
+
+
+def _finish(items: list[Item]) -> None:
+    for item in items:
+        if item.live and item.fingerprint is not None and item.issue_id is not None:
+            finish_output(
+                item.output,
+                fingerprint=item.fingerprint,
+                proposed_fingerprint=item.proposed_fingerprint or item.fingerprint,
+                record=item.fingerprint_record,
+                issue_id=item.issue_id,
+                errors=item.errors,
+            )

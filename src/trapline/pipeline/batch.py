@@ -8,25 +8,27 @@ retried.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import orjson
 
 from trapline.db.types import utcnow
 from trapline.events.queue import Claimed
 from trapline.ids import uuid7
+from trapline.pipeline.exceptions import ExceptionInfo, ExceptionProperties
+from trapline.pipeline.frames import FrameContext
 
-__all__ = ["Assignee", "Item", "items_from_queue", "parse_timestamp"]
+__all__ = ["Assignee", "Drop", "Item", "items_from_queue", "parse_timestamp"]
 
 # PostHog refuses to believe clients more than this far in the future: such a timestamp is
 # a wrong device clock, and would pin an issue's "last seen" to a future date.
 _MAX_FUTURE = timedelta(hours=23)
 
-Assignee = tuple[str, int | uuid.UUID]  # ("user", 42) or ("role", UUID)
+Assignee = tuple[str, int | UUID]  # ("user", 42) or ("role", UUID)
 
 
 @dataclass
@@ -35,31 +37,44 @@ class Item:
 
     queue_id: int
     project_id: int
-    uuid: uuid.UUID
+    uuid: UUID
     timestamp: datetime
     distinct_id: str
-    # The event's properties as sent; stages add PostHog's output properties to ``output``.
+    # The event's properties as sent; stages build PostHog's output properties in ``output``.
     properties: dict[str, Any]
-    exception_list: list[dict[str, Any]] = field(default_factory=list)
+    # Set by normalisation: what the $exception_* properties say.
+    exception: ExceptionProperties | None = None
+    # Set by resolution: the exception list with resolved stacks, and the frames' contexts.
+    exception_list: list[ExceptionInfo] = field(default_factory=list)
+    contexts: dict[str, FrameContext] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
     proposed_fingerprint: str | None = None
     fingerprint_record: list[dict[str, Any]] = field(default_factory=list)
     # The grouping rule that matched, and its assignee (which wins over assignment rules).
-    grouping_rule_id: uuid.UUID | None = None
+    grouping_rule_id: UUID | None = None
     rule_assignee: Assignee | None = None
-    issue_id: uuid.UUID | None = None
-    # Per-frame resolution contexts, keyed by raw_id, stored with the frames later.
+    issue_id: UUID | None = None
+    # What went wrong without stopping the event: PostHog's $cymbal_errors.
     errors: list[str] = field(default_factory=list)
-    rejected: str | None = None
+    rejected: Drop | None = None
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, detail: str | None = None) -> None:
+        """Take the event out of the batch; later stages skip it."""
         if self.rejected is None:
-            self.rejected = reason
+            self.rejected = Drop(reason, detail)
 
     @property
     def live(self) -> bool:
         return self.rejected is None
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Why an event was not stored: a short reason to count by, and the details of this case."""
+
+    reason: str
+    detail: str | None = None
 
 
 def items_from_queue(rows: Sequence[Claimed]) -> list[Item]:
@@ -85,15 +100,13 @@ def _item(row: Claimed, event: dict[str, Any], sent_at: datetime | None) -> Item
         distinct_id="" if distinct_id is None else str(distinct_id),
         properties=properties,
     )
-    if distinct_id is None or distinct_id == "":
-        item.errors.append("Event has no distinct_id")
     return item
 
 
-def _event_uuid(value: Any) -> uuid.UUID:
+def _event_uuid(value: Any) -> UUID:
     if isinstance(value, str):
         try:
-            return uuid.UUID(value)
+            return UUID(value)
         except ValueError:
             pass
     return uuid7()
@@ -129,7 +142,5 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(utcnow().tzinfo)
+    return parsed.astimezone(UTC)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,10 +29,11 @@ from trapline.pipeline.batch import Assignee, Item
 from trapline.pipeline.rules import ProjectRules
 from trapline.rules.evaluate import Subject
 
-__all__ = ["IssueChange", "link_issues"]
+__all__ = ["ISSUE_SUPPRESSED", "IssueChange", "dialect_insert", "link_issues"]
 
 log = logging.getLogger("trapline.pipeline")
 
+ISSUE_SUPPRESSED = "issue_suppressed"
 _REOPENABLE = ("resolved", "archived", "pending_release")
 _DESCRIPTION_LIMIT = 255
 
@@ -51,7 +52,7 @@ class _Lost(Exception):
     """Another worker created this fingerprint first."""
 
 
-def dialect_insert(session: Session, table: Any) -> Insert:
+def dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that supports ON CONFLICT on the session's backend."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -81,7 +82,7 @@ def link_issues(session: Session, items: list[Item], rules: dict[int, ProjectRul
             _assign(session, issue, first, rules[project_id])
         for item in group:
             if issue.status == "suppressed":
-                item.reject("issue suppressed")
+                item.reject(ISSUE_SUPPRESSED, f"issue {issue.id}")
             else:
                 item.issue_id = issue.id
     return changes
@@ -139,13 +140,12 @@ def _create(session: Session, project_id: int, fingerprint: str, group: list[Ite
 
 
 def _name_and_description(item: Item) -> tuple[str | None, str | None]:
-    first = item.exception_list[0] if item.exception_list else {}
-    name = item.properties.get("$issue_name") or first.get("type")
-    description = item.properties.get("$issue_description") or first.get("value")
-    return (
-        None if name is None else str(name),
-        None if description is None else str(description)[:_DESCRIPTION_LIMIT],
-    )
+    """``$issue_name`` / ``$issue_description`` if sent, else the first exception's type and value."""
+    exception = item.exception
+    first = item.exception_list[0] if item.exception_list else None
+    name = (exception.issue_name if exception else None) or (first["type"] if first else None)
+    description = (exception.issue_description if exception else None) or (first["value"] if first else None)
+    return name, None if description is None else description[:_DESCRIPTION_LIMIT]
 
 
 def _reopen(session: Session, issue: Issue) -> bool:

@@ -10,16 +10,16 @@ skipped from then on, until someone edits it, as in PostHog.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from trapline.db.types import utcnow
 from trapline.pipeline.batch import Assignee
-from trapline.rules.evaluate import EvaluationError, Subject, compile_filters
+from trapline.rules.evaluate import EvaluationError, Predicate, Subject, compile_filters
 from trapline.rules.filters import has_filter_values
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
 
@@ -40,7 +40,7 @@ _NOT_KEPT_IN_DISABLED_DATA = frozenset({"$exception_list"})
 class LoadedRule:
     kind: RuleKind
     id: uuid.UUID
-    matcher: Callable[[Subject], bool] | None
+    matcher: Predicate | None
     compile_error: str | None = None
     sampling_rate: float = 1.0
     assignee: Assignee | None = None
@@ -90,15 +90,24 @@ def load_rules(session: Session, project_ids: Iterable[int]) -> dict[int, Projec
     rules: dict[int, ProjectRules] = {pid: ProjectRules() for pid in ids}
     if not ids:
         return rules
-    for kind, model in _MODELS.items():
-        rows = session.scalars(
-            select(model)
-            .where(model.project_id.in_(ids), model.disabled_data.is_(None))
-            .order_by(model.project_id, model.order_key, model.created_at, model.id)
-        ).all()
-        for row in rows:
-            getattr(rules[row.project_id], kind).append(_load(kind, row))
+    for row in _enabled(session, SuppressionRule, ids):
+        rules[row.project_id].suppression.append(_load("suppression", row))
+    for grouping in _enabled(session, GroupingRule, ids):
+        rules[grouping.project_id].grouping.append(_load("grouping", grouping))
+    for assignment in _enabled(session, AssignmentRule, ids):
+        rules[assignment.project_id].assignment.append(_load("assignment", assignment))
     return rules
+
+
+_R = TypeVar("_R", GroupingRule, AssignmentRule, SuppressionRule)
+
+
+def _enabled(session: Session, model: type[_R], project_ids: list[int]) -> Sequence[_R]:
+    return session.scalars(
+        select(model)
+        .where(model.project_id.in_(project_ids), model.disabled_data.is_(None))
+        .order_by(model.project_id, model.order_key, model.created_at, model.id)
+    ).all()
 
 
 def _load(kind: RuleKind, row: GroupingRule | AssignmentRule | SuppressionRule) -> LoadedRule:
@@ -114,7 +123,7 @@ def _load(kind: RuleKind, row: GroupingRule | AssignmentRule | SuppressionRule) 
         # Empty suppression and assignment filters match every event (PostHog compiles them
         # to `return true`). The API refuses empty grouping filters; should one exist anyway,
         # it must not swallow every exception into one issue.
-        matcher = _never if kind == "grouping" else _always
+        matcher: Predicate = _never if kind == "grouping" else _always
         return LoadedRule(kind, row.id, matcher, sampling_rate=sampling_rate, assignee=assignee)
     try:
         matcher = compile_filters(filters)

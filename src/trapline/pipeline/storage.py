@@ -7,18 +7,20 @@ and totals are only bumped for rows that were really inserted.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, update
+from sqlalchemy import Table, bindparam, case, update
 from sqlalchemy.orm import Session
 
-from trapline.events.models import ExceptionEvent
+from trapline.db.types import utcnow
+from trapline.events.models import DroppedEvents, ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.batch import Item
 from trapline.pipeline.linking import dialect_insert
 
-__all__ = ["SEARCH_SEPARATOR", "search_text", "store_events"]
+__all__ = ["SEARCH_SEPARATOR", "count_drops", "search_text", "store_events"]
 
 # Separates the fields of search_text, so that a search token cannot match across two.
 SEARCH_SEPARATOR = "\x1f"
@@ -68,7 +70,45 @@ def store_events(session: Session, items: list[Item]) -> int:
     return len(inserted)
 
 
-def _bump_totals(session: Session, inserted: list[Any]) -> None:
+def count_drops(session: Session, items: list[Item]) -> Counter[str]:
+    """Add the rejected items to their project's drop counters; returns the counts by reason."""
+    counts: Counter[tuple[int, str]] = Counter()
+    details: dict[tuple[int, str], str | None] = {}
+    for item in items:
+        if item.rejected is not None:
+            key = (item.project_id, item.rejected.reason)
+            counts[key] += 1
+            details[key] = item.rejected.detail
+    if counts:
+        now = utcnow()
+        insert = dialect_insert(session, DroppedEvents)
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["project_id", "reason"],
+                set_={
+                    "count": DroppedEvents.count + insert.excluded.count,
+                    "last_dropped_at": insert.excluded.last_dropped_at,
+                    "last_detail": insert.excluded.last_detail,
+                },
+            ),
+            [
+                {
+                    "project_id": pid,
+                    "reason": why,
+                    "count": n,
+                    "last_dropped_at": now,
+                    "last_detail": details[(pid, why)],
+                }
+                for (pid, why), n in counts.items()
+            ],
+        )
+    by_reason: Counter[str] = Counter()
+    for (_, reason), n in counts.items():
+        by_reason[reason] += n
+    return by_reason
+
+
+def _bump_totals(session: Session, inserted: Sequence[Any]) -> None:
     totals: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [0, None, None])
     for project_id, fingerprint, timestamp in inserted:
         entry = totals[(project_id, fingerprint)]
@@ -77,7 +117,7 @@ def _bump_totals(session: Session, inserted: list[Any]) -> None:
         entry[2] = timestamp if entry[2] is None or timestamp > entry[2] else entry[2]
     if not totals:
         return
-    table = IssueFingerprint.__table__
+    table = cast(Table, IssueFingerprint.__table__)
     # Core executemany: one statement, many parameter sets (ORM bulk updates want primary keys).
     session.connection().execute(
         update(table)

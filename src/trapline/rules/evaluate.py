@@ -165,11 +165,14 @@ def _compile_property(prop: Mapping[str, Any], where: str, clock: Clock) -> Pred
 
 
 def _reader(kind: str, key: str, where: str) -> _Read:
-    if kind == "event":
+    # error_tracking_issue_property names the exception properties of the event
+    # ($exception_types, $exception_values, ...): PostHog's rule editor writes suppression rules
+    # with it and posthog-js evaluates those against the event, so the server must too.
+    if kind in ("event", "error_tracking_issue_property"):
         return lambda subject: subject.properties.get(key)
     if kind == "person":
         return lambda subject: None if subject.person_properties is None else subject.person_properties.get(key)
-    if kind in ("error_tracking_issue", "error_tracking_issue_property"):
+    if kind == "error_tracking_issue":
         return lambda subject: None if subject.issue is None else subject.issue.get(key)
     # hogql needs a HogQL engine, cohort/group/session/... need data an event does not carry,
     # and event_metadata names top-level event columns (timestamp, distinct_id), not properties.

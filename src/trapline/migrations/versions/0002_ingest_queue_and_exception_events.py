@@ -61,6 +61,19 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_exception_event_time", ["project_id", "timestamp"], unique=False)
 
+    op.create_table(
+        "dropped_events",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("last_dropped_at", trapline.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_detail", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["project.id"], name=op.f("fk_dropped_events_project_id_project"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("project_id", "reason", name=op.f("pk_dropped_events")),
+    )
+
     with op.batch_alter_table("issue_fingerprint", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_seen", trapline.db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("occurrences", sa.BigInteger(), server_default="0", nullable=False))
@@ -75,5 +88,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_exception_event_time")
         batch_op.drop_index("ix_exception_event_fingerprint_time")
 
+    op.drop_table("dropped_events")
     op.drop_table("exception_event")
     op.drop_table("ingest_queue")
