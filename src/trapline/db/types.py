@@ -13,8 +13,9 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = ["JSONType", "TextDecimal", "UTCDateTime", "utcnow"]
 
-# JSONB on PostgreSQL (indexable, compact); SQLite stores the JSON text.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSONB on PostgreSQL (indexable, compact); SQLite stores the JSON text. Python None is SQL
+# NULL, not the JSON value null: "disabled_data IS NULL" must be true after `= None`.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def utcnow() -> datetime:

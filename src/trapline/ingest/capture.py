@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest
-from trapline.ingest.decode import DecodeError, Limits, TooLarge, decode_capture
+from trapline.ingest.decode import DecodedBatch, DecodeError, Limits, TooLarge, decode_capture
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool, SpoolClosed
 
@@ -117,8 +117,13 @@ class CaptureMiddleware:
                 raise _Reject(503, "server_error", "unavailable", "The server is shutting down; retry.") from exc
             except Exception as exc:
                 raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
+        if batch.dropped:
+            log.warning(
+                "oversized events dropped",
+                extra={"project_id": project_id, "count": len(batch.dropped), "reason": batch.dropped[0].reason},
+            )
         if v1:
-            return 200, orjson.dumps({"results": _v1_results(batch.events)})
+            return 200, orjson.dumps({"results": _v1_results(batch)})
         return 200, b'{"status":1}'
 
 
@@ -127,8 +132,13 @@ class _Reject(Exception):
         self.status, self.type, self.code, self.detail = status, type_, code, detail
 
 
-def _v1_results(events: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    return {str(e["uuid"]): {"result": "ok"} for e in events if isinstance(e.get("uuid"), str)}
+def _v1_results(batch: DecodedBatch) -> dict[str, dict[str, str]]:
+    """posthog-python v1's per-event answer: ok, or drop with the reason (it does not retry those)."""
+    results = {e["uuid"]: {"result": "ok"} for e in batch.events if isinstance(e.get("uuid"), str)}
+    for dropped in batch.dropped:
+        if dropped.uuid is not None:
+            results[dropped.uuid] = {"result": "drop", "details": dropped.reason}
+    return results
 
 
 def _headers(scope: Scope) -> dict[str, str]:

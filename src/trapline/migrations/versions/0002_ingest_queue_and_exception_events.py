@@ -20,6 +20,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Until JSON columns mapped None to SQL NULL, clearing disabled_data stored JSON null, which
+    # kept the rule out of "disabled_data IS NULL" (enabled) for good.
+    for table in ("grouping_rule", "assignment_rule", "suppression_rule"):
+        op.execute(f"UPDATE {table} SET disabled_data = NULL WHERE disabled_data = 'null'")
     op.create_table(
         "ingest_queue",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
