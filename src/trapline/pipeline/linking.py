@@ -69,7 +69,9 @@ def link_issues(session: Session, items: list[Item], rules: dict[int, ProjectRul
         return []
     known = _known_issues(session, groups)
     changes: list[IssueChange] = []
-    for (project_id, fingerprint), group in groups.items():
+    # Rows are written in one global order (by fingerprint), so that two workers linking
+    # overlapping batches on PostgreSQL wait for each other instead of deadlocking.
+    for (project_id, fingerprint), group in sorted(groups.items()):
         first = group[0]
         issue = known.get((project_id, fingerprint))
         if issue is None:

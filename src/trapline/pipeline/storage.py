@@ -137,7 +137,7 @@ def _bump_totals(session: Session, inserted: Sequence[Any]) -> None:
         ),
         [
             {"p_project_id": pid, "p_fingerprint": fp, "p_count": n, "p_first": first, "p_last": last}
-            for (pid, fp), (n, first, last) in totals.items()
+            for (pid, fp), (n, first, last) in sorted(totals.items())  # one lock order for every worker
         ],
     )
 
