@@ -29,6 +29,11 @@ __all__ = ["Worker", "WorkerOptions", "WorkerThreads", "worker_options"]
 
 log = logging.getLogger("trapline.worker")
 
+_HOST = socket.gethostname()[:30]
+# The workers of this process: rows held under this pid by any other id belong to a previous
+# process that had the same pid (a container's pid 1 after a restart).
+_OWN_IDS: set[str] = set()
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -54,7 +59,9 @@ class Worker:
         self.db = db
         self.options = options or WorkerOptions()
         self.resolver = resolver
-        self.id = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid7().hex[-8:]}"
+        # host:pid:random: lets a restarted process on this machine see its predecessor is dead.
+        self.id = f"{_HOST}:{os.getpid()}:{uuid7().hex[-8:]}"
+        _OWN_IDS.add(self.id)
 
     def run_once(self) -> BatchResult:
         """Claim one batch and process it; an empty result means the queue was empty."""
@@ -82,8 +89,15 @@ class Worker:
                     result = result + BatchResult(failed_requests=1)
             return result
 
+    def release_dead_workers(self) -> None:
+        """Free what crashed processes of this machine held, rather than wait out their leases."""
+        released = queue.release_dead(self.db, _dead_local_worker)
+        if released:
+            log.warning("took over requests of a worker that died", extra={"requests": released})
+
     def drain(self) -> BatchResult:
         """Process until the queue is empty (tests, `trapline worker --once`)."""
+        self.release_dead_workers()
         total = BatchResult()
         while True:
             result = self.run_once()
@@ -93,6 +107,10 @@ class Worker:
 
     def run_forever(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
         log.info("worker started", extra={"worker": self.id})
+        try:
+            self.release_dead_workers()
+        except Exception:
+            log.exception("could not check for dead workers")
         while not stop.is_set():
             try:
                 result = self.run_once()
@@ -121,6 +139,28 @@ class Worker:
             log.error(
                 "requests parked after repeated failures; `trapline requeue` retries them", extra={"count": parked}
             )
+
+
+def _dead_local_worker(worker_id: str) -> bool:
+    """Whether ``worker_id`` names a process of this machine that no longer runs."""
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _HOST or not pid_text.isdigit() or worker_id in _OWN_IDS:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    try:  # a killed child that nobody reaped yet is a zombie: dead, though kill(0) works
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class WorkerThreads:

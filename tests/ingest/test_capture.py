@@ -157,6 +157,19 @@ def test_v1_protocol_takes_the_bearer_token_and_answers_per_event(
     assert len(queued_events(database)) == 2
 
 
+def test_v1_events_get_their_library_from_the_sdk_info_header(client: TestClient, tenant: Tenant, database: Database):
+    event = exception_event()
+    del event["properties"]["$lib"], event["properties"]["$lib_version"]
+    response = client.post(
+        "/i/v1/analytics/events",
+        json={"batch": [event]},
+        headers={"Authorization": f"Bearer {tenant.project_token}", "PostHog-Sdk-Info": "posthog-python/7.91.1"},
+    )
+    assert response.status_code == 200
+    [queued] = queued_events(database)
+    assert (queued["properties"]["$lib"], queued["properties"]["$lib_version"]) == ("posthog-python", "7.91.1")
+
+
 def test_v1_reports_oversized_events_as_dropped(tmp_path: Path, database: Database, tenant: Tenant):
     settings = load_settings(
         data_dir=tmp_path, database_url=str(database.engine.url), workers=0, ingest_event_max_size="2KiB"

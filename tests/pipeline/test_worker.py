@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -156,3 +159,33 @@ def test_a_database_error_mid_batch_leaves_the_queue_as_it_was(
 
 def test_an_empty_queue_is_an_empty_result(database: Database):
     assert Worker(database).drain() == pipeline.BatchResult()
+
+
+def dead_pid() -> int:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    return finished.pid
+
+
+@pytest.mark.parametrize(
+    ("holder", "taken_over"),
+    [
+        ("crashed process of this machine", True),
+        ("earlier process with this pid", True),  # a container's pid 1 after a restart
+        ("process of another machine", False),  # cannot tell: wait for its lease to end
+        ("live worker of this process", False),
+    ],
+)
+def test_requests_of_a_dead_local_worker_are_taken_over_at_once(
+    database: Database, tenant: Tenant, holder: str, taken_over: bool
+):
+    host = socket.gethostname()[:30]
+    worker_id = {
+        "crashed process of this machine": f"{host}:{dead_pid()}:0000",
+        "earlier process with this pid": f"{host}:{os.getpid()}:0000",
+        "process of another machine": f"elsewhere:{dead_pid()}:0000",
+        "live worker of this process": Worker(database).id,
+    }[holder]
+    enqueue(database, tenant.project_id, [exception_event()])
+    queue.claim(database, worker_id, 10, timedelta(hours=1))
+    assert Worker(database).drain().stored == (1 if taken_over else 0)

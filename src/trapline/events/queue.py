@@ -14,7 +14,7 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +25,17 @@ from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.events.models import QueuedRequest
 
-__all__ = ["Claimed", "LeaseLost", "NewRequest", "ack", "claim", "enqueue", "record_failure", "requeue_failed"]
+__all__ = [
+    "Claimed",
+    "LeaseLost",
+    "NewRequest",
+    "ack",
+    "claim",
+    "enqueue",
+    "record_failure",
+    "release_dead",
+    "requeue_failed",
+]
 
 
 class LeaseLost(Exception):
@@ -144,3 +154,23 @@ def requeue_failed(db: Database) -> int:
         ).rowcount  # type: ignore[attr-defined]
         session.commit()
     return int(count or 0)
+
+
+def release_dead(db: Database, is_dead: Callable[[str], bool]) -> int:
+    """Release the rows of workers known to be dead, without waiting for their leases to end.
+
+    A wrong verdict costs only work, never correctness: a live worker whose rows were released
+    fails its ``ack`` and drops its results, and the rows are processed once, by someone else.
+    """
+    with db.session(write=True) as session:
+        holders = session.scalars(
+            select(QueuedRequest.claimed_by).where(QueuedRequest.claimed_by.is_not(None)).distinct()
+        ).all()
+        dead = [holder for holder in holders if holder is not None and is_dead(holder)]
+        if not dead:
+            return 0
+        released = session.execute(
+            update(QueuedRequest).where(QueuedRequest.claimed_by.in_(dead)).values(claimed_by=None, claimed_until=None)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    return int(released or 0)

@@ -107,6 +107,8 @@ class CaptureMiddleware:
             )  # fmt: skip
 
         exceptions = [event for event in batch.events if event.get("event") == EXCEPTION_EVENT]
+        if v1 and exceptions:
+            _add_sdk_info(exceptions, headers.get("posthog-sdk-info"))
         if exceptions:
             request = NewRequest(
                 project_id=project_id, received_at=utcnow(), sent_at=batch.sent_at, payload=orjson.dumps(exceptions)
@@ -139,6 +141,20 @@ def _v1_results(batch: DecodedBatch) -> dict[str, dict[str, str]]:
         if dropped.uuid is not None:
             results[dropped.uuid] = {"result": "drop", "details": dropped.reason}
     return results
+
+
+def _add_sdk_info(events: list[dict[str, Any]], sdk_info: str | None) -> None:
+    """v1 events leave ``$lib``/``$lib_version`` to the ``PostHog-Sdk-Info: <lib>/<version>`` header."""
+    lib, _, version = (sdk_info or "").strip().partition("/")
+    if not lib:
+        return
+    for event in events:
+        properties = event.get("properties")
+        if not isinstance(properties, dict):
+            properties = event["properties"] = {}
+        properties.setdefault("$lib", lib)
+        if version:
+            properties.setdefault("$lib_version", version)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
