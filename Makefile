@@ -1,6 +1,7 @@
 # Two commands do everything from a fresh clone:
 #   make run    create .venv, install, migrate, bootstrap a demo project, serve on 127.0.0.1:8000
 #   make test   create .venv, install the test tools, run the whole suite
+#   make bench  ingest throughput and memory on SQLite (BENCH_ARGS="--workers 2" etc., see bench/ingest_bench.py)
 SHELL := /bin/bash
 # The newest Python >= 3.11 on the PATH, unless PYTHON is given.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
@@ -40,6 +41,18 @@ lint: $(VENV)/.installed-test
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
+
+# wrk is the load generator: written in C, it leaves the server more of a small machine's CPU than
+# a Python client would. It is installed from the system's packages when missing; without it the
+# benchmark falls back to a (labelled) Python load generator.
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench: $(VENV)/.installed-test
+	@command -v wrk >/dev/null || ! command -v apt-get >/dev/null || { \
+		echo "installing wrk (apt-get)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "could not install wrk: using the Python load generator"; }
+	$(BIN)/python bench/ingest_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
