@@ -139,3 +139,10 @@ def test_data_dir_that_cannot_be_created_is_refused(tmp_path: Path):
     (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(SettingsError, match="cannot be created"):
         load_settings(data_dir=tmp_path / "a-file" / "data")
+
+
+def test_an_old_sqlite_is_refused_with_what_to_do(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("trapline.settings.sqlite3.sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr("trapline.settings.sqlite3.sqlite_version", "3.34.1")
+    with pytest.raises(SettingsError, match=r"SQLite is 3\.34\.1; Trapline needs 3\.35 or newer"):
+        load_settings(data_dir=data_dir)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
 from trapline import __version__
 from trapline.api import (
@@ -24,14 +25,13 @@ from trapline.api import (
 from trapline.api.errors import CatchAllMiddleware, install_error_handlers
 from trapline.db.engine import Database, make_engine
 from trapline.health import router as health_router
-from trapline.ingest.capture import CaptureMiddleware
+from trapline.ingest.capture import Capture
 from trapline.ingest.decode import Limits
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool
 from trapline.settings import Settings
-from trapline.worker import Worker, WorkerThreads, worker_options
 
-__all__ = ["PROJECT_PREFIXES", "create_app"]
+__all__ = ["PROJECT_PREFIXES", "Trapline", "create_app"]
 
 # PostHog serves the same project-scoped API under both; environments are projects here.
 PROJECT_PREFIXES = ("/api/environments/{project_id}", "/api/projects/{project_id}")
@@ -68,7 +68,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+class Trapline(FastAPI):
+    """The FastAPI application, with the capture endpoints answered ahead of its own stack."""
+
+    capture: Capture
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.capture.handles(scope):
+            await self.capture(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, database: Database | None = None) -> Trapline:
     """Build the application; ``database`` defaults to one opened from the settings."""
     owns_db = database is None
     db = database or Database(
@@ -79,24 +91,20 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         )
     )
 
-    workers = WorkerThreads(lambda: Worker(db, worker_options(settings)), settings.workers)
-    spool = Spool(db, on_flushed=workers.wake)
+    spool = Spool(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await spool.start()
-        workers.start()
         try:
             yield
         finally:
-            # Requests still waiting for their commit get it before the workers stop; what the
-            # workers have not processed stays queued for the next start.
+            # Requests still waiting for their commit get it before the server stops.
             await spool.stop()
-            workers.stop()
             if owns_db:
                 db.dispose()
 
-    app = FastAPI(
+    app = Trapline(
         title="Trapline",
         version=__version__,
         description="Self-hosted error tracking with PostHog's error tracking API.",
@@ -110,8 +118,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     install_error_handlers(app)
-    app.add_middleware(
-        CaptureMiddleware,
+    app.capture = Capture(
         spool=spool,
         tokens=ProjectTokens(db),
         limits=Limits(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -126,10 +127,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from trapline.app import create_app
+    from trapline.supervisor import WorkerProcesses
 
     db = _database(settings)
     migrate.upgrade(db.engine)
     app = create_app(settings, db)
+    workers = WorkerProcesses(settings.workers, ["--data-dir", str(settings.data_dir)])
+    workers.start()
+    _tune_gc()
     log.info("serving", extra={"url": settings.public_url, "host": settings.host, "port": settings.port})
     config = uvicorn.Config(
         app,
@@ -153,13 +158,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        workers.stop(timeout=settings.shutdown_grace_seconds)
     log.info("stopped")
     return 0
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector's full passes rare.
+
+    Requests and batches allocate many short-lived, acyclic objects; with the default
+    thresholds the collector runs full passes over the whole heap every few hundred requests
+    (measured: ~100 ms each, a fifth of all CPU time). What exists after start-up is frozen
+    out of those passes.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import threading
 
+    from trapline.supervisor import exit_with_parent
     from trapline.worker import Worker, WorkerThreads, worker_options
 
     if args.threads < 1:
@@ -168,6 +188,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     db = _database(settings)
     try:
         migrate.upgrade(db.engine)
+        _tune_gc()
         if args.once:
             result = Worker(db, worker_options(settings)).drain()
             log.info(
@@ -177,6 +198,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             return 1 if result.failed_requests else 0
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        exit_with_parent(stop)
         threads = WorkerThreads(lambda: Worker(db, worker_options(settings)), args.threads)
         threads.start()
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -80,10 +81,18 @@ class Settings(BaseSettings):
     ingest_decompressed_max_size: ByteSize = ByteSize(64 * 1024 * 1024)
     # One event. PostHog drops events over 1 MB; posthog-python drops its own over 900 KiB.
     ingest_event_max_size: ByteSize = ByteSize(1024 * 1024)
-    # Worker threads inside `trapline serve`; 0 leaves processing to `trapline worker` processes.
+    # Worker processes `trapline serve` starts and restarts; 0 leaves processing to separate
+    # `trapline worker` processes. Processes, not threads: a worker thread would share the
+    # GIL with the event loop and cut the rate at which events are accepted by half or more.
     workers: int = Field(default=1, ge=0, le=64)
-    # Queued requests a worker takes per batch: bigger batches amortise per-batch queries.
-    worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # A worker's batch: at most this many queued requests and (but at least one request) this
+    # many events. Bigger batches amortise per-batch queries; smaller ones hold SQLite's write
+    # lock, which ingestion needs too, for less time, and bound a worker's memory.
+    worker_batch_size: int = Field(default=500, ge=1, le=10_000)
+    worker_batch_events: int = Field(default=1000, ge=1, le=100_000)
+    # How often an idle worker looks for new events (a read, no lock): the processing delay
+    # of an event that arrives at an idle server.
+    worker_poll_seconds: float = Field(default=0.1, gt=0, le=60)
     # How long a worker may hold a batch before another may take it over (it has died).
     worker_lease_seconds: float = Field(default=120.0, gt=0)
     # Processing attempts before a request is parked (kept, not retried until `trapline requeue`).
@@ -126,8 +135,21 @@ def get_settings() -> Settings:
     return load_settings()
 
 
+# UPDATE/INSERT ... RETURNING, which the queue and the pipeline use, came in SQLite 3.35.
+_MIN_SQLITE = (3, 35)
+
+
+def _check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise SettingsError(
+            f"This Python's SQLite is {sqlite3.sqlite_version}; Trapline needs 3.35 or newer. Use a newer "
+            "Python build, or PostgreSQL (TRAPLINE_DATABASE_URL=postgresql://user@host/dbname)."
+        )
+
+
 def _database_url(url: str, data_dir: Path) -> str:
     if not url:
+        _check_sqlite_version()
         return f"sqlite:///{data_dir / 'trapline.db'}"
     try:
         parsed = make_url(url)
@@ -137,6 +159,7 @@ def _database_url(url: str, data_dir: Path) -> str:
     if backend in {"postgres", "postgresql"}:
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if backend == "sqlite":
+        _check_sqlite_version()
         database = parsed.database or ""
         if database in {"", ":memory:"} or parsed.query.get("mode") == "memory":
             raise SettingsError(

@@ -1,8 +1,8 @@
 """The worker: claims queued requests, runs the pipeline over them, repeats.
 
-``trapline serve`` runs workers as threads of the server process; ``trapline worker`` runs
-them alone, and any number of those may share one database (on PostgreSQL, from many
-machines): claims never overlap.
+``trapline worker`` runs workers (``trapline serve`` starts such processes itself, see
+``supervisor.py``), and any number of them may share one database (on PostgreSQL, from
+many machines): claims never overlap.
 
 A batch that fails with an unexpected error is retried one request at a time, so that one
 poisonous request cannot hold back the others; a request that keeps failing is parked in
@@ -37,18 +37,21 @@ _OWN_IDS: set[str] = set()
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    batch_size: int = 200
+    batch_size: int = 500
+    batch_events: int = 1000
     # Long enough for a slow batch; a worker that dies holds its rows at most this long.
-    lease: timedelta = timedelta(seconds=60)
+    lease: timedelta = timedelta(seconds=120)
     max_attempts: int = 5
-    idle_wait_seconds: float = 0.5
+    idle_wait_seconds: float = 0.1
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
     return WorkerOptions(
         batch_size=settings.worker_batch_size,
+        batch_events=settings.worker_batch_events,
         lease=timedelta(seconds=settings.worker_lease_seconds),
         max_attempts=settings.worker_max_attempts,
+        idle_wait_seconds=settings.worker_poll_seconds,
     )
 
 
@@ -65,7 +68,9 @@ class Worker:
 
     def run_once(self) -> BatchResult:
         """Claim one batch and process it; an empty result means the queue was empty."""
-        claimed = queue.claim(self.db, self.id, self.options.batch_size, self.options.lease)
+        claimed = queue.claim(
+            self.db, self.id, self.options.batch_size, self.options.lease, max_events=self.options.batch_events
+        )
         if not claimed:
             return BatchResult()
         try:
@@ -105,7 +110,7 @@ class Worker:
             if not result.requests and not result.failed_requests:
                 return total
 
-    def run_forever(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
+    def run_forever(self, stop: threading.Event) -> None:
         log.info("worker started", extra={"worker": self.id})
         try:
             self.release_dead_workers()
@@ -119,11 +124,7 @@ class Worker:
                 stop.wait(self.options.idle_wait_seconds)
                 continue
             if not result.requests and not result.failed_requests:
-                if wake is not None:
-                    wake.wait(self.options.idle_wait_seconds)
-                    wake.clear()
-                else:
-                    stop.wait(self.options.idle_wait_seconds)
+                stop.wait(self.options.idle_wait_seconds)
         log.info("worker stopped", extra={"worker": self.id})
 
     def _park(self, rows: list[queue.Claimed], exc: BaseException) -> None:
@@ -164,31 +165,25 @@ def _dead_local_worker(worker_id: str) -> bool:
 
 
 class WorkerThreads:
-    """Worker threads inside the server process, woken when the spool commits new events."""
+    """Several workers in one process (``trapline worker --threads N``)."""
 
     def __init__(self, make_worker: Callable[[], Worker], count: int) -> None:
         self._make_worker = make_worker
         self._count = count
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def start(self) -> None:
         self._stop.clear()
         for n in range(self._count):
-            worker = self._make_worker()
             thread = threading.Thread(
-                target=worker.run_forever, args=(self._stop, self._wake), name=f"trapline-worker-{n}", daemon=True
+                target=self._make_worker().run_forever, args=(self._stop,), name=f"trapline-worker-{n}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()

@@ -19,7 +19,7 @@ from tests.capture import PAYLOADS, drain, exception_count, exception_event, pos
 from tests.factories import Tenant
 from trapline.app import create_app
 from trapline.db.engine import Database
-from trapline.events.models import ExceptionEvent, QueuedRequest
+from trapline.events.models import ExceptionEvent, QueuedPayload
 from trapline.settings import Settings, load_settings
 
 CAPTURE_PATHS = ["/batch", "/e", "/i/v0/e", "/capture", "/track"]
@@ -27,7 +27,7 @@ CAPTURE_PATHS = ["/batch", "/e", "/i/v0/e", "/capture", "/track"]
 
 def queued_events(database: Database) -> list[dict[str, Any]]:
     with database.session(write=False) as session:
-        payloads = session.scalars(select(QueuedRequest.payload).order_by(QueuedRequest.id)).all()
+        payloads = session.scalars(select(QueuedPayload.payload).order_by(QueuedPayload.id)).all()
     return [event for payload in payloads for event in json.loads(payload)]
 
 

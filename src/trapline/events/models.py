@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from trapline.db.base import Base
 
-__all__ = ["DroppedEvents", "ExceptionEvent", "QueuedRequest"]
+__all__ = ["DroppedEvents", "ExceptionEvent", "QueuedPayload", "QueuedRequest"]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -24,6 +24,9 @@ class QueuedRequest(Base):
     transaction that stores the processed events: that is what makes processing
     exactly-once across crashes. A worker leases rows with ``claimed_by``/``claimed_until``;
     a lease that runs out (the worker died) makes the row claimable again.
+
+    The events themselves are in ``QueuedPayload``: leasing updates this row, and a narrow
+    row is cheap to rewrite where a payload of kilobytes is not.
     """
 
     __tablename__ = "ingest_queue"
@@ -33,8 +36,8 @@ class QueuedRequest(Base):
     received_at: Mapped[datetime] = mapped_column()
     # The client's sent_at, kept raw: timestamps are corrected for clock skew with it.
     sent_at: Mapped[str | None] = mapped_column(String(64), default=None)
-    # orjson-encoded list of the request's $exception events, as the SDK sent them.
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # How many events the payload holds: a claim is bounded by events, not requests.
+    event_count: Mapped[int] = mapped_column(default=1)
     claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -42,6 +45,15 @@ class QueuedRequest(Base):
     # no longer claimed; `trapline requeue` puts it back.
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class QueuedPayload(Base):
+    """The events of one queued request: an orjson-encoded list, as the SDK sent them."""
+
+    __tablename__ = "ingest_payload"
+
+    id: Mapped[int] = mapped_column(BigId, ForeignKey("ingest_queue.id", ondelete="CASCADE"), primary_key=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ExceptionEvent(Base):

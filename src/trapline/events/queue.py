@@ -3,8 +3,10 @@
 Guarantees:
 
 * ``enqueue`` is committed before the capture endpoint answers 200.
-* ``claim`` leases up to N rows to one worker; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets
-  many workers (on many machines) claim disjoint batches, on SQLite the write lock does.
+* ``claim`` leases up to N rows (and up to M events) to one worker; on PostgreSQL ``FOR UPDATE
+  SKIP LOCKED`` lets many workers (on many machines) claim disjoint batches, on SQLite the
+  write lock does. An idle worker looks before it claims, so polling an empty queue never
+  takes SQLite's write lock away from ingestion.
 * ``ack`` deletes the rows in the caller's transaction, the one that stores the processed
   events, and fails with ``LeaseLost`` if another worker has taken them over (this worker
   was too slow): the caller rolls back and nothing is stored twice.
@@ -18,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
-from trapline.events.models import QueuedRequest
+from trapline.events.models import QueuedPayload, QueuedRequest
 
 __all__ = [
     "Claimed",
@@ -48,6 +50,7 @@ class NewRequest:
     received_at: datetime
     sent_at: str | None
     payload: bytes
+    event_count: int = 1
 
 
 @dataclass(frozen=True)
@@ -60,53 +63,88 @@ class Claimed:
     attempts: int
 
 
+_QUEUE: Table = QueuedRequest.__table__  # type: ignore[assignment]
+_PAYLOAD: Table = QueuedPayload.__table__  # type: ignore[assignment]
+
+
 def enqueue(session: Session, requests: Sequence[NewRequest]) -> None:
-    """Add accepted requests; the caller commits."""
-    if requests:
-        session.execute(
-            insert(QueuedRequest),
-            [
-                {
-                    "project_id": r.project_id,
-                    "received_at": r.received_at,
-                    "sent_at": r.sent_at,
-                    "payload": r.payload,
-                    "attempts": 0,
-                }
-                for r in requests
-            ],
-        )
+    """Add accepted requests; the caller commits.
+
+    Core executemany rather than ORM objects: this runs for every capture request.
+    """
+    if not requests:
+        return
+    connection = session.connection()
+    ids = connection.execute(
+        insert(_QUEUE).returning(_QUEUE.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "project_id": r.project_id,
+                "received_at": r.received_at,
+                "sent_at": r.sent_at,
+                "event_count": r.event_count,
+                "attempts": 0,
+            }
+            for r in requests
+        ],
+    ).scalars()
+    connection.execute(insert(_PAYLOAD), [{"id": i, "payload": r.payload} for i, r in zip(ids, requests, strict=True)])
 
 
-def claim(db: Database, worker_id: str, limit: int, lease: timedelta) -> list[Claimed]:
-    """Lease up to ``limit`` waiting rows to ``worker_id``, oldest first."""
+def _available(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        QueuedRequest.failed_at.is_(None),
+        or_(QueuedRequest.claimed_until.is_(None), QueuedRequest.claimed_until < now),
+    )
+
+
+def claim(
+    db: Database, worker_id: str, limit: int, lease: timedelta, *, max_events: int | None = None
+) -> list[Claimed]:
+    """Lease up to ``limit`` waiting rows, holding at most ``max_events`` events, to ``worker_id``.
+
+    Oldest first; the first row is taken whatever its size, so a large request still moves.
+    """
     now = utcnow()
+    with db.session(write=False) as session:
+        if session.scalar(select(QueuedRequest.id).where(_available(now)).limit(1)) is None:
+            return []
     with db.session(write=True) as session:
-        available = (
-            select(QueuedRequest.id)
-            .where(
-                QueuedRequest.failed_at.is_(None),
-                or_(QueuedRequest.claimed_until.is_(None), QueuedRequest.claimed_until < now),
-            )
+        candidates = session.execute(
+            select(QueuedRequest.id, QueuedRequest.event_count)
+            .where(_available(now))
             .order_by(QueuedRequest.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-        )
-        rows = session.execute(
+        ).all()
+        ids: list[int] = []
+        events = 0
+        for row_id, count in candidates:
+            if ids and max_events is not None and events + count > max_events:
+                break
+            ids.append(row_id)
+            events += count
+        if not ids:
+            return []
+        leased = session.execute(
             update(QueuedRequest)
-            .where(QueuedRequest.id.in_(available.scalar_subquery()))
+            .where(QueuedRequest.id.in_(ids))
             .values(claimed_by=worker_id, claimed_until=now + lease, attempts=QueuedRequest.attempts + 1)
             .returning(
                 QueuedRequest.id,
                 QueuedRequest.project_id,
                 QueuedRequest.received_at,
                 QueuedRequest.sent_at,
-                QueuedRequest.payload,
                 QueuedRequest.attempts,
             )
         ).all()
+        payload_rows = session.execute(select(QueuedPayload.id, QueuedPayload.payload).where(QueuedPayload.id.in_(ids)))
+        payloads: dict[int, bytes] = {row.id: row.payload for row in payload_rows}
         session.commit()
-    claimed = [Claimed(*row) for row in rows]
+    claimed = [
+        Claimed(row_id, project, received, sent, payloads[row_id], attempts)
+        for row_id, project, received, sent, attempts in leased
+    ]
     claimed.sort(key=lambda c: c.id)
     return claimed
 
@@ -120,6 +158,7 @@ def ack(session: Session, worker_id: str, ids: Sequence[int]) -> None:
     )
     if result.rowcount != len(ids):  # type: ignore[attr-defined]
         raise LeaseLost(f"{len(ids) - result.rowcount} of {len(ids)} rows were claimed by another worker")  # type: ignore[attr-defined]
+    # Their payloads go with them (ON DELETE CASCADE).
 
 
 def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str, *, max_attempts: int) -> int:

@@ -1,9 +1,9 @@
-"""PostHog's capture endpoints, as a plain ASGI layer in front of the FastAPI app.
+"""PostHog's capture endpoints, answered on plain ASGI before the FastAPI app sees the request.
 
-Capture is the hot path: SDKs send every event here, thousands per second. Going through
-FastAPI's routing, dependency injection and validation would cost several times the work
-the endpoint itself does, so these paths are answered here, directly on ASGI, and every
-other request passes through to the application.
+Capture is the hot path: SDKs send every event here, thousands per second. FastAPI's
+middleware, routing, validation and telemetry checks would cost several times the work the
+endpoint itself does, so the application hands these paths to ``Capture`` first (see
+``app.py``) and serves everything else itself.
 
 A request is answered 200 only after its ``$exception`` events are committed to the ingest
 queue (see ``spool.py``); other events are accepted and dropped. Errors use PostHog's
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest
@@ -28,7 +28,7 @@ from trapline.ingest.decode import DecodedBatch, DecodeError, Limits, TooLarge, 
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool, SpoolClosed
 
-__all__ = ["CAPTURE_PATHS", "V1_PATH", "CaptureMiddleware"]
+__all__ = ["CAPTURE_PATHS", "V1_PATH", "Capture"]
 
 log = logging.getLogger("trapline.ingest")
 
@@ -41,24 +41,22 @@ _V1_PATHS = frozenset({V1_PATH, V1_PATH + "/"})
 # Bodies this large are decoded in a thread so one big batch cannot stall every other request.
 _DECODE_INLINE_LIMIT = 256 * 1024
 EXCEPTION_EVENT = "$exception"
+_V0_REPLY = b'{"status":1}'
 
 
-class CaptureMiddleware:
-    def __init__(self, app: ASGIApp, *, spool: Spool, tokens: ProjectTokens, limits: Limits) -> None:
-        self.app = app
+class Capture:
+    """The capture endpoints: ``handles`` says which paths, calling it answers them."""
+
+    def __init__(self, *, spool: Spool, tokens: ProjectTokens, limits: Limits) -> None:
         self.spool = spool
         self.tokens = tokens
         self.limits = limits
 
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return scope["type"] == "http" and (scope["path"] in CAPTURE_PATHS or scope["path"] in _V1_PATHS)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        v1 = path in _V1_PATHS
-        if not v1 and path not in CAPTURE_PATHS:
-            await self.app(scope, receive, send)
-            return
         headers = _headers(scope)
         cors = _cors_headers(headers)
         method = scope["method"]
@@ -69,9 +67,14 @@ class CaptureMiddleware:
             await _error(send, 405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.', cors)
             return
         try:
-            status, body = await self._capture(scope, receive, headers, v1)
+            status, body = await self._capture(scope, receive, headers, scope["path"] in _V1_PATHS)
         except _Reject as reject:
             await _error(send, reject.status, reject.type, reject.code, reject.detail, cors)
+            return
+        except Exception:
+            # Outside FastAPI there is no handler of last resort but this one.
+            log.exception("capture failed", extra={"path": scope["path"]})
+            await _error(send, 500, "server_error", "error", "A server error occurred.", cors)
             return
         await _respond(send, status, body, cors)
 
@@ -106,27 +109,34 @@ class CaptureMiddleware:
                 "Project API key invalid. You can find your project API key in your project settings.",
             )  # fmt: skip
 
+        if batch.dropped:
+            log.warning(
+                "oversized events dropped",
+                extra={"project_id": project_id, "count": len(batch.dropped), "reason": batch.dropped[0].reason},
+            )
         exceptions = [event for event in batch.events if event.get("event") == EXCEPTION_EVENT]
         if v1 and exceptions:
             _add_sdk_info(exceptions, headers.get("posthog-sdk-info"))
+        reply = orjson.dumps({"results": _v1_results(batch)}) if v1 else _V0_REPLY
         if exceptions:
             request = NewRequest(
-                project_id=project_id, received_at=utcnow(), sent_at=batch.sent_at, payload=orjson.dumps(exceptions)
+                project_id=project_id,
+                received_at=utcnow(),
+                sent_at=batch.sent_at,
+                payload=orjson.dumps(exceptions),
+                event_count=len(exceptions),
             )
+            # Only the encoded payload may live across the wait for the commit: decoded events
+            # kept alive that long survive into the GC's oldest generation, and its full passes
+            # over them cost more than everything else a request does.
+            del batch, exceptions, raw
             try:
                 await self.spool.append([request])
             except SpoolClosed as exc:
                 raise _Reject(503, "server_error", "unavailable", "The server is shutting down; retry.") from exc
             except Exception as exc:
                 raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
-        if batch.dropped:
-            log.warning(
-                "oversized events dropped",
-                extra={"project_id": project_id, "count": len(batch.dropped), "reason": batch.dropped[0].reason},
-            )
-        if v1:
-            return 200, orjson.dumps({"results": _v1_results(batch)})
-        return 200, b'{"status":1}'
+        return 200, reply
 
 
 class _Reject(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from trapline.db.engine import Database
@@ -34,11 +34,9 @@ class Spool:
         db: Database,
         *,
         max_batch: int = 2000,
-        on_flushed: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._on_flushed = on_flushed
         self._pending: list[tuple[NewRequest, asyncio.Future[None]]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -98,8 +96,6 @@ class Spool:
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
-                if self._on_flushed is not None:
-                    self._on_flushed()
             if self._closing:
                 return
 

@@ -30,13 +30,22 @@ def upgrade() -> None:
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("received_at", trapline.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.String(length=64), nullable=True),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("event_count", sa.Integer(), nullable=False),
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
         sa.Column("claimed_until", trapline.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("failed_at", trapline.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingest_queue")),
+    )
+    op.create_table(
+        "ingest_payload",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["id"], ["ingest_queue.id"], name=op.f("fk_ingest_payload_id_ingest_queue"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ingest_payload")),
     )
     op.create_table(
         "exception_event",
@@ -94,4 +103,5 @@ def downgrade() -> None:
 
     op.drop_table("dropped_events")
     op.drop_table("exception_event")
+    op.drop_table("ingest_payload")
     op.drop_table("ingest_queue")
