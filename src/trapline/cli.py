@@ -101,12 +101,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-def _database(settings: Settings) -> Database:
+def _database(settings: Settings, *, reprocessable: bool = False) -> Database:
     return Database(
         make_engine(
             settings.database_url,
             busy_timeout_seconds=settings.database_busy_timeout_seconds,
             pool_size=settings.database_pool_size,
+            reprocessable=reprocessable,
         )
     )
 
@@ -185,7 +186,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.threads < 1:
         print("trapline: --threads must be at least 1", file=sys.stderr)
         return 2
-    db = _database(settings)
+    # A worker's commits may be lost in a power cut: what they removed from the queue comes back.
+    db = _database(settings, reprocessable=True)
     try:
         migrate.upgrade(db.engine)
         _tune_gc()

@@ -26,17 +26,13 @@ from trapline.worker import Worker, WorkerOptions
 
 
 def enqueue(database: Database, project_id: int, *requests: Sequence[dict[str, Any]]) -> None:
-    with database.session(write=True) as session:
-        queue.enqueue(
-            session,
-            [
-                queue.NewRequest(
-                    project_id=project_id, received_at=utcnow(), sent_at=None, payload=orjson.dumps(events)
-                )
-                for events in requests
-            ],
-        )
-        session.commit()
+    queue.enqueue(
+        database,
+        [
+            queue.NewRequest(project_id=project_id, received_at=utcnow(), sent_at=None, payload=orjson.dumps(events))
+            for events in requests
+        ],
+    )
 
 
 def count(database: Database, model: Any) -> int:

@@ -32,8 +32,17 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, pool_size: int = 10) -> Engine:
-    """An engine for ``url`` with Trapline's connection settings applied."""
+def make_engine(
+    url: str, *, busy_timeout_seconds: float = 10.0, pool_size: int = 10, reprocessable: bool = False
+) -> Engine:
+    """An engine for ``url`` with Trapline's connection settings applied.
+
+    ``reprocessable``: every write of this engine's users can be lost in a power cut without
+    losing anything: a worker's commit stores events and removes their queue rows together,
+    so losing it puts the rows back to be processed again. Such engines skip waiting for the
+    disk on commit (SQLite ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``);
+    a later durable commit, such as ingestion's next one, flushes them anyway.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -42,20 +51,23 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, pool_size: int 
             pool_size=pool_size,
             max_overflow=pool_size * 2,
         )
-        _configure_sqlite(engine, busy_timeout_seconds)
+        _configure_sqlite(engine, busy_timeout_seconds, "NORMAL" if reprocessable else "FULL")
         return engine
+    # Bound how long a request waits on a lock or a runaway query before failing loudly.
+    options = f"-c lock_timeout={int(busy_timeout_seconds * 1000)}"
+    if reprocessable:
+        options += " -c synchronous_commit=off"
     return create_engine(
         url,
         json_serializer=_json_dumps,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        # Bound how long a request waits on a lock or a runaway query before failing loudly.
-        connect_args={"options": f"-c lock_timeout={int(busy_timeout_seconds * 1000)}"},
+        connect_args={"options": options},
     )
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_seconds: float, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see module doc
@@ -64,7 +76,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         # FULL: a transaction that reported success is on disk even if the machine loses power.
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -100,6 +100,4 @@ class Spool:
                 return
 
     def _write(self, requests: list[NewRequest]) -> None:
-        with self._db.session(write=True) as session:
-            enqueue(session, requests)
-            session.commit()
+        enqueue(self._db, requests)

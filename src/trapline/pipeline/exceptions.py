@@ -36,7 +36,10 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, NotRequired, TypedDict, cast
+
+import orjson
 
 from trapline.ids import uuid7
 from trapline.pipeline._wire import WireError, get_bool, get_i32, get_str, invalid_type, missing_field
@@ -183,22 +186,109 @@ def _invalid(event_uuid: uuid.UUID | str, message: str) -> Rejected:
 
 
 def _sanitize(value: object, depth: int) -> object:
-    """A copy of ``value`` with cymbal's PostgreSQL sanitising applied to every string."""
-    if depth > _MAX_DEPTH:
+    """``value`` with cymbal's PostgreSQL sanitising applied to every string.
+
+    Returns ``value`` itself when nothing needed changing (nearly always), so that the usual
+    event is walked but not copied. Exact type checks first: values come from JSON, and
+    ``isinstance`` against the ``Mapping`` ABC costs more than the rest of the walk.
+    """
+    kind = type(value)
+    if kind is str:
+        return _sanitize_string(cast(str, value))
+    # Nothing may sit deeper than _MAX_DEPTH: a container there, or anything in one just above.
+    if depth > _MAX_DEPTH or (depth == _MAX_DEPTH and kind in (dict, list) and value):
         raise WireError("Recursion limit exceeded")
-    if isinstance(value, str):
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        mapping = cast(Mapping[object, object], value)
+        changed: dict[object, object] | None = None
+        for key, item in mapping.items():
+            clean = item if type(item) in _SCALARS else _sanitize(item, depth + 1)
+            if clean is not item and changed is None:
+                changed = dict(mapping)
+            if changed is not None:
+                changed[key] = clean
+        return value if changed is None else changed
+    if kind is list or isinstance(value, list | tuple):
+        sequence = cast(Sequence[object], value)
+        items: list[object] | None = None
+        for index, item in enumerate(sequence):
+            clean = item if type(item) in _SCALARS else _sanitize(item, depth + 1)
+            if clean is not item and items is None:
+                items = list(sequence)
+            if items is not None:
+                items[index] = clean
+        return value if items is None else items
+    return value
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _sanitize_exception_list(value: object) -> object:
+    """``_sanitize(value, 0)`` for an ``$exception_list``, with each stack frame looked up in a
+    cache: frames are most of an event's strings, and the same frames come again and again."""
+    if type(value) is not list:
+        return _sanitize(value, 0)
+    return _each(value, _sanitize_exception)
+
+
+def _sanitize_exception(value: object) -> object:  # depth 1
+    if type(value) is not dict:
+        return _sanitize(value, 1)
+    return _items(value, lambda key, item: _sanitize_stack(item) if key == "stacktrace" else _sanitize(item, 2))
+
+
+def _sanitize_stack(value: object) -> object:  # depth 2
+    if type(value) is not dict:
+        return _sanitize(value, 2)
+    return _items(value, lambda key, item: _sanitize_frames(item) if key == "frames" else _sanitize(item, 3))
+
+
+def _sanitize_frames(value: object) -> object:  # depth 3
+    if type(value) is not list:
+        return _sanitize(value, 3)
+    return _each(value, _sanitize_frame)
+
+
+def _sanitize_frame(value: object) -> object:  # depth 4
+    if type(value) is not dict:
+        return _sanitize(value, 4)
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # a lone surrogate: the walk reports it
+        return _sanitize(value, 4)
+    return _sanitized_frame(text)
+
+
+@lru_cache(maxsize=4096)
+def _sanitized_frame(text: bytes) -> object:
+    # Shared by every event with this frame: nothing downstream modifies raw frames.
+    return _sanitize(orjson.loads(text), 4)
+
+
+def _each(sequence: list[object], clean: Callable[[object], object]) -> list[object]:
+    out = [clean(item) for item in sequence]
+    return sequence if all(new is old for new, old in zip(out, sequence, strict=True)) else out
+
+
+def _items(mapping: dict[str, object], clean: Callable[[str, object], object]) -> dict[str, object]:
+    out = {key: clean(key, item) for key, item in mapping.items()}
+    return mapping if all(out[key] is item for key, item in mapping.items()) else out
+
+
+def _sanitize_string(value: str) -> str:
+    if value.isascii():  # a flag lookup: no surrogates, one byte per character
+        if len(value) <= _LONG_STRING_BYTES and "\x00" not in value:
+            return value
+        size = len(value)
+    else:
         try:
             size = len(value.encode("utf-8"))
         except UnicodeEncodeError:
             # A lone surrogate cannot be in a Rust string; serde_json refuses the event.
             raise WireError("lone surrogate in string") from None
-        if "\x00" in value or size > _LONG_STRING_BYTES:
-            return _LONG_WHITESPACE.sub("<ws trimmed>", value.replace("\x00", "\ufffd"))
-        return value
-    if isinstance(value, Mapping):
-        return {key: _sanitize(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_sanitize(item, depth + 1) for item in value]
+    if "\x00" in value or size > _LONG_STRING_BYTES:
+        return _LONG_WHITESPACE.sub("<ws trimmed>", value.replace("\x00", "\ufffd"))
     return value
 
 
@@ -318,7 +408,7 @@ def normalize_exception_properties(
             return _invalid(event_uuid, "missing field `$exception_list`")
         raw_list = legacy
     try:
-        sanitized = _sanitize(raw_list, 0)
+        sanitized = _sanitize_exception_list(raw_list)
         if not isinstance(sanitized, list):
             raise invalid_type(sanitized, "a sequence")
         exceptions = [_exception(item) for item in sanitized]

@@ -60,7 +60,10 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import NamedTuple, NotRequired, TypedDict, cast
+
+import orjson
 
 from trapline.pipeline._wire import (
     U32_MAX,
@@ -447,10 +450,34 @@ def validate_raw_frame(raw: object) -> str | None:
     them instead (see the module docstring).
     """
     try:
-        _parse(raw)
+        _resolved(raw)
     except WireError as error:
         return str(error)
     return None
+
+
+# The same raw frames arrive again and again (every event of an issue has its stack), and a
+# frame's pass-through resolution depends on nothing but the frame: resolve each distinct
+# frame once. Keyed by the frame's JSON text; a few thousand frames of a few KB each.
+_MEMO_SIZE = 4096
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _resolved_by_json(text: bytes) -> tuple[str, ResolvedFrame]:
+    parsed = _parse(orjson.loads(text))
+    hash_id = _hash(parsed)
+    return hash_id, _resolve_parsed(parsed, f"{hash_id}/0")
+
+
+def _resolved(raw: object) -> tuple[str, ResolvedFrame]:
+    """The frame's hash and pass-through resolution (cached); raises ``WireError``."""
+    try:
+        text = orjson.dumps(raw)
+    except TypeError:  # not plain JSON (a caller's own object): no cache
+        parsed = _parse(raw)
+        hash_id = _hash(parsed)
+        return hash_id, _resolve_parsed(parsed, f"{hash_id}/0")
+    return _resolved_by_json(text)
 
 
 # --- raw ids ------------------------------------------------------------------------------------
@@ -1017,8 +1044,7 @@ def resolve_stack(
     frames: list[Frame] = []
     contexts: dict[str, FrameContext] = {}
     for raw in raw_frames:
-        parsed = _parse(raw)
-        hash_id = _hash(parsed)
+        hash_id, (frame, context) = _resolved(raw)
         replaced = resolver(cast(RawFrame, raw)) if resolver is not None else None
         if replaced is not None:
             if not replaced:
@@ -1027,8 +1053,8 @@ def resolve_stack(
                 rest = {key: value for key, value in frame.items() if key != "raw_id"}
                 frames.append(cast(Frame, {"raw_id": f"{hash_id}/{index}", **rest}))
             continue
-        frame, context = _resolve_parsed(parsed, f"{hash_id}/0")
-        frames.append(frame)
+        # A copy: the cached frame is shared by every event with this frame.
+        frames.append(cast(Frame, dict(frame)))
         if context is not None:
             contexts[frame["raw_id"]] = context
     return ResolvedStack(frames=frames, contexts=contexts)

@@ -1,0 +1,93 @@
+"""Processing rate of one worker on a prefilled queue: the pipeline alone, without HTTP.
+
+    .venv/bin/python bench/pipeline_bench.py [--events 20000] [--per-request 1] [--profile out.prof]
+
+Fills a fresh SQLite database's queue with posthog-python-shaped ``$exception`` events (the
+bodies of bench/events.py: twenty exception kinds, so twenty issues) and times one worker
+draining it, in this process. Prints events/s overall and the time per stage from cProfile
+when --profile is given. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from events import BodyFactory, body_template  # noqa: E402
+
+from trapline.accounts.bootstrap import bootstrap  # noqa: E402
+from trapline.db import migrate  # noqa: E402
+from trapline.db.engine import Database, make_engine  # noqa: E402
+from trapline.db.types import utcnow  # noqa: E402
+from trapline.events.queue import NewRequest, enqueue  # noqa: E402
+from trapline.worker import Worker, WorkerOptions  # noqa: E402
+
+
+def fill(db: Database, project_id: int, token: str, events: int, per_request: int) -> None:
+    factory = BodyFactory(body_template(token, per_request), stream=1)
+    requests: list[NewRequest] = []
+    for _ in range(max(1, events // per_request)):
+        body = json.loads(factory.next_body())
+        batch = body["batch"]
+        requests.append(
+            NewRequest(
+                project_id=project_id,
+                received_at=utcnow(),
+                sent_at=body["sent_at"],
+                payload=json.dumps(batch).encode(),
+                event_count=len(batch),
+            )
+        )
+        if len(requests) >= 1000:
+            enqueue(db, requests)
+            requests = []
+    enqueue(db, requests)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--per-request", type=int, default=1)
+    parser.add_argument("--profile", help="write a cProfile of the drain here and print its top entries")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(make_engine(f"sqlite:///{tmp}/bench.db", reprocessable=True))  # as trapline worker
+        migrate.upgrade(db.engine)
+        with db.session(write=True) as session:
+            created = bootstrap(
+                session, email="b@example.com", password="bench-pw-1", organization="B", project="B", key_label="b"
+            )
+        fill(db, created.project_id, created.project_api_token, args.events, args.per_request)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 1000)  # as trapline worker does
+        worker = Worker(db, WorkerOptions())
+        profiler = cProfile.Profile() if args.profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = worker.drain()
+        if profiler:
+            profiler.disable()
+        elapsed = time.perf_counter() - started
+        db.dispose()
+
+    print(f"pipeline: {result.stored:,} events stored in {elapsed:.2f} s = {result.stored / elapsed:,.0f} events/s")
+    print(f"  ({args.per_request} event(s) per queued request, {result.requests:,} requests, one worker, SQLite)")
+    if profiler and args.profile:
+        profiler.dump_stats(args.profile)
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
