@@ -80,7 +80,8 @@ class Capture:
 
     async def _capture(self, scope: Scope, receive: Receive, headers: dict[str, str], v1: bool) -> tuple[int, bytes]:
         raw = await _read_body(receive, headers, self.limits.max_body_bytes)
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        query_string = scope.get("query_string", b"")
+        query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
         bearer = _bearer(headers) if v1 else None
         decode: Callable[[], Any] = lambda: decode_capture(  # noqa: E731 - reused below, inline or threaded
             raw,
@@ -167,8 +168,22 @@ def _add_sdk_info(events: list[dict[str, Any]], sdk_info: str | None) -> None:
             properties.setdefault("$lib_version", version)
 
 
+# The request headers capture reads; the others are not decoded at all.
+_WANTED = frozenset(
+    {
+        b"content-type", b"content-encoding", b"content-length", b"authorization", b"origin",
+        b"access-control-request-headers", b"posthog-sdk-info",
+    }
+)  # fmt: skip
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+    # ASGI servers give lower-case names (uvicorn does); lower() covers any other.
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in ((raw.lower(), value) for raw, value in scope["headers"])
+        if name in _WANTED
+    }
 
 
 def _bearer(headers: dict[str, str]) -> str | None:

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from trapline.pipeline.batch import Assignee, Item
 from trapline.pipeline.rules import ProjectRules
 from trapline.rules.evaluate import Subject
 
-__all__ = ["ISSUE_SUPPRESSED", "IssueChange", "dialect_insert", "link_issues"]
+__all__ = ["ISSUE_SUPPRESSED", "IssueChange", "dialect_insert", "dialect_insert_for", "link_issues"]
 
 log = logging.getLogger("trapline.pipeline")
 
@@ -54,7 +54,11 @@ class _Lost(Exception):
 
 def dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that supports ON CONFLICT on the session's backend."""
-    if session.get_bind().dialect.name == "postgresql":
+    return dialect_insert_for(session.get_bind(), table)
+
+
+def dialect_insert_for(bind: Engine | Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
+    if bind.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, update
+import orjson
+from sqlalchemy import Connection, Table, bindparam, case, update
 from sqlalchemy.orm import Session
 
 from trapline.db.types import utcnow
 from trapline.events.models import DroppedEvents, ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.batch import Item
-from trapline.pipeline.linking import dialect_insert
+from trapline.pipeline.linking import dialect_insert, dialect_insert_for
 
 __all__ = ["SEARCH_SEPARATOR", "count_drops", "search_text", "store_events"]
 
@@ -60,20 +62,75 @@ def store_events(session: Session, items: list[Item]) -> int:
     ]
     if not rows:
         return 0
-    table = cast(Table, ExceptionEvent.__table__)
-    # On the table, not the entity: the ORM's bulk insert costs more than the insert itself.
-    inserted = (
-        session.connection()
-        .execute(
-            dialect_insert(session, table)
-            .on_conflict_do_nothing(index_elements=["project_id", "uuid"])
-            .returning(table.c.project_id, table.c.fingerprint, table.c.timestamp),
-            rows,
-        )
-        .all()
-    )
+    connection = session.connection()
+    inserted = _insert_sqlite(connection, rows) if connection.dialect.name == "sqlite" else _insert(connection, rows)
     _bump_totals(session, inserted)
     return len(inserted)
+
+
+_EVENTS = cast(Table, ExceptionEvent.__table__)
+_COLUMNS = (
+    "project_id", "uuid", "timestamp", "distinct_id", "session_id", "fingerprint", "issue_id", "library",
+    "search_text", "properties",
+)  # fmt: skip
+_SQLITE_INSERT = f"INSERT INTO exception_event ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DATETIME writes (naive UTC)
+_IN_CHUNK = 500  # bound parameters per IN (...), well under SQLite's limit
+
+
+def _insert(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: exact under concurrent workers (PostgreSQL)."""
+    return connection.execute(
+        dialect_insert_for(connection, _EVENTS)
+        .on_conflict_do_nothing(index_elements=["project_id", "uuid"])
+        .returning(_EVENTS.c.project_id, _EVENTS.c.fingerprint, _EVENTS.c.timestamp),
+        rows,
+    ).all()
+
+
+def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, datetime]]:
+    """The same on SQLite, where the batch holds the only write lock: look up which events are
+    stored already, then insert the rest through the driver (SQLAlchemy's per-value processing
+    cost more than SQLite's insert)."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    known: set[tuple[int, str]] = set()
+    by_project: dict[int, list[str]] = defaultdict(list)
+    for row in rows:
+        by_project[row["project_id"]].append(row["uuid"].hex)
+    for project_id, uuids in by_project.items():
+        for start in range(0, len(uuids), _IN_CHUNK):
+            chunk = uuids[start : start + _IN_CHUNK]
+            found = driver.execute(
+                f"SELECT uuid FROM exception_event WHERE project_id = ? AND uuid IN ({', '.join('?' * len(chunk))})",
+                [project_id, *chunk],
+            )
+            known.update((project_id, stored) for (stored,) in found)
+    fresh: list[dict[str, Any]] = []
+    for row in rows:
+        key = (row["project_id"], row["uuid"].hex)
+        if key not in known:
+            known.add(key)  # a uuid twice in one batch is stored once
+            fresh.append(row)
+    driver.executemany(
+        _SQLITE_INSERT,
+        [
+            (
+                row["project_id"],
+                row["uuid"].hex,
+                row["timestamp"].astimezone(UTC).strftime(_SQLITE_TIME),
+                row["distinct_id"],
+                row["session_id"],
+                row["fingerprint"],
+                row["issue_id"].hex,
+                row["library"],
+                row["search_text"],
+                orjson.dumps(row["properties"], option=orjson.OPT_NON_STR_KEYS).decode(),
+            )
+            for row in fresh
+        ],
+    )
+    return [(row["project_id"], row["fingerprint"], row["timestamp"]) for row in fresh]
 
 
 def count_drops(session: Session, items: list[Item]) -> Counter[str]:
