@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from trapline.pipeline.frames import (
     JsResolveError,
     JsResolveErrorKind,
+    ResolvedFrame,
     WireError,
     js_frame_without_symbols,
     node_frame_without_symbols,
@@ -471,11 +472,17 @@ def test_resolver_frames_get_raw_ids_with_their_index() -> None:
     def resolver(frame: Any) -> Any:
         if frame["platform"] != "web:javascript":
             return None
-        return [{**template, "raw_id": "ignored"}, {**template, "raw_id": "ignored", "resolved_name": "inner"}]
+        context = {"before": [], "line": {"number": 3, "line": "inner()"}, "after": []}
+        return [
+            ResolvedFrame({**template, "raw_id": "ignored"}, None),
+            ResolvedFrame({**template, "raw_id": "ignored", "resolved_name": "inner"}, context),
+        ]
 
     stack = resolve_stack([raw, PYTHON], resolver)
     digest = raw_frame_hash(raw)
     assert [frame["raw_id"] for frame in stack.frames[:2]] == [f"{digest}/0", f"{digest}/1"]
+    assert stack.contexts[f"{digest}/1"]["line"]["line"] == "inner()"
+    assert f"{digest}/0" not in stack.contexts
     assert next(iter(stack.frames[0])) == "raw_id"
     assert stack.frames[2]["lang"] == "python"
     with pytest.raises(ValueError, match="at least one frame"):

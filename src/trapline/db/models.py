@@ -8,6 +8,7 @@ from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.projects.models import Project
 from trapline.releases.models import Release
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
+from trapline.symbols.models import StackFrame, SymbolSet
 
 __all__ = [
     "AssignmentRule",
@@ -27,6 +28,8 @@ __all__ = [
     "QueuedRequest",
     "Release",
     "Role",
+    "StackFrame",
     "SuppressionRule",
+    "SymbolSet",
     "User",
 ]

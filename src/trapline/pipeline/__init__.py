@@ -64,14 +64,17 @@ def process_batch(
     with db.session(write=False) as session:
         rules = load_rules(session, {item.project_id for item in items})
 
-    # Pure stages, outside any write transaction: SQLite has one writer, and ingestion waits
-    # for it.
+    # Stages outside any write transaction (SQLite has one writer, and ingestion waits for it);
+    # resolution only reads.
     normalize(items)  # read $exception_list (or the legacy properties), or reject
-    resolve(items, resolver)  # raw frames -> resolved frames; computed $exception_* properties
+    symbols = resolver.for_batch(items) if resolver is not None else None
+    resolve(items, symbols)  # raw frames -> resolved frames; computed $exception_* properties
     suppress(items, rules)  # suppression rules, sampled by event uuid
     group(items, rules)  # grouping rule, else the automatic fingerprint; client fingerprint last
 
     with db.session(write=True) as session:
+        if symbols is not None:
+            symbols.save(session)  # new stack frames, missing chunks, unusable symbol sets
         changes = link_issues(session, items, rules)  # find or create issues; reopen; assign
         _finish(items)
         stored = store_events(session, items)

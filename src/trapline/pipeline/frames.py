@@ -87,8 +87,11 @@ __all__ = [
     "ResolvedFrame",
     "ResolvedStack",
     "Resolver",
+    "SymbolLookup",
     "WireError",
+    "context_line",
     "js_frame_without_symbols",
+    "mapped_frame",
     "node_frame_without_symbols",
     "normalize_resolved_frame",
     "raw_frame_context",
@@ -96,6 +99,8 @@ __all__ = [
     "resolve_frame",
     "resolve_stack",
     "suspicious_source",
+    "symbol_lookup",
+    "unmapped_frame",
     "validate_raw_frame",
 ]
 
@@ -187,9 +192,9 @@ class ResolvedStack:
     contexts: dict[str, FrameContext]
 
 
-# A symbol-set resolver: returns the resolved frames for a raw frame it handles (their raw_id
-# is overwritten by resolve_stack), or None to fall back to the pass-through resolution.
-Resolver = Callable[[RawFrame], "list[Frame] | None"]
+# A symbol-set resolver: returns the resolved frames (with their contexts) for a raw frame it
+# handles, their raw_id overwritten by resolve_stack, or None for the pass-through resolution.
+Resolver = Callable[[RawFrame], "list[ResolvedFrame] | None"]
 
 
 class JsResolveErrorKind(Enum):
@@ -287,6 +292,16 @@ class JsResolveError:
     @classmethod
     def invalid_source_and_map(cls) -> JsResolveError:
         return cls(JsResolveErrorKind.INVALID_SOURCE_AND_MAP, "Invalid Source and Map")
+
+    @classmethod
+    def invalid_source_and_map_because(cls, detail: str) -> JsResolveError:
+        """Trapline's: cymbal's message, with why the uploaded container could not be read."""
+        return cls(JsResolveErrorKind.INVALID_SOURCE_AND_MAP, f"Invalid Source and Map: {detail}")
+
+    @classmethod
+    def from_message(cls, message: str) -> JsResolveError:
+        """A failure stored as text (a symbol set's ``failure_reason``), to be reported again."""
+        return cls(JsResolveErrorKind.INVALID_SOURCE_AND_MAP, message)
 
     @classmethod
     def invalid_data_url(cls, url: str, detail: str) -> JsResolveError:
@@ -552,6 +567,11 @@ def raw_frame_hash(raw: RawFrame | Mapping[str, object]) -> str:
 
 
 # --- context ------------------------------------------------------------------------------------
+
+
+def context_line(number: int, line: str) -> ContextLine:
+    """A numbered source line as cymbal stores it (cut at 300 characters), without its line end."""
+    return _context_line(number, line.rstrip("\r\n"))
 
 
 def _context_line(number: int, line: str) -> ContextLine:
@@ -1025,6 +1045,75 @@ def node_frame_without_symbols(raw: RawFrame | Mapping[str, object], error: JsRe
     return _node_unresolved(parsed, f"{_hash(parsed)}/0", error).frame
 
 
+@dataclass(frozen=True)
+class SymbolLookup:
+    """What a symbol-set resolver looks up for a raw frame: the chunk's symbols at a position.
+
+    ``line`` and ``column`` are as the SDK sent them: 1-based, as JavaScript engines count.
+    """
+
+    chunk_id: str
+    line: int
+    column: int
+
+
+def symbol_lookup(raw: RawFrame | Mapping[str, object]) -> SymbolLookup | None:
+    """The lookup a ``web:javascript``/``javascript``/``node:javascript`` frame needs, or None
+    for frames cymbal resolves without symbols (other platforms, no chunk id, no position)."""
+    parsed = _parse(raw)
+    if isinstance(parsed, _JsFrame):
+        if parsed.location is None or parsed.chunk_id is None:
+            return None
+        return SymbolLookup(parsed.chunk_id, parsed.location[0], parsed.location[1])
+    if isinstance(parsed, _SentryLikeFrame) and parsed.platform == "node:javascript":
+        if parsed.chunk_id is None or parsed.lineno is None or parsed.colno is None:
+            return None
+        return SymbolLookup(parsed.chunk_id, parsed.lineno, parsed.colno)
+    return None
+
+
+def mapped_frame(
+    raw: RawFrame | Mapping[str, object],
+    *,
+    line: int,
+    column: int,
+    source: str | None,
+    resolved_name: str | None,
+) -> Frame:
+    """The frame of a JavaScript raw frame a source map resolved (cymbal's ``From<(RawJSFrame,
+    SourceLocation)>``): the original position, file and function (None when the map knows no
+    scope; ``"<anonymous>"`` for an anonymous one); in-app unless the file is under
+    ``node_modules``; web frames from PostHog's own SDK are ``suspicious``."""
+    parsed = _parse(raw)
+    if not isinstance(parsed, _JsFrame | _SentryLikeFrame):
+        raise ValueError("mapped_frame takes JavaScript frames")
+    source = None if source is None else source.replace("\x00", "\ufffd")
+    return _frame(
+        raw_id=f"{_hash(parsed)}/0",
+        mangled_name=parsed.function,
+        line=line,
+        column=column,
+        source=source,
+        module=None,
+        in_app=parsed.meta.in_app if source is None else "node_modules" not in source,
+        resolved_name=None if resolved_name is None else resolved_name.replace("\x00", "\ufffd"),
+        lang="javascript",
+        resolved=True,
+        synthetic=parsed.meta.synthetic,
+        suspicious=isinstance(parsed, _JsFrame) and suspicious_source(source),
+    )
+
+
+def unmapped_frame(raw: RawFrame | Mapping[str, object], error: JsResolveError) -> ResolvedFrame:
+    """The frame (and context) of a JavaScript raw frame whose symbols failed with ``error``."""
+    parsed = _parse(raw)
+    if isinstance(parsed, _JsFrame):
+        return ResolvedFrame(_js_unresolved(parsed, f"{_hash(parsed)}/0", error), None)
+    if isinstance(parsed, _SentryLikeFrame) and parsed.platform == "node:javascript":
+        return _node_unresolved(parsed, f"{_hash(parsed)}/0", error)
+    raise ValueError("unmapped_frame takes JavaScript frames")
+
+
 def suspicious_source(source: str | None) -> bool:
     """cymbal's ``suspicious`` flag for a source-mapped web frame: its source is PostHog's SDK."""
     return source is not None and "posthog-js@" in source
@@ -1038,8 +1127,8 @@ def resolve_stack(
     ``resolver`` is asked first for every frame; when it returns a list, those frames replace
     the raw frame (their ``raw_id`` set to ``"<hash>/<index>"``, as cymbal does after any
     resolution), and when it returns None the frame passes through ``resolve_frame``. A resolver
-    should return None for web frames without lineno+colno: cymbal never looks those up.
-    Frames a resolver returns have no context here; pass-through frames keep theirs.
+    should return None for frames ``symbol_lookup`` gives nothing for: cymbal never looks
+    those up.
     """
     frames: list[Frame] = []
     contexts: dict[str, FrameContext] = {}
@@ -1049,9 +1138,11 @@ def resolve_stack(
         if replaced is not None:
             if not replaced:
                 raise ValueError("a resolver must return at least one frame, or None")
-            for index, frame in enumerate(replaced):
-                rest = {key: value for key, value in frame.items() if key != "raw_id"}
+            for index, (mapped, mapped_context) in enumerate(replaced):
+                rest = {key: value for key, value in mapped.items() if key != "raw_id"}
                 frames.append(cast(Frame, {"raw_id": f"{hash_id}/{index}", **rest}))
+                if mapped_context is not None:
+                    contexts[f"{hash_id}/{index}"] = mapped_context
             continue
         # A copy: the cached frame is shared by every event with this frame.
         frames.append(cast(Frame, dict(frame)))

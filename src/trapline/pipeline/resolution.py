@@ -1,35 +1,59 @@
 """Frame resolution: raw stacks become resolved frames, and the event gets its output properties.
 
 Frames of pass-through languages (python, go, custom, node without a chunk id...) resolve on
-their own (``frames.py``). Frames that need symbols ask the project's ``Resolver``, which the
-symbol-set store provides; without one, minified JavaScript frames carry the reason in
-``resolve_failure`` and PostHog's "was minified" guess. A resolver that cannot reach its store
-raises: that is an infrastructure failure and the batch is retried, never a frame failure.
+their own (``frames.py``). JavaScript frames with a chunk id ask the ``FrameResolver``, which
+the symbol-set store provides (``symbols/resolver.py``); without one, minified frames carry
+the reason in ``resolve_failure`` and PostHog's "was minified" guess. A resolver that cannot
+reach its store raises: that is an infrastructure failure and the batch is retried, never a
+frame failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
 
 from trapline.pipeline.batch import Item
-from trapline.pipeline.exceptions import resolve_exception_list
+from trapline.pipeline.exceptions import ExceptionInfo, ResolvedExceptions, resolve_exception_list
 from trapline.pipeline.frames import Resolver
 from trapline.pipeline.properties import base_output
 
-__all__ = ["FrameResolver", "resolve"]
-
-# Given a project, the resolver for its symbol-backed frames (None: pass-through only).
-FrameResolver = Callable[[int], Resolver | None]
+__all__ = ["BatchResolver", "FrameResolver", "resolve"]
 
 
-def resolve(items: list[Item], resolver: FrameResolver | None = None) -> None:
-    resolvers: dict[int, Resolver | None] = {}
+class BatchResolver(Protocol):
+    """One batch's symbol lookups: read before the stage, written with the batch."""
+
+    def resolver(self, project_id: int) -> Resolver: ...
+
+    def releases(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, Any]:
+        """``$exception_releases`` of an event, from the symbol sets its frames used."""
+        ...
+
+    def remember(self, project_id: int, resolved: ResolvedExceptions) -> None:
+        """Keep the event's resolved frames and their contexts for the stack frame table."""
+        ...
+
+    def save(self, session: Session) -> None: ...
+
+
+class FrameResolver(Protocol):
+    def for_batch(self, items: Sequence[Item]) -> BatchResolver: ...
+
+
+def resolve(items: list[Item], symbols: BatchResolver | None = None) -> None:
     for item in items:
         if not item.live or item.exception is None:
             continue
-        if item.project_id not in resolvers:
-            resolvers[item.project_id] = resolver(item.project_id) if resolver is not None else None
-        resolved = resolve_exception_list(item.exception.exception_list, resolvers[item.project_id])
+        resolver = symbols.resolver(item.project_id) if symbols is not None else None
+        resolved = resolve_exception_list(item.exception.exception_list, resolver)
         item.exception_list = resolved.exception_list
         item.contexts = resolved.contexts
-        item.output = base_output(item.properties, item.exception_list, handled=item.exception.handled)
+        releases = symbols.releases(item.project_id, resolved.exception_list) if symbols is not None else None
+        if symbols is not None:
+            symbols.remember(item.project_id, resolved)
+        item.output = base_output(
+            item.properties, item.exception_list, handled=item.exception.handled, releases=releases
+        )

@@ -1,0 +1,1 @@
+"""Symbol sets (uploaded source maps) and the stack frames resolved with them."""

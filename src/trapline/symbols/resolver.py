@@ -1,0 +1,388 @@
+"""Symbol-set resolution for the pipeline's resolve stage, and the stack frame cache.
+
+For each batch, ``SymbolResolver.for_batch`` reads what the batch's JavaScript frames need in
+two queries (their chunks' symbol sets, and the frames already resolved before), then
+resolves frame by frame without further I/O but for downloading a source map the first time
+it is needed. Parsed maps are kept between batches (an LRU bounded by size).
+
+What resolution learns is written by ``BatchSymbols.save`` in the batch's write transaction:
+new stack frames (with their source context, and the raw frame when resolution failed so the
+event can be resolved again later), a placeholder symbol set for a chunk id nobody uploaded
+(so the failure is remembered, and an upload for that chunk clears it), a symbol set's
+failure when its upload cannot be read, and ``last_used``.
+
+Failures are values: a frame whose symbols are missing or unusable resolves to a frame with
+``resolve_failure`` set. Only the database or the object store being unreachable raises.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.orm import Session
+
+from trapline.db.engine import Database
+from trapline.db.types import utcnow
+from trapline.ids import uuid7
+from trapline.pipeline.batch import Item
+from trapline.pipeline.exceptions import ExceptionInfo, ResolvedExceptions
+from trapline.pipeline.frames import (
+    Frame,
+    FrameContext,
+    JsResolveError,
+    RawFrame,
+    ResolvedFrame,
+    Resolver,
+    mapped_frame,
+    raw_frame_hash,
+    symbol_lookup,
+    unmapped_frame,
+)
+from trapline.pipeline.linking import dialect_insert_for
+from trapline.symbols.models import StackFrame, SymbolSet
+from trapline.symbols.sourcemaps import SourceMap
+
+__all__ = ["BatchSymbols", "Blobs", "SymbolResolver"]
+
+# last_used drives retention; refreshing it on every use would write on every batch.
+LAST_USED_REFRESH = timedelta(hours=12)
+_IN_CHUNK = 500
+_FRAMES: Table = cast(Table, StackFrame.__table__)
+_SETS: Table = cast(Table, SymbolSet.__table__)
+
+
+class Blobs(Protocol):
+    """The part of the object store resolution needs."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class _Set:
+    id: uuid.UUID
+    storage_ptr: str | None
+    content_hash: str | None
+    failure_reason: str | None
+    last_used: datetime | None
+    release: dict[str, Any] | None  # $exception_releases entry, keyed by its hash_id
+
+
+@dataclass
+class _Known:
+    """A raw frame's resolution: from the stack frame table, or made in this batch."""
+
+    frames: list[ResolvedFrame]
+    symbol_set_id: uuid.UUID | None
+    # For frames resolved in this batch: the chunk looked up and the raw frame itself.
+    chunk_id: str | None = None
+    raw: RawFrame | None = None
+
+
+class SymbolResolver:
+    """Resolves JavaScript frames with uploaded symbol sets; one per worker process."""
+
+    def __init__(self, db: Database, store: Blobs, *, max_map_bytes: int = 256 * 1024 * 1024) -> None:
+        self._db = db
+        self._store = store
+        self._max_map_bytes = max_map_bytes
+        self._maps: OrderedDict[tuple[uuid.UUID, str], SourceMap | JsResolveError] = OrderedDict()
+        self._map_bytes = 0
+        # Pass-through frames already in the stack frame table (they never change): not
+        # written again. Bounded; forgetting only costs an insert that does nothing.
+        self._saved: OrderedDict[tuple[int, str, int], None] = OrderedDict()
+
+    def for_batch(self, items: Sequence[Item]) -> BatchSymbols:
+        wanted: dict[int, set[str]] = {}
+        hashes: dict[int, set[str]] = {}
+        for item in items:
+            if not item.live or item.exception is None:
+                continue
+            for raw in _raw_frames(item.exception.exception_list):
+                lookup = symbol_lookup(raw)
+                if lookup is not None:
+                    wanted.setdefault(item.project_id, set()).add(lookup.chunk_id)
+                    hashes.setdefault(item.project_id, set()).add(raw_frame_hash(raw))
+        sets: dict[tuple[int, str], _Set] = {}
+        known: dict[tuple[int, str], _Known] = {}
+        if wanted:
+            with self._db.session(write=False) as session:
+                for project_id, refs in wanted.items():
+                    sets.update(_load_sets(session, project_id, refs))
+                    known.update(_load_frames(session, project_id, hashes[project_id]))
+        return BatchSymbols(self, sets, known)
+
+    def source_map(self, symbol_set: _Set) -> SourceMap | JsResolveError | None:
+        """The parsed map of an uploaded set (cached), its error, or None if the object is gone."""
+        assert symbol_set.storage_ptr is not None
+        key = (symbol_set.id, symbol_set.storage_ptr)
+        cached = self._maps.get(key)
+        if cached is not None:
+            self._maps.move_to_end(key)
+            return cached
+        data = self._store.get(symbol_set.storage_ptr)
+        if data is None:
+            return None
+        parsed = SourceMap.from_container(data)
+        self._maps[key] = parsed
+        self._map_bytes += len(data)
+        while self._map_bytes > self._max_map_bytes and len(self._maps) > 1:
+            _, evicted = self._maps.popitem(last=False)
+            self._map_bytes -= evicted.size if isinstance(evicted, SourceMap) else 0
+        return parsed
+
+    def remember_saved(self, key: tuple[int, str, int]) -> bool:
+        """Whether a pass-through frame still needs writing; marks it written."""
+        if key in self._saved:
+            self._saved.move_to_end(key)
+            return False
+        self._saved[key] = None
+        if len(self._saved) > 50_000:
+            self._saved.popitem(last=False)
+        return True
+
+
+@dataclass
+class BatchSymbols:
+    """What one batch's resolution reads, decides and then writes."""
+
+    owner: SymbolResolver
+    sets: dict[tuple[int, str], _Set]
+    known: dict[tuple[int, str], _Known]
+    # To write: stack frames, chunk ids nobody uploaded, sets that turned out unusable.
+    new_frames: dict[tuple[int, str], _Known] = field(default_factory=dict)
+    passthrough: dict[tuple[int, str, int], tuple[Frame, FrameContext | None]] = field(default_factory=dict)
+    missing: dict[tuple[int, str], str] = field(default_factory=dict)
+    broken: dict[uuid.UUID, str] = field(default_factory=dict)
+    used: set[uuid.UUID] = field(default_factory=set)
+    _release_of_frame: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+
+    def resolver(self, project_id: int) -> Resolver:
+        return lambda raw: self._resolve(project_id, raw)
+
+    def _resolve(self, project_id: int, raw: RawFrame) -> list[ResolvedFrame] | None:
+        lookup = symbol_lookup(raw)
+        if lookup is None:
+            return None
+        key = (project_id, raw_frame_hash(raw))
+        known = self.known.get(key) or self.new_frames.get(key)
+        if known is None:
+            symbol_set = self.sets.get((project_id, lookup.chunk_id))
+            frames = self._symbolicate(project_id, raw, lookup.chunk_id, lookup.line, lookup.column, symbol_set)
+            known = _Known(frames, symbol_set.id if symbol_set is not None else None, lookup.chunk_id, raw)
+            self.new_frames[key] = known
+        symbol_set = self.sets.get((project_id, lookup.chunk_id))
+        if symbol_set is not None:
+            self.used.add(symbol_set.id)
+            if symbol_set.release is not None and known.frames[0].frame["resolved"]:
+                self._release_of_frame[key] = symbol_set.release
+        return known.frames
+
+    def _symbolicate(
+        self, project_id: int, raw: RawFrame, chunk_id: str, line: int, column: int, symbol_set: _Set | None
+    ) -> list[ResolvedFrame]:
+        if symbol_set is None:
+            self.missing[(project_id, chunk_id)] = str(JsResolveError.no_sourcemap_uploaded(chunk_id))
+            return [unmapped_frame(raw, JsResolveError.no_sourcemap_uploaded(chunk_id))]
+        if symbol_set.failure_reason is not None:
+            return [unmapped_frame(raw, JsResolveError.from_message(symbol_set.failure_reason))]
+        if symbol_set.storage_ptr is None or symbol_set.content_hash is None:
+            # Nothing uploaded, or an upload not finished: the frames are resolved again
+            # when it finishes (finishing clears the set's cached frames).
+            return [unmapped_frame(raw, JsResolveError.no_sourcemap_uploaded(chunk_id))]
+        source_map = self.owner.source_map(symbol_set)
+        if source_map is None:
+            return [unmapped_frame(raw, JsResolveError.no_sourcemap_uploaded(chunk_id))]
+        if isinstance(source_map, JsResolveError):
+            self.broken[symbol_set.id] = str(source_map)
+            return [unmapped_frame(raw, source_map)]
+        position = source_map.lookup(line, column)
+        if position is None:
+            function = str(raw.get("function", ""))
+            return [unmapped_frame(raw, JsResolveError.token_not_found(function, line, column))]
+        frame = mapped_frame(
+            raw, line=position.line, column=position.column, source=position.source, resolved_name=position.function
+        )
+        return [ResolvedFrame(frame, position.context)]
+
+    def releases(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, Any]:
+        """``$exception_releases``: the releases of the symbol sets this event's frames used."""
+        found: dict[str, Any] = {}
+        for frame in _resolved_frames(exception_list):
+            release = self._release_of_frame.get((project_id, frame["raw_id"].partition("/")[0]))
+            if release is not None:
+                found[release["hash_id"]] = release["entry"]
+        return found
+
+    def remember(self, project_id: int, resolved: ResolvedExceptions) -> None:
+        """Note the event's pass-through frames, with their contexts, for the frame table."""
+        for frame in _resolved_frames(resolved.exception_list):
+            raw_id, _, part = frame["raw_id"].partition("/")
+            if (project_id, raw_id) in self.known or (project_id, raw_id) in self.new_frames:
+                continue
+            key = (project_id, raw_id, int(part or 0))
+            if key not in self.passthrough:
+                self.passthrough[key] = (frame, resolved.contexts.get(frame["raw_id"]))
+
+    def save(self, session: Session) -> None:
+        """Write what the batch learned, in the batch's write transaction."""
+        connection = session.connection()
+        placeholder_ids = _create_placeholders(connection, self.missing)
+        now = utcnow()
+        for set_id, reason in self.broken.items():
+            connection.execute(
+                update(_SETS)
+                .where(_SETS.c.id == set_id, _SETS.c.failure_reason.is_(None))
+                .values(failure_reason=reason)
+            )
+        stale = [
+            s.id
+            for s in self.sets.values()
+            if s.id in self.used and (s.last_used is None or now - s.last_used > LAST_USED_REFRESH)
+        ]
+        if stale:
+            connection.execute(update(_SETS).where(_SETS.c.id.in_(stale)).values(last_used=now))
+        rows = list(self._frame_rows(placeholder_ids, now))
+        if rows:
+            connection.execute(
+                dialect_insert_for(connection, _FRAMES).on_conflict_do_nothing(
+                    index_elements=["project_id", "raw_id", "part"]
+                ),
+                rows,
+            )
+
+    def _frame_rows(self, placeholder_ids: dict[tuple[int, str], uuid.UUID], now: datetime) -> Iterator[dict[str, Any]]:
+        for (project_id, raw_id), known in self.new_frames.items():
+            set_id = known.symbol_set_id
+            if set_id is None and known.chunk_id is not None:
+                set_id = placeholder_ids.get((project_id, known.chunk_id))
+            for part, (frame, context) in enumerate(known.frames):
+                # A failed frame keeps its raw form: the event can be resolved again later.
+                raw = dict(known.raw) if "resolve_failure" in frame and known.raw is not None else None
+                yield _frame_row(project_id, raw_id, part, frame, context, set_id, now, raw=raw)
+        for (project_id, raw_id, part), (frame, context) in self.passthrough.items():
+            if self.owner.remember_saved((project_id, raw_id, part)):
+                yield _frame_row(project_id, raw_id, part, frame, context, None, now, raw=None)
+
+
+def _frame_row(
+    project_id: int,
+    raw_id: str,
+    part: int,
+    frame: Frame,
+    context: FrameContext | None,
+    symbol_set_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    raw: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "id": uuid7(),
+        "project_id": project_id,
+        "raw_id": raw_id,
+        "part": part,
+        "symbol_set_id": symbol_set_id,
+        "contents": dict(frame),
+        "resolved": frame["resolved"],
+        "context": context,
+        "raw": raw,
+        "created_at": now,
+    }
+
+
+def _create_placeholders(
+    connection: Connection, missing: dict[tuple[int, str], str]
+) -> dict[tuple[int, str], uuid.UUID]:
+    """Record chunk ids nobody uploaded; returns every such ref's set id (ours or a racer's)."""
+    if not missing:
+        return {}
+    now = utcnow()
+    connection.execute(
+        dialect_insert_for(connection, _SETS).on_conflict_do_nothing(index_elements=["project_id", "ref"]),
+        [
+            {"id": uuid7(), "project_id": pid, "ref": ref, "failure_reason": None, "created_at": now}
+            for (pid, ref) in sorted(missing)
+        ],
+    )
+    ids: dict[tuple[int, str], uuid.UUID] = {}
+    for project_id, refs in _by_project(missing):
+        for chunk in _chunks(sorted(refs)):
+            rows = connection.execute(
+                select(_SETS.c.ref, _SETS.c.id).where(_SETS.c.project_id == project_id, _SETS.c.ref.in_(chunk))
+            )
+            ids.update({(project_id, ref): set_id for ref, set_id in rows})
+    return ids
+
+
+def _load_sets(session: Session, project_id: int, refs: set[str]) -> dict[tuple[int, str], _Set]:
+    found: dict[tuple[int, str], _Set] = {}
+    for chunk in _chunks(sorted(refs)):
+        for row in session.scalars(
+            select(SymbolSet).where(SymbolSet.project_id == project_id, SymbolSet.ref.in_(chunk))
+        ):
+            release = None
+            if row.release is not None:
+                entry: dict[str, Any] = {
+                    "id": str(row.release.id),
+                    "version": row.release.version,
+                    "project": row.release.project_name,
+                    "timestamp": row.release.created_at.isoformat(),
+                }
+                if row.release.metadata_:
+                    entry["metadata"] = row.release.metadata_
+                release = {"hash_id": row.release.hash_id, "entry": entry}
+            found[(project_id, row.ref)] = _Set(
+                row.id, row.storage_ptr, row.content_hash, row.failure_reason, row.last_used, release
+            )
+    return found
+
+
+def _load_frames(session: Session, project_id: int, hashes: set[str]) -> dict[tuple[int, str], _Known]:
+    parts: dict[str, list[tuple[int, ResolvedFrame]]] = {}
+    set_of: dict[str, uuid.UUID | None] = {}
+    for chunk in _chunks(sorted(hashes)):
+        rows = session.execute(
+            select(
+                StackFrame.raw_id, StackFrame.part, StackFrame.contents, StackFrame.context, StackFrame.symbol_set_id
+            ).where(StackFrame.project_id == project_id, StackFrame.raw_id.in_(chunk))
+        )
+        for raw_id, part, contents, context, set_id in rows:
+            parts.setdefault(raw_id, []).append(
+                (part, ResolvedFrame(cast(Frame, contents), cast(FrameContext | None, context)))
+            )
+            set_of[raw_id] = set_id
+    return {
+        (project_id, raw_id): _Known([frame for _, frame in sorted(found, key=lambda p: p[0])], set_of[raw_id])
+        for raw_id, found in parts.items()
+    }
+
+
+def _raw_frames(exception_list: Sequence[ExceptionInfo]) -> Iterator[RawFrame]:
+    for exception in exception_list:
+        stack = exception.get("stacktrace")
+        if stack is not None and stack["type"] == "raw":
+            yield from stack["frames"]
+
+
+def _resolved_frames(exception_list: Sequence[ExceptionInfo]) -> Iterator[Frame]:
+    for exception in exception_list:
+        stack = exception.get("stacktrace")
+        if stack is not None and stack["type"] == "resolved":
+            yield from stack["frames"]
+
+
+def _by_project(keys: Iterable[tuple[int, str]]) -> Iterator[tuple[int, set[str]]]:
+    grouped: dict[int, set[str]] = {}
+    for project_id, ref in keys:
+        grouped.setdefault(project_id, set()).add(ref)
+    yield from grouped.items()
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]

@@ -1,0 +1,275 @@
+"""JavaScript frames resolved with symbol sets, through the whole pipeline.
+
+The fixture bundle (fixtures/shop.min.js) is esbuild's minified output of fixtures/shop.js;
+node reports its throw at 1:528 (in ``computeTotal``, minified ``s``) called from 1:585
+(``checkout``, minified ``a``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.capture import exception, exception_event, post_batch
+from tests.factories import Tenant
+from trapline.db.engine import Database
+from trapline.events.models import ExceptionEvent
+from trapline.releases.models import Release
+from trapline.symbols.container import pack_source_and_map
+from trapline.symbols.models import StackFrame, SymbolSet
+from trapline.symbols.resolver import SymbolResolver
+from trapline.worker import Worker
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CHUNK = "0198a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+URL = "https://shop.example/assets/shop.min.js"
+
+
+class Blobs(dict[str, bytes]):
+    """An object store with only what resolution reads."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # the ObjectStore.get signature
+        return super().get(key, default)
+
+
+def container() -> bytes:
+    return pack_source_and_map((FIXTURES / "shop.min.js").read_bytes(), (FIXTURES / "shop.min.js.map").read_bytes())
+
+
+def web_frame(function: str, colno: int, *, chunk_id: str | None = CHUNK, lineno: int = 1) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "platform": "web:javascript",
+        "filename": URL,
+        "function": function,
+        "lineno": lineno,
+        "colno": colno,
+        "in_app": True,
+    }
+    if chunk_id is not None:
+        frame["chunk_id"] = chunk_id
+    return frame
+
+
+def js_event(*frames: dict[str, Any], type_: str = "Error") -> dict[str, Any]:
+    # posthog-js order: oldest call first, throw site last.
+    frames = frames or (web_frame("a", 585), web_frame("s", 528))
+    return exception_event(exception(type_, "too expensive", frames=list(frames)), **{"$lib": "web"})
+
+
+def upload(database: Database, blobs: Blobs, project_id: int, *, ref: str = CHUNK, data: bytes | None = None,
+           release_id: uuid.UUID | None = None) -> uuid.UUID:  # fmt: skip
+    key = f"symbolsets/{uuid.uuid4()}"
+    blobs[key] = container() if data is None else data
+    with database.session(write=True) as session:
+        row = session.scalar(select(SymbolSet).where(SymbolSet.project_id == project_id, SymbolSet.ref == ref))
+        if row is None:
+            row = SymbolSet(project_id=project_id, ref=ref)
+            session.add(row)
+        row.storage_ptr, row.content_hash, row.failure_reason, row.release_id = key, "hash", None, release_id
+        session.flush()
+        session.execute(StackFrame.__table__.delete().where(StackFrame.symbol_set_id == row.id))
+        session.commit()
+        return row.id
+
+
+@pytest.fixture
+def blobs() -> Blobs:
+    return Blobs()
+
+
+@pytest.fixture
+def process(database: Database, blobs: Blobs) -> Any:
+    resolver = SymbolResolver(database, blobs)
+    return lambda: Worker(database, resolver=resolver).drain()
+
+
+def stored(database: Database) -> list[ExceptionEvent]:
+    with database.session(write=False) as session:
+        return list(session.scalars(select(ExceptionEvent).order_by(ExceptionEvent.id)))
+
+
+def frames_of(event: ExceptionEvent) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = event.properties["$exception_list"][0]["stacktrace"]["frames"]
+    return frames
+
+
+def test_minified_frames_resolve_to_the_original_source(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    [event] = stored(database)
+    checkout, compute = frames_of(event)
+    assert (compute["source"], compute["resolved_name"], compute["line"], compute["column"]) == (
+        "shop.js",
+        "computeTotal",
+        7,
+        11,
+    )
+    assert (checkout["resolved_name"], checkout["line"]) == ("checkout", 13)
+    assert compute["mangled_name"] == "s"
+    assert compute["resolved"] is True and compute["in_app"] is True and "resolve_failure" not in compute
+    # The fingerprint is built from the resolved frames: type, then source + name of each.
+    expected = hashlib.sha512(b"Error" + b"shop.js" + b"checkout" + b"shop.js" + b"computeTotal").hexdigest()
+    assert event.fingerprint == expected
+    assert event.properties["$exception_functions"] == ["checkout", "computeTotal"]
+    assert event.properties["$exception_sources"] == ["shop.js"]
+
+
+def test_resolved_frames_are_cached_with_their_source_context(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    with database.session(write=False) as session:
+        rows = {row.contents["resolved_name"]: row for row in session.scalars(select(StackFrame))}
+    compute = rows["computeTotal"]
+    assert compute.resolved is True and compute.raw is None
+    assert compute.context is not None
+    assert compute.context["line"] == {"number": 7, "line": '    throw new Error("too expensive");'}
+    assert compute.context["before"][0] == {"number": 6, "line": "  if (total > 100) {"}
+    assert compute.context["after"][0]["number"] == 8
+    # The map is not needed again: a second event resolves from the stack frame table.
+    blobs.clear()
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    assert [f["resolved_name"] for f in frames_of(stored(database)[1])] == ["checkout", "computeTotal"]
+
+
+def test_a_chunk_nobody_uploaded_fails_cleanly_and_an_upload_fixes_the_next_events(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    [early] = stored(database)
+    compute = frames_of(early)[1]
+    assert compute["resolve_failure"] == f"No sourcemap uploaded for chunk id: {CHUNK}"
+    assert compute["resolved"] is False and "resolved_name" not in compute
+    with database.session(write=False) as session:
+        placeholder = session.scalar(select(SymbolSet).where(SymbolSet.ref == CHUNK))
+        assert placeholder is not None and placeholder.storage_ptr is None
+        failed = session.scalars(select(StackFrame).where(StackFrame.symbol_set_id == placeholder.id)).all()
+        assert {row.raw["function"] for row in failed if row.raw} == {"a", "s"}  # kept to resolve again
+
+    upload(database, blobs, tenant.project_id)  # the upload of that chunk clears its cached frames
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    later = stored(database)[1]
+    assert [f["resolved_name"] for f in frames_of(later)] == ["checkout", "computeTotal"]
+    assert later.fingerprint != early.fingerprint
+
+
+def test_an_unreadable_symbol_set_is_marked_failed_and_not_retried(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    set_id = upload(database, blobs, tenant.project_id, data=b"not a container")
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    compute = frames_of(stored(database)[0])[1]
+    assert compute["resolve_failure"].startswith("Invalid Source and Map: not a symbol set")
+    with database.session(write=False) as session:
+        reason = session.get_one(SymbolSet, set_id).failure_reason
+    assert reason is not None and "posthog_error_tracking header" in reason
+
+
+def test_a_map_in_a_container_of_another_type_says_so(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    hermes = b"posthog_error_tracking" + (1).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"\0" * 8
+    upload(database, blobs, tenant.project_id, data=hermes)
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    assert "type 3 (Hermes map) is not supported" in frames_of(stored(database)[0])[1]["resolve_failure"]
+
+
+def test_a_position_outside_the_map_is_token_not_found(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event(web_frame("x", 5, lineno=40)))
+    process()
+    [frame] = frames_of(stored(database)[0])
+    assert frame["resolve_failure"] == "Token not found for frame: x:40:5"
+
+
+def test_frames_without_a_chunk_id_or_position_pass_through(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    upload(database, blobs, tenant.project_id)
+    no_chunk = web_frame("s", 528, chunk_id=None)
+    no_position = {k: v for k, v in web_frame("native", 1).items() if k not in ("lineno", "colno")}
+    post_batch(client, tenant.project_token, js_event(no_chunk, no_position))
+    process()
+    first, second = frames_of(stored(database)[0])
+    assert first["resolve_failure"].startswith("Could not find sourcemap for source url")
+    assert second["resolved_name"] == "native" and "resolve_failure" not in second
+
+
+def test_node_frames_resolve_by_chunk_id(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    upload(database, blobs, tenant.project_id)
+    node = {
+        "platform": "node:javascript",
+        "filename": "/srv/app/dist/shop.min.js",
+        "function": "s",
+        "lineno": 1,
+        "colno": 528,
+        "in_app": True,
+        "chunk_id": CHUNK,
+    }
+    post_batch(client, tenant.project_token, js_event(node))
+    process()
+    [frame] = frames_of(stored(database)[0])
+    assert (frame["source"], frame["resolved_name"], frame["line"]) == ("shop.js", "computeTotal", 7)
+
+
+def test_the_symbol_sets_release_goes_into_the_event(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    with database.session(write=True) as session:
+        release = Release(project_id=tenant.project_id, hash_id="abc123", version="1.2.0", project_name="shop")
+        session.add(release)
+        session.commit()
+        release_id = release.id
+    upload(database, blobs, tenant.project_id, release_id=release_id)
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    releases = stored(database)[0].properties["$exception_releases"]
+    assert list(releases) == ["abc123"]
+    assert releases["abc123"]["version"] == "1.2.0"
+    assert releases["abc123"]["project"] == "shop"
+    assert releases["abc123"]["id"] == str(release_id)
+
+
+def test_python_frames_are_kept_in_the_frame_table_with_context(
+    client: TestClient, tenant: Tenant, database: Database, process: Any
+):
+    python = {
+        "platform": "python",
+        "filename": "app.py",
+        "function": "handle",
+        "module": "app",
+        "lineno": 9,
+        "context_line": "    return 1 / 0",
+        "pre_context": ["def handle():"],
+        "post_context": [],
+    }
+    post_batch(client, tenant.project_token, exception_event(exception("ZeroDivisionError", frames=[python])))
+    process()
+    with database.session(write=False) as session:
+        [row] = session.scalars(select(StackFrame))
+    assert row.symbol_set_id is None and row.raw is None
+    assert row.context == {
+        "before": [{"number": 8, "line": "def handle():"}],
+        "line": {"number": 9, "line": "    return 1 / 0"},
+        "after": [],
+    }
