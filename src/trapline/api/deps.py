@@ -28,11 +28,13 @@ from trapline.accounts.models import Membership, PersonalApiKey, User
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
+from trapline.objects.store import ObjectStore
 from trapline.projects.models import Project
 from trapline.settings import Settings
 
 __all__ = [
     "DatabaseDep",
+    "ObjectStoreDep",
     "Principal",
     "PrincipalDep",
     "ReadProject",
@@ -57,8 +59,14 @@ def _database(request: Request) -> Database:
     return db
 
 
+def _objects(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.objects
+    return store
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DatabaseDep = Annotated[Database, Depends(_database)]
+ObjectStoreDep = Annotated[ObjectStore, Depends(_objects)]
 
 
 def _session(request: Request, db: DatabaseDep) -> Iterator[Session]:
