@@ -20,6 +20,8 @@ from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
+from trapline.issues.models import IssueFingerprint
+from trapline.pipeline.reprocess import reprocess
 from trapline.releases.models import Release
 from trapline.symbols.container import pack_source_and_map
 from trapline.symbols.models import StackFrame, SymbolSet
@@ -132,7 +134,7 @@ def test_resolved_frames_are_cached_with_their_source_context(
     with database.session(write=False) as session:
         rows = {row.contents["resolved_name"]: row for row in session.scalars(select(StackFrame))}
     compute = rows["computeTotal"]
-    assert compute.resolved is True and compute.raw is None
+    assert compute.resolved is True
     assert compute.context is not None
     assert compute.context["line"] == {"number": 7, "line": '    throw new Error("too expensive");'}
     assert compute.context["before"][0] == {"number": 6, "line": "  if (total > 100) {"}
@@ -157,13 +159,17 @@ def test_a_chunk_nobody_uploaded_fails_cleanly_and_an_upload_fixes_the_next_even
         placeholder = session.scalar(select(SymbolSet).where(SymbolSet.ref == CHUNK))
         assert placeholder is not None and placeholder.storage_ptr is None
         failed = session.scalars(select(StackFrame).where(StackFrame.symbol_set_id == placeholder.id)).all()
-        assert {row.raw["function"] for row in failed if row.raw} == {"a", "s"}  # kept to resolve again
+        assert {row.contents["mangled_name"] for row in failed} == {"a", "s"}
+    # The event keeps its frames' raw form, to be resolved again once the map is there.
+    assert {raw["function"] for raw in (early.unresolved_frames or {}).values()} == {"a", "s"}
+    assert set(early.unresolved_frames or {}) == {f["raw_id"] for f in frames_of(early)}
 
     upload(database, blobs, tenant.project_id)  # the upload of that chunk clears its cached frames
     post_batch(client, tenant.project_token, js_event())
     process()
     later = stored(database)[1]
     assert [f["resolved_name"] for f in frames_of(later)] == ["checkout", "computeTotal"]
+    assert later.unresolved_frames is None
     assert later.fingerprint != early.fingerprint
 
 
@@ -267,9 +273,47 @@ def test_python_frames_are_kept_in_the_frame_table_with_context(
     process()
     with database.session(write=False) as session:
         [row] = session.scalars(select(StackFrame))
-    assert row.symbol_set_id is None and row.raw is None
+    assert row.symbol_set_id is None
     assert row.context == {
         "before": [{"number": 8, "line": "def handle():"}],
         "line": {"number": 9, "line": "    return 1 / 0"},
         "after": [],
     }
+
+
+def test_events_sent_before_the_upload_are_resolved_again_by_reprocess(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    post_batch(client, tenant.project_token, js_event(), js_event())
+    process()
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event())  # after the upload: resolved at once
+    process()
+    early, _, late = stored(database)
+    assert early.fingerprint != late.fingerprint
+
+    result = reprocess(database, SymbolResolver(database, blobs), tenant.project_id)
+    assert (result.examined, result.improved, result.regrouped) == (2, 2, 2)
+    events = stored(database)
+    assert {event.fingerprint for event in events} == {late.fingerprint}
+    assert {event.issue_id for event in events} == {late.issue_id}
+    assert all(event.unresolved_frames is None for event in events)
+    assert [f["resolved_name"] for f in frames_of(events[0])] == ["checkout", "computeTotal"]
+    assert events[0].properties["$exception_issue_id"] == str(late.issue_id)
+    with database.session(write=False) as session:
+        totals = {fp.fingerprint: fp.occurrences for fp in session.scalars(select(IssueFingerprint))}
+    assert totals == {early.fingerprint: 0, late.fingerprint: 3}
+    # Nothing left to do: a second run changes nothing.
+    assert reprocess(database, SymbolResolver(database, blobs), tenant.project_id).improved == 0
+
+
+def test_reprocess_without_the_symbols_leaves_events_alone(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    [before] = stored(database)
+    result = reprocess(database, SymbolResolver(database, blobs), tenant.project_id)
+    assert (result.examined, result.improved) == (1, 0)
+    [after] = stored(database)
+    assert (after.fingerprint, after.properties) == (before.fingerprint, before.properties)

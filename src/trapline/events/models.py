@@ -85,6 +85,9 @@ class ExceptionEvent(Base):
     # what the issue search matches tokens against.
     search_text: Mapped[str] = mapped_column(Text, default="")
     properties: Mapped[dict[str, Any]] = mapped_column()
+    # The raw form of frames whose symbols were missing or unusable, by frame raw_id: what
+    # `trapline reprocess` resolves again once the symbols are uploaded. None when there are none.
+    unresolved_frames: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class DroppedEvents(Base):

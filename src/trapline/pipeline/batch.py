@@ -20,7 +20,7 @@ from trapline.db.types import utcnow
 from trapline.events.queue import Claimed
 from trapline.ids import uuid7
 from trapline.pipeline.exceptions import ExceptionInfo, ExceptionProperties
-from trapline.pipeline.frames import FrameContext
+from trapline.pipeline.frames import FrameContext, RawFrame
 
 __all__ = ["Assignee", "Drop", "Item", "items_from_queue", "parse_timestamp"]
 
@@ -47,6 +47,8 @@ class Item:
     # Set by resolution: the exception list with resolved stacks, and the frames' contexts.
     exception_list: list[ExceptionInfo] = field(default_factory=list)
     contexts: dict[str, FrameContext] = field(default_factory=dict)
+    # Raw frames whose symbols failed, by frame raw_id: kept with the event to be redone later.
+    unresolved_frames: dict[str, RawFrame] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
     proposed_fingerprint: str | None = None

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from trapline.pipeline.batch import Item
 from trapline.pipeline.exceptions import ExceptionInfo, ResolvedExceptions, resolve_exception_list
-from trapline.pipeline.frames import Resolver
+from trapline.pipeline.frames import RawFrame, Resolver
 from trapline.pipeline.properties import base_output
 
 __all__ = ["BatchResolver", "FrameResolver", "resolve"]
@@ -30,6 +30,10 @@ class BatchResolver(Protocol):
 
     def releases(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, Any]:
         """``$exception_releases`` of an event, from the symbol sets its frames used."""
+        ...
+
+    def unresolved(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, RawFrame]:
+        """The raw form of the event's frames whose symbols failed, by frame raw_id."""
         ...
 
     def remember(self, project_id: int, resolved: ResolvedExceptions) -> None:
@@ -47,13 +51,16 @@ def resolve(items: list[Item], symbols: BatchResolver | None = None) -> None:
     for item in items:
         if not item.live or item.exception is None:
             continue
-        resolver = symbols.resolver(item.project_id) if symbols is not None else None
-        resolved = resolve_exception_list(item.exception.exception_list, resolver)
+        releases: dict[str, Any] | None = None
+        if symbols is None:
+            resolved = resolve_exception_list(item.exception.exception_list)
+        else:
+            resolved = resolve_exception_list(item.exception.exception_list, symbols.resolver(item.project_id))
+            releases = symbols.releases(item.project_id, resolved.exception_list)
+            item.unresolved_frames = symbols.unresolved(item.project_id, resolved.exception_list)
+            symbols.remember(item.project_id, resolved)
         item.exception_list = resolved.exception_list
         item.contexts = resolved.contexts
-        releases = symbols.releases(item.project_id, resolved.exception_list) if symbols is not None else None
-        if symbols is not None:
-            symbols.remember(item.project_id, resolved)
         item.output = base_output(
             item.properties, item.exception_list, handled=item.exception.handled, releases=releases
         )

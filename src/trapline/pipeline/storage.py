@@ -56,6 +56,7 @@ def store_events(session: Session, items: list[Item]) -> int:
             "library": _text(item.output.get("$lib"), 64),
             "search_text": search_text(item.output),
             "properties": item.output,
+            "unresolved_frames": dict(item.unresolved_frames) or None,
         }
         for item in items
         if item.live and item.issue_id is not None
@@ -71,7 +72,7 @@ def store_events(session: Session, items: list[Item]) -> int:
 _EVENTS = cast(Table, ExceptionEvent.__table__)
 _COLUMNS = (
     "project_id", "uuid", "timestamp", "distinct_id", "session_id", "fingerprint", "issue_id", "library",
-    "search_text", "properties",
+    "search_text", "properties", "unresolved_frames",
 )  # fmt: skip
 _SQLITE_INSERT = f"INSERT INTO exception_event ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DATETIME writes (naive UTC)
@@ -126,6 +127,7 @@ def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[t
                 row["library"],
                 row["search_text"],
                 orjson.dumps(row["properties"], option=orjson.OPT_NON_STR_KEYS).decode(),
+                None if row["unresolved_frames"] is None else orjson.dumps(row["unresolved_frames"]).decode(),
             )
             for row in fresh
         ],

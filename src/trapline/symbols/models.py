@@ -48,8 +48,7 @@ class StackFrame(UUIDPrimaryKey, CreatedAt, Base):
 
     Keyed by the raw frame's hash (``raw_id``) and ``part`` (one raw frame may resolve into
     several frames). ``context`` holds the source lines around the frame, which never go on
-    events. ``raw`` keeps the frame as the SDK sent it when resolution failed, so that the
-    events it appears in can be resolved again once the symbols arrive.
+    events.
     """
 
     __tablename__ = "stack_frame"
@@ -67,4 +66,3 @@ class StackFrame(UUIDPrimaryKey, CreatedAt, Base):
     contents: Mapped[dict[str, Any]] = mapped_column()
     resolved: Mapped[bool] = mapped_column(default=True)
     context: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    raw: Mapped[dict[str, Any] | None] = mapped_column(default=None)

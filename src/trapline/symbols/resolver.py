@@ -6,8 +6,7 @@ resolves frame by frame without further I/O but for downloading a source map the
 it is needed. Parsed maps are kept between batches (an LRU bounded by size).
 
 What resolution learns is written by ``BatchSymbols.save`` in the batch's write transaction:
-new stack frames (with their source context, and the raw frame when resolution failed so the
-event can be resolved again later), a placeholder symbol set for a chunk id nobody uploaded
+new stack frames (with their source context), a placeholder symbol set for a chunk id nobody uploaded
 (so the failure is remembered, and an upload for that chunk clears it), a symbol set's
 failure when its upload cannot be read, and ``last_used``.
 
@@ -79,9 +78,8 @@ class _Known:
 
     frames: list[ResolvedFrame]
     symbol_set_id: uuid.UUID | None
-    # For frames resolved in this batch: the chunk looked up and the raw frame itself.
+    # For frames resolved in this batch: the chunk looked up.
     chunk_id: str | None = None
-    raw: RawFrame | None = None
 
 
 class SymbolResolver:
@@ -160,6 +158,8 @@ class BatchSymbols:
     missing: dict[tuple[int, str], str] = field(default_factory=dict)
     broken: dict[uuid.UUID, str] = field(default_factory=dict)
     used: set[uuid.UUID] = field(default_factory=set)
+    # Raw frames whose symbols failed, for the events to keep (and `trapline reprocess` to redo).
+    failed: dict[tuple[int, str], RawFrame] = field(default_factory=dict)
     _release_of_frame: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
 
     def resolver(self, project_id: int) -> Resolver:
@@ -174,8 +174,10 @@ class BatchSymbols:
         if known is None:
             symbol_set = self.sets.get((project_id, lookup.chunk_id))
             frames = self._symbolicate(project_id, raw, lookup.chunk_id, lookup.line, lookup.column, symbol_set)
-            known = _Known(frames, symbol_set.id if symbol_set is not None else None, lookup.chunk_id, raw)
+            known = _Known(frames, symbol_set.id if symbol_set is not None else None, lookup.chunk_id)
             self.new_frames[key] = known
+        if "resolve_failure" in known.frames[0].frame:
+            self.failed[key] = raw
         symbol_set = self.sets.get((project_id, lookup.chunk_id))
         if symbol_set is not None:
             self.used.add(symbol_set.id)
@@ -217,6 +219,15 @@ class BatchSymbols:
             release = self._release_of_frame.get((project_id, frame["raw_id"].partition("/")[0]))
             if release is not None:
                 found[release["hash_id"]] = release["entry"]
+        return found
+
+    def unresolved(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, RawFrame]:
+        """The raw form of this event's frames whose symbols failed, by frame raw_id."""
+        found: dict[str, RawFrame] = {}
+        for frame in _resolved_frames(exception_list):
+            raw = self.failed.get((project_id, frame["raw_id"].partition("/")[0]))
+            if raw is not None:
+                found[frame["raw_id"]] = raw
         return found
 
     def remember(self, project_id: int, resolved: ResolvedExceptions) -> None:
@@ -262,12 +273,10 @@ class BatchSymbols:
             if set_id is None and known.chunk_id is not None:
                 set_id = placeholder_ids.get((project_id, known.chunk_id))
             for part, (frame, context) in enumerate(known.frames):
-                # A failed frame keeps its raw form: the event can be resolved again later.
-                raw = dict(known.raw) if "resolve_failure" in frame and known.raw is not None else None
-                yield _frame_row(project_id, raw_id, part, frame, context, set_id, now, raw=raw)
+                yield _frame_row(project_id, raw_id, part, frame, context, set_id, now)
         for (project_id, raw_id, part), (frame, context) in self.passthrough.items():
             if self.owner.remember_saved((project_id, raw_id, part)):
-                yield _frame_row(project_id, raw_id, part, frame, context, None, now, raw=None)
+                yield _frame_row(project_id, raw_id, part, frame, context, None, now)
 
 
 def _frame_row(
@@ -278,8 +287,6 @@ def _frame_row(
     context: FrameContext | None,
     symbol_set_id: uuid.UUID | None,
     now: datetime,
-    *,
-    raw: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "id": uuid7(),
@@ -290,7 +297,6 @@ def _frame_row(
         "contents": dict(frame),
         "resolved": frame["resolved"],
         "context": context,
-        "raw": raw,
         "created_at": now,
     }
 
