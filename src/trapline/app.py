@@ -20,7 +20,9 @@ from trapline.api import (
     issues,
     query,
     releases,
+    stack_frames,
     suppression_rules,
+    symbol_sets,
 )
 from trapline.api.errors import CatchAllMiddleware, install_error_handlers
 from trapline.db.engine import Database, make_engine
@@ -29,6 +31,9 @@ from trapline.ingest.capture import Capture
 from trapline.ingest.decode import Limits
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool
+from trapline.objects import routes as object_routes
+from trapline.objects.local import LocalStore
+from trapline.objects.store import open_store
 from trapline.settings import Settings
 
 __all__ = ["PROJECT_PREFIXES", "Trapline", "create_app"]
@@ -44,6 +49,8 @@ _PROJECT_ROUTERS = (
     releases.router,
     issues.router,
     query.router,
+    symbol_sets.router,
+    stack_frames.router,
 )
 
 
@@ -117,6 +124,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.db = db
+    app.state.objects = open_store(settings)
     install_error_handlers(app)
     app.capture = Capture(
         spool=spool,
@@ -129,6 +137,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     )
     app.add_middleware(CatchAllMiddleware)
     app.include_router(health_router)
+    if isinstance(app.state.objects, LocalStore):
+        # S3 serves its own presigned URLs; a local store's point at these routes.
+        app.include_router(object_routes.router)
     for prefix in PROJECT_PREFIXES:
         for router in _PROJECT_ROUTERS:
             app.include_router(router, prefix=prefix)

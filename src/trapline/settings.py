@@ -71,6 +71,19 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     # Time given to in-flight requests when the server is asked to stop (SIGTERM).
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # One uploaded symbol set (source map); PostHog's CLI and server refuse files over 100 MiB.
+    object_upload_max_size: ByteSize = ByteSize(100 * 1024 * 1024)
+
+    # --- S3 (when object_store_url is s3://) --------------------------------------------------
+    # Empty means AWS itself; set it for MinIO, R2, Ceph and other S3-compatible servers (which
+    # are then addressed path-style, since they have no per-bucket host names).
+    s3_endpoint_url: str = ""
+    # Empty means boto3's own lookup (AWS_REGION, ~/.aws/config).
+    s3_region: str = ""
+    # Empty means boto3's usual credential chain (AWS_* variables, ~/.aws, the instance's role),
+    # so that on AWS no key needs to be written into Trapline's configuration at all.
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr | None = None
 
     # --- ingestion ----------------------------------------------------------------------------
     # A capture request as received (possibly compressed). posthog-python sends at most ~5 MiB
