@@ -12,6 +12,7 @@ BIN := $(VENV)/bin
 export TRAPLINE_DATA_DIR ?= ./trapline-data
 
 .PHONY: run test lint format bench clean
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Trapline needs Python 3.11 or newer on the PATH (or PYTHON=/path/to/python)."; exit 1; }
@@ -30,7 +31,14 @@ run: $(VENV)/.installed
 	$(BIN)/trapline demo
 	exec $(BIN)/trapline serve
 
+# The browser tests drive Debian's chromium (browser downloads do not work everywhere):
+# installed from the system's packages when missing, else those tests are skipped.
 test: $(VENV)/.installed-test
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || { \
+		echo "installing chromium (apt-get) for the browser tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "could not install chromium: the browser tests will be skipped"; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
@@ -45,7 +53,6 @@ format: $(VENV)/.installed-test
 # wrk is the load generator: written in C, it leaves the server more of a small machine's CPU than
 # a Python client would. It is installed from the system's packages when missing; without it the
 # benchmark falls back to a (labelled) Python load generator.
-SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench: $(VENV)/.installed-test
 	@command -v wrk >/dev/null || ! command -v apt-get >/dev/null || { \
 		echo "installing wrk (apt-get)"; \

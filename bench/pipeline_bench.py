@@ -15,21 +15,17 @@ import cProfile
 import gc
 import json
 import pstats
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from events import BodyFactory, body_template
 
-from events import BodyFactory, body_template  # noqa: E402
-
-from trapline.accounts.bootstrap import bootstrap  # noqa: E402
-from trapline.db import migrate  # noqa: E402
-from trapline.db.engine import Database, make_engine  # noqa: E402
-from trapline.db.types import utcnow  # noqa: E402
-from trapline.events.queue import NewRequest, enqueue  # noqa: E402
-from trapline.worker import Worker, WorkerOptions  # noqa: E402
+from trapline.accounts.bootstrap import bootstrap
+from trapline.db import migrate
+from trapline.db.engine import Database, make_engine
+from trapline.db.types import utcnow
+from trapline.events.queue import NewRequest, enqueue
+from trapline.worker import Worker, WorkerOptions
 
 
 def fill(db: Database, project_id: int, token: str, events: int, per_request: int) -> None:

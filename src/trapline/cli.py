@@ -1,4 +1,4 @@
-"""The ``trapline`` command: serve, worker, migrate, requeue, bootstrap, demo."""
+"""The ``trapline`` command: serve, worker, migrate, requeue, reprocess, bootstrap, demo, sourcemap."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -22,9 +22,15 @@ from trapline.accounts.bootstrap import bootstrap
 from trapline.accounts.models import PersonalApiKey
 from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
+from trapline.db.types import utcnow
 from trapline.errors import TraplineError
 from trapline.logs import configure_logging
+from trapline.objects.store import ObjectStoreError
 from trapline.settings import Settings, SettingsError, load_settings
+from trapline.sourcemap import command as sourcemap_command
+
+if TYPE_CHECKING:
+    from trapline.symbols.resolver import SymbolResolver
 
 __all__ = ["main"]
 
@@ -37,6 +43,10 @@ DEMO_EMAIL = "demo@trapline.local"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.handler is _sourcemap:
+        # A client of a server (this one or PostHog's), run in a build folder: the local
+        # server's settings (and their data dir) have nothing to do with it.
+        return sourcemap_command.run(args)
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -48,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except TraplineError as exc:
         print(f"trapline: {exc.detail}", file=sys.stderr)
+        return 2
+    except ObjectStoreError as exc:
+        print(f"trapline: the object store ({settings.object_store_url}) cannot be used: {exc}", file=sys.stderr)
         return 2
 
 
@@ -74,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     requeue = commands.add_parser("requeue", help="retry queued events whose processing failed too often")
     requeue.set_defaults(handler=_requeue)
 
+    reprocess = commands.add_parser(
+        "reprocess", help="resolve stored events again, e.g. after uploading the source maps they lacked"
+    )
+    reprocess.add_argument("--project", type=int, required=True, help="the project id")
+    reprocess.add_argument("--since", help='only events since then: ISO date or relative ("-7d"); default: all')
+    reprocess.set_defaults(handler=_reprocess)
+
     boot = commands.add_parser(
         "bootstrap", help="create a user, organization and project if missing, and a new personal API key"
     )
@@ -87,7 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="create a demo project once and print how to use it")
     demo.set_defaults(handler=_demo)
 
-    for sub in (serve, worker, migrate_cmd, requeue, boot, demo):
+    sourcemap = commands.add_parser(
+        "sourcemap", help="inject chunk ids into JavaScript bundles and upload their source maps (PostHog's CLI)"
+    )
+    sourcemap_command.add_arguments(sourcemap)
+    sourcemap.set_defaults(handler=_sourcemap)
+
+    for sub in (serve, worker, migrate_cmd, requeue, reprocess, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
     return parser
 
@@ -192,7 +218,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         migrate.upgrade(db.engine)
         _tune_gc()
         if args.once:
-            result = Worker(db, worker_options(settings)).drain()
+            result = Worker(db, worker_options(settings), _symbols(db, settings)).drain()
             log.info(
                 "queue drained",
                 extra={"requests": result.requests, "events": result.events, "stored": result.stored},
@@ -201,7 +227,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         exit_with_parent(stop)
-        threads = WorkerThreads(lambda: Worker(db, worker_options(settings)), args.threads)
+        resolver = _symbols(db, settings)  # one per process: it keeps parsed source maps
+        threads = WorkerThreads(lambda: Worker(db, worker_options(settings), resolver), args.threads)
         threads.start()
         try:
             stop.wait()
@@ -217,6 +244,31 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _symbols(db: Database, settings: Settings) -> SymbolResolver:
+    from trapline.objects.store import open_store
+    from trapline.symbols.resolver import SymbolResolver
+
+    return SymbolResolver(db, open_store(settings))
+
+
+def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.issues.queries import parse_date
+    from trapline.pipeline.reprocess import reprocess
+
+    since = parse_date(args.since, now=utcnow()) if args.since else None
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        result = reprocess(db, _symbols(db, settings), args.project, since=since)
+    finally:
+        db.dispose()
+    print(
+        f"{result.examined} event(s) with unresolved frames looked at, {result.improved} resolved further, "
+        f"{result.regrouped} regrouped"
+    )
+    return 0
+
+
 def _requeue(settings: Settings, args: argparse.Namespace) -> int:
     from trapline.events.queue import requeue_failed
 
@@ -228,6 +280,10 @@ def _requeue(settings: Settings, args: argparse.Namespace) -> int:
         db.dispose()
     print(f"{count} queued request(s) will be retried")
     return 0
+
+
+def _sourcemap(settings: Settings, args: argparse.Namespace) -> int:
+    return sourcemap_command.run(args)  # main() runs it before loading any settings
 
 
 class _Stopped(Exception):
