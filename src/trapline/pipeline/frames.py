@@ -477,22 +477,38 @@ def validate_raw_frame(raw: object) -> str | None:
 _MEMO_SIZE = 4096
 
 
+class _Facts(NamedTuple):
+    """What is known of a raw frame without any symbols."""
+
+    hash_id: str
+    resolved: ResolvedFrame
+    lookup: SymbolLookup | None
+
+
 @lru_cache(maxsize=_MEMO_SIZE)
-def _resolved_by_json(text: bytes) -> tuple[str, ResolvedFrame]:
-    parsed = _parse(orjson.loads(text))
+def _facts_by_json(text: bytes) -> _Facts:
+    return _facts_of(orjson.loads(text))
+
+
+def _facts_of(raw: object) -> _Facts:
+    parsed = _parse(raw)
     hash_id = _hash(parsed)
-    return hash_id, _resolve_parsed(parsed, f"{hash_id}/0")
+    return _Facts(hash_id, _resolve_parsed(parsed, f"{hash_id}/0"), _lookup(parsed))
+
+
+def _facts(raw: object) -> _Facts:
+    """The frame's facts (cached); raises ``WireError``."""
+    try:
+        text = orjson.dumps(raw)
+    except TypeError:  # not plain JSON (a caller's own object): no cache
+        return _facts_of(raw)
+    return _facts_by_json(text)
 
 
 def _resolved(raw: object) -> tuple[str, ResolvedFrame]:
     """The frame's hash and pass-through resolution (cached); raises ``WireError``."""
-    try:
-        text = orjson.dumps(raw)
-    except TypeError:  # not plain JSON (a caller's own object): no cache
-        parsed = _parse(raw)
-        hash_id = _hash(parsed)
-        return hash_id, _resolve_parsed(parsed, f"{hash_id}/0")
-    return _resolved_by_json(text)
+    facts = _facts(raw)
+    return facts.hash_id, facts.resolved
 
 
 # --- raw ids ------------------------------------------------------------------------------------
@@ -563,7 +579,7 @@ def raw_frame_hash(raw: RawFrame | Mapping[str, object]) -> str:
 
     Raises ``WireError`` for a frame cymbal would not deserialise.
     """
-    return _hash(_parse(raw))
+    return _facts(raw).hash_id
 
 
 # --- context ------------------------------------------------------------------------------------
@@ -1060,7 +1076,10 @@ class SymbolLookup:
 def symbol_lookup(raw: RawFrame | Mapping[str, object]) -> SymbolLookup | None:
     """The lookup a ``web:javascript``/``javascript``/``node:javascript`` frame needs, or None
     for frames cymbal resolves without symbols (other platforms, no chunk id, no position)."""
-    parsed = _parse(raw)
+    return _facts(raw).lookup
+
+
+def _lookup(parsed: _Parsed) -> SymbolLookup | None:
     if isinstance(parsed, _JsFrame):
         if parsed.location is None or parsed.chunk_id is None:
             return None
