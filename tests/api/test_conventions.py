@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -282,3 +284,59 @@ def test_offsets_beyond_the_database_range_are_refused(client: TestClient, tenan
         response = client.get(f"{base('/api/projects', tenant)}/{resource}?offset={2**70}", headers=tenant.headers())
         assert response.status_code == 400
         assert response.json()["attr"] == "offset"
+
+
+@pytest.mark.parametrize(
+    ("body", "attr"),
+    [
+        ({"version": "1.0\u0000", "project": "shop"}, "version"),
+        (
+            {"version": "1.0", "project": "shop", "metadata": {"git": {"commit_id": "a\u0000"}}},
+            "metadata__git__commit_id",
+        ),
+        ({"version": "1.0", "project": "shop", "metadata": {"k\u0000": 1}}, "metadata__k\u0000"),
+        ({"version": "1.0", "project": "shop", "metadata": ["ok", "b\u0000"]}, "metadata__1"),
+    ],
+)
+def test_null_characters_are_refused_anywhere_in_a_body(client: TestClient, tenant: Tenant, body: Any, attr: str):
+    # DRF refuses NUL in text, and PostgreSQL can store it neither in text nor in jsonb.
+    response = client.post(
+        f"/api/projects/{tenant.project_id}/error_tracking/releases", json=body, headers=tenant.headers()
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "validation_error",
+        "code": "null_characters_not_allowed",
+        "detail": "Null characters are not allowed.",
+        "attr": attr,
+    }
+
+
+def test_a_null_character_searched_for_finds_nothing(client: TestClient, tenant: Tenant):
+    response = client.get(
+        f"/api/projects/{tenant.project_id}/error_tracking/symbol_sets?ref=a%00b&search=%00", headers=tenant.headers()
+    )
+    assert (response.status_code, response.json()["results"]) == (200, [])
+
+
+NUL_FILTERS = {
+    "type": "AND",
+    "values": [{"key": "$exception_types", "type": "event", "operator": "exact", "value": ["a\x00"]}],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("suppression_rules", {"filters": NUL_FILTERS}),
+        ("grouping_rules", {"filters": NUL_FILTERS}),
+        ("autocapture_controls", {"library": "web", "event_triggers": ["signup\x00"]}),
+        ("symbol_sets/bulk_start_upload", {"symbol_sets": [{"chunk_id": "c\x00"}]}),
+    ],
+)
+def test_null_characters_in_stored_json_are_a_400_not_a_500(client: TestClient, tenant: Tenant, kind: str, body: Any):
+    response = client.post(
+        f"/api/projects/{tenant.project_id}/error_tracking/{kind}", json=body, headers=tenant.headers()
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "null_characters_not_allowed"

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.js import esbuild_binary, npm_packages
+from tests.live.support import Project, bootstrap
 from tests.server import TRAPLINE, Server, run_trapline, running_server, trapline_env
 
 pytestmark = pytest.mark.slow
@@ -59,15 +60,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def project(server: Server) -> dict[str, Any]:
-    result = run_trapline(
-        "bootstrap", "--email", "e2e@example.com", "--password", "password123",
-        "--organization", "E2E", "--project", "Shop", "--json",
-        env=trapline_env(server.data_dir),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    creds: dict[str, Any] = json.loads(result.stdout)
-    return creds
+def project(server: Server) -> Project:
+    return bootstrap(server.data_dir, "Shop")
 
 
 def build(root: Path, entry: str, *flags: str) -> Path:
@@ -84,12 +78,12 @@ def build(root: Path, entry: str, *flags: str) -> Path:
     return dist
 
 
-def sourcemap_process(server: Server, project: dict[str, Any], dist: Path) -> None:
+def sourcemap_process(server: Server, project: Project, dist: Path) -> None:
     env = {
         **trapline_env(server.data_dir),
         "POSTHOG_CLI_HOST": server.url,
-        "POSTHOG_CLI_API_KEY": project["personal_api_key"],
-        "POSTHOG_CLI_PROJECT_ID": str(project["project_id"]),
+        "POSTHOG_CLI_API_KEY": project.api_key,
+        "POSTHOG_CLI_PROJECT_ID": str(project.id),
     }
     result = subprocess.run(
         [TRAPLINE, "sourcemap", "process", "--directory", str(dist)],
@@ -102,10 +96,10 @@ def sourcemap_process(server: Server, project: dict[str, Any], dist: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def api(server: Server, project: dict[str, Any]) -> httpx.Client:
+def api(server: Server, project: Project) -> httpx.Client:
     return httpx.Client(
-        base_url=f"{server.url}/api/projects/{project['project_id']}/error_tracking",
-        headers={"Authorization": f"Bearer {project['personal_api_key']}"},
+        base_url=f"{server.url}/api/projects/{project.id}/error_tracking",
+        headers={"Authorization": f"Bearer {project.api_key}"},
         timeout=10,
     )
 
@@ -169,7 +163,7 @@ def static_site() -> Iterator[Callable[[Path], str]]:
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
 def test_a_minified_browser_error_resolves_to_the_original_source(
-    server: Server, project: dict[str, Any], tmp_path: Path, static_site: Callable[[Path], str]
+    server: Server, project: Project, tmp_path: Path, static_site: Callable[[Path], str]
 ):
     from playwright.sync_api import sync_playwright
 
@@ -182,7 +176,7 @@ import posthog from "posthog-js";
 import "posthog-js/dist/exception-autocapture";
 import {{ placeOrder }} from "./orders.js";
 
-posthog.init({json.dumps(project["project_api_token"])}, {{
+posthog.init({json.dumps(project.token)}, {{
   api_host: {json.dumps(server.url)},
   capture_exceptions: true,
   autocapture: false,
@@ -247,13 +241,11 @@ await client.shutdown();
 """
 
 
-def node_bundle(root: Path, server: Server, project: dict[str, Any]) -> Path:
+def node_bundle(root: Path, server: Server, project: Project) -> Path:
     (root / "src").mkdir(parents=True)
     (root / "src" / "orders.js").write_text(ORDERS)
     (root / "src" / "server.js").write_text(
-        NODE_APP.format(
-            token=json.dumps(project["project_api_token"]), host=json.dumps(server.url), build=json.dumps(root.name)
-        )
+        NODE_APP.format(token=json.dumps(project.token), host=json.dumps(server.url), build=json.dumps(root.name))
     )
     return build(root, "src/server.js", "--platform=node", "--format=esm", "--out-extension:.js=.mjs")
 
@@ -263,7 +255,7 @@ def run_node(dist: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_minified_node_error_resolves_by_chunk_id(server: Server, project: dict[str, Any], tmp_path: Path):
+def test_a_minified_node_error_resolves_by_chunk_id(server: Server, project: Project, tmp_path: Path):
     dist = node_bundle(tmp_path / "node", server, project)
     sourcemap_process(server, project, dist)
     run_node(dist)
@@ -280,9 +272,7 @@ def test_a_minified_node_error_resolves_by_chunk_id(server: Server, project: dic
     assert event["properties"]["$exception_fingerprint"] == fingerprint_of("RangeError", stack)
 
 
-def test_an_event_sent_before_the_upload_is_resolved_by_reprocess(
-    server: Server, project: dict[str, Any], tmp_path: Path
-):
+def test_an_event_sent_before_the_upload_is_resolved_by_reprocess(server: Server, project: Project, tmp_path: Path):
     dist = node_bundle(tmp_path / "late", server, project)
     result = subprocess.run(
         [TRAPLINE, "sourcemap", "inject", "--directory", str(dist)],
@@ -304,7 +294,7 @@ def test_an_event_sent_before_the_upload_is_resolved_by_reprocess(
 
     [before] = wait_for(minified, "the unresolved node exception")
     sourcemap_process(server, project, dist)
-    done = run_trapline("reprocess", "--project", str(project["project_id"]), env=trapline_env(server.data_dir))
+    done = run_trapline("reprocess", "--project", str(project.id), env=trapline_env(server.data_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     after = next(e for e in events_of(client, "RangeError") if e["uuid"] == before["uuid"])
     names = [f.get("resolved_name") for f in frames(after)]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from trapline.api.deps import ReadProject, SessionDep
 from trapline.api.issues import aggregations_out, assignee_out
-from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
+from trapline.api.routing import STANDARD_ERRORS, ApiRouter, QueryRoute, error_responses
 from trapline.api.schemas.query import (
     DateRangeIn,
     EventGroup,
@@ -41,7 +41,8 @@ __all__ = [
     "top_in_app_frame",
 ]
 
-router = ApiRouter(prefix="/error_tracking/query", tags=["error_tracking"])
+# These bodies describe searches, which may look for any character.
+router = ApiRouter(prefix="/error_tracking/query", tags=["error_tracking"], route_class=QueryRoute)
 _ERRORS = error_responses(*STANDARD_ERRORS)
 
 LIST_DESCRIPTION_CHARS = 300

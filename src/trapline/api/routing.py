@@ -19,9 +19,9 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
-from trapline.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from trapline.errors import InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["ApiRoute", "ApiRouter"]
+__all__ = ["ApiRoute", "ApiRouter", "QueryRoute"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # PostHog's generated API docs show `curl -H 'Content-Type: application/json' -d key=value`,
@@ -31,17 +31,30 @@ _FORM_LIKE = re.compile(rb"^[A-Za-z0-9_.\-%+\[\]]+=[^&{}\[\]]*(&[A-Za-z0-9_.\-%+
 
 
 class ApiRoute(APIRoute):
-    """An APIRoute whose request body is normalised to JSON before FastAPI parses it."""
+    """An APIRoute whose request body is normalised to JSON before FastAPI parses it.
+
+    A body holding NUL anywhere is refused (400) before its fields are read: DRF's text fields
+    refuse NUL, and PostgreSQL can store it neither in text nor in jsonb.
+    """
+
+    refuse_nul = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def normalising_handler(request: Request) -> Response:
             if request.method in _BODY_METHODS:
-                request = await _with_json_body(request)
+                request = await _with_json_body(request, refuse_nul=self.refuse_nul)
             return await handler(request)
 
         return normalising_handler
+
+
+class QueryRoute(ApiRoute):
+    """A route whose body only describes what to read (searches): NUL is a character to look
+    for there, compared as the U+FFFD it is stored as, not a reason to refuse."""
+
+    refuse_nul = False
 
 
 class ApiRouter(APIRouter):
@@ -76,7 +89,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _with_json_body(request: Request) -> Request:
+async def _with_json_body(request: Request, *, refuse_nul: bool) -> Request:
     limit = int(request.app.state.settings.api_body_max_size)
     body = await _read_limited(request, limit)
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -98,6 +111,10 @@ async def _with_json_body(request: Request) -> Request:
     else:
         raise UnsupportedMediaType(f'Unsupported media type "{media_type}" in request.')
 
+    where = _nul_in(data) if refuse_nul else None
+    if where is not None:
+        raise InvalidInput("Null characters are not allowed.", code="null_characters_not_allowed", attr=where)
+
     scope = dict(request.scope)
     scope["headers"] = [
         (name, value) for name, value in request.scope["headers"] if name not in (b"content-type", b"content-length")
@@ -108,6 +125,30 @@ async def _with_json_body(request: Request) -> Request:
     normalised._body = body if media_type != "application/x-www-form-urlencoded" and body.strip() else b"{}"
     normalised._json = data
     return normalised
+
+
+def _nul_in(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds a NUL character (as DRF's ``attr``), or None.
+
+    DRF's text fields refuse NUL, and neither PostgreSQL's text nor its jsonb can store one, so
+    a NUL anywhere in a body is refused before any field is read (JSON fields included).
+    """
+    if isinstance(value, str):
+        return path or "non_field_errors" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}__{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = _nul_in(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, f"{path}__{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
 
 
 def _form_to_data(body: bytes) -> dict[str, Any]:

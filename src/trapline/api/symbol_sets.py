@@ -26,6 +26,7 @@ from trapline.api.schemas.symbol_sets import (
     SymbolSetOut,
 )
 from trapline.errors import InvalidInput, NotFound
+from trapline.issues.queries import text_param
 from trapline.symbols import service
 from trapline.symbols.models import SymbolSet
 
@@ -74,6 +75,8 @@ def list_(
     status: Annotated[str | None, Query(description="all (default), valid (uploaded) or invalid.")] = None,
     order_by: Annotated[str | None, Query(description="±created_at (default -created_at), ±ref, ±last_used.")] = None,
 ) -> dict[str, Any]:
+    # Stored text never holds NUL (PostgreSQL cannot): searched for, it is U+FFFD, as stored.
+    ref, search = (None if v is None else text_param(v) for v in (ref, search))
     stmt = service.list_query(project.id, ref=ref, search=search, status=status, order_by=order_by)
     return paginate(session, stmt, dataclasses.replace(page, limit=min(page.limit, MAX_LIMIT)), serialize)
 

@@ -197,6 +197,8 @@ def start_single_upload(
     """The deprecated one-chunk start: always (re)uploads."""
     if not chunk_id:
         raise InvalidInput("chunk_id query parameter is required", attr="chunk_id")
+    if "\x00" in chunk_id or "\x00" in (release_id or ""):
+        raise InvalidInput("Null characters are not allowed.", code="null_characters_not_allowed", attr="chunk_id")
     chunk = ChunkUpload(chunk_id=chunk_id, release_id=release_id or None, content_hash=None)
     started = start_uploads(session, store, project_id, [chunk], force=True, skip_on_conflict=False, max_size=max_size)
     return started[chunk_id]
