@@ -18,6 +18,7 @@ from trapline.api import (
     fingerprints,
     grouping_rules,
     issues,
+    projects,
     query,
     releases,
     stack_frames,
@@ -25,6 +26,7 @@ from trapline.api import (
     symbol_sets,
 )
 from trapline.api.errors import CatchAllMiddleware, install_error_handlers
+from trapline.autocapture.controls import ControlsCache
 from trapline.db.engine import Database, make_engine
 from trapline.health import router as health_router
 from trapline.ingest.capture import Capture
@@ -34,6 +36,8 @@ from trapline.ingest.spool import Spool
 from trapline.objects import routes as object_routes
 from trapline.objects.local import LocalStore
 from trapline.objects.store import open_store
+from trapline.sdk import routes as sdk_routes
+from trapline.sdk.routes import ConfigCache
 from trapline.settings import Settings
 
 __all__ = ["PROJECT_PREFIXES", "Trapline", "create_app"]
@@ -51,6 +55,7 @@ _PROJECT_ROUTERS = (
     query.router,
     symbol_sets.router,
     stack_frames.router,
+    projects.router,
 )
 
 
@@ -126,9 +131,11 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     app.state.db = db
     app.state.objects = open_store(settings)
     install_error_handlers(app)
+    app.state.sdk_config = ConfigCache(db)
     app.capture = Capture(
         spool=spool,
         tokens=ProjectTokens(db),
+        controls=ControlsCache(db),
         limits=Limits(
             max_body_bytes=settings.ingest_body_max_size,
             max_decompressed_bytes=settings.ingest_decompressed_max_size,
@@ -137,6 +144,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     )
     app.add_middleware(CatchAllMiddleware)
     app.include_router(health_router)
+    app.include_router(sdk_routes.router)
     if isinstance(app.state.objects, LocalStore):
         # S3 serves its own presigned URLs; a local store's point at these routes.
         app.include_router(object_routes.router)

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     # Processing attempts before a request is parked (kept, not retried until `trapline requeue`).
     worker_max_attempts: int = Field(default=5, ge=1)
 
+    # --- browser SDKs -----------------------------------------------------------------------
+    # A posthog-js installation (its dist/ folder) whose extension scripts, such as
+    # exception-autocapture.js, browsers may lazy-load from /static/. Empty: none is served.
+    posthog_js_dist: Path | None = None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -137,6 +142,7 @@ def load_settings(**overrides: object) -> Settings:
     updates["object_store_url"] = _object_store_url(settings.object_store_url, data_dir)
     updates["public_url"] = _public_url(settings.public_url, settings.host, settings.port)
     updates["secret_key"] = SecretStr(_secret_key(settings.secret_key, data_dir))
+    updates["posthog_js_dist"] = _posthog_js_dist(settings.posthog_js_dist)
     settings = settings.model_copy(update=updates)
     _check_limits(settings)
     return settings
@@ -199,6 +205,21 @@ def _object_store_url(url: str, data_dir: Path) -> str:
         f"TRAPLINE_OBJECT_STORE_URL={url!r} is not supported: use file:///absolute/folder or "
         "s3://bucket/optional/prefix."
     )
+
+
+def _posthog_js_dist(path: Path | None) -> Path | None:
+    if path is None or str(path) == "":
+        return None
+    path = path.expanduser().resolve()
+    # The package folder works as well as its dist/ folder.
+    if (path / "dist" / "exception-autocapture.js").is_file():
+        path = path / "dist"
+    if not (path / "exception-autocapture.js").is_file():
+        raise SettingsError(
+            f"TRAPLINE_POSTHOG_JS_DIST={path} has no exception-autocapture.js: point it at an installed "
+            "posthog-js (node_modules/posthog-js or its dist folder)."
+        )
+    return path
 
 
 def _public_url(url: str, host: str, port: int) -> str:

@@ -15,11 +15,14 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from trapline.autocapture.controls import prune_signals
 from trapline.db.engine import Database
+from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
@@ -30,6 +33,8 @@ __all__ = ["Worker", "WorkerOptions", "WorkerThreads", "worker_options"]
 log = logging.getLogger("trapline.worker")
 
 _HOST = socket.gethostname()[:30]
+# Expired session signals are deleted this often (they are only read by session id anyway).
+_PRUNE_EVERY_SECONDS = 600.0
 # The workers of this process: rows held under this pid by any other id belong to a previous
 # process that had the same pid (a container's pid 1 after a restart).
 _OWN_IDS: set[str] = set()
@@ -116,7 +121,14 @@ class Worker:
             self.release_dead_workers()
         except Exception:
             log.exception("could not check for dead workers")
+        next_prune = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
+                try:
+                    prune_signals(self.db, utcnow())
+                except Exception:
+                    log.exception("could not forget expired session signals")
             try:
                 result = self.run_once()
             except Exception:

@@ -53,7 +53,8 @@ def test_operation_ids_follow_posthogs_naming(schema_document: dict[str, Any]):
     assert "environments_error_tracking_grouping_rules_list" in ids
     assert "error_tracking_grouping_rules_list" in ids
     assert "environments_error_tracking_autocapture_controls_create" in ids
-    assert all(re.fullmatch(r"(environments_)?error_tracking_[a-z_]+", op_id) for op_id in ids)
+    assert "environments_project_partial_update" in ids
+    assert all(re.fullmatch(r"(environments_)?(error_tracking|project)_[a-z_]+", op_id) for op_id in ids)
 
 
 def test_request_and_response_shapes_are_described(schema_document: dict[str, Any]):

@@ -38,9 +38,11 @@ __all__ = [
     "Principal",
     "PrincipalDep",
     "ReadProject",
+    "ReadProjectSettings",
     "SessionDep",
     "SettingsDep",
     "WriteProject",
+    "WriteProjectSettings",
 ]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -121,8 +123,8 @@ def _authenticate(request: Request, db: DatabaseDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(_authenticate)]
 
 
-def _project_access(action: Literal["read", "write"]) -> object:
-    required = f"{SCOPE_OBJECT}:{action}"
+def _project_access(action: Literal["read", "write"], scope_object: str = SCOPE_OBJECT) -> object:
+    required = f"{scope_object}:{action}"
 
     def dependency(
         principal: PrincipalDep,
@@ -148,3 +150,6 @@ def _project_access(action: Literal["read", "write"]) -> object:
 # Route parameters: `project: ReadProject` for read actions, `project: WriteProject` for writes.
 ReadProject = Annotated[Project, _project_access("read")]
 WriteProject = Annotated[Project, _project_access("write")]
+# The project itself (its settings), under PostHog's `project` scope.
+ReadProjectSettings = Annotated[Project, _project_access("read", "project")]
+WriteProjectSettings = Annotated[Project, _project_access("write", "project")]

@@ -68,11 +68,12 @@ class ApiRouter(APIRouter):
         # Paths are relative to the router's prefix, so "" is the collection itself.
         path = path.rstrip("/")
         super().add_api_route(path, endpoint, **kwargs)
-        if path or self.prefix:
-            hidden = {**kwargs, "include_in_schema": False}
-            if kwargs.get("operation_id"):
-                hidden["operation_id"] = kwargs["operation_id"] + "_slash"
-            super().add_api_route(path + "/", endpoint, **hidden)
+        # Even "" gets its "/" twin: a router without a prefix is included under one (a
+        # project's own URL), where "" and "/" are the two spellings of that URL.
+        hidden = {**kwargs, "include_in_schema": False}
+        if kwargs.get("operation_id"):
+            hidden["operation_id"] = kwargs["operation_id"] + "_slash"
+        super().add_api_route(path + "/", endpoint, **hidden)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

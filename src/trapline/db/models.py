@@ -3,7 +3,7 @@
 from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
-from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest
+from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest, SessionSignal
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.projects.models import Project
 from trapline.releases.models import Release
@@ -28,6 +28,7 @@ __all__ = [
     "QueuedRequest",
     "Release",
     "Role",
+    "SessionSignal",
     "StackFrame",
     "SuppressionRule",
     "SymbolSet",

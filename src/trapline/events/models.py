@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from trapline.db.base import Base
 
-__all__ = ["DroppedEvents", "ExceptionEvent", "QueuedPayload", "QueuedRequest"]
+__all__ = ["DroppedEvents", "ExceptionEvent", "QueuedPayload", "QueuedRequest", "SessionSignal"]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -106,3 +106,21 @@ class DroppedEvents(Base):
     last_dropped_at: Mapped[datetime] = mapped_column()
     # The details of the latest drop (the rule, or the error cymbal would report).
     last_detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class SessionSignal(Base):
+    """When a browser session first did something an autocapture trigger waits for.
+
+    ``signal`` is ``url`` (it was on a URL matching a URL trigger) or ``event:<name>`` (it sent
+    that event). Written by capture, read by the worker to decide whether the session's
+    autocaptured exceptions are kept; sessions end, so rows expire.
+    """
+
+    __tablename__ = "session_signal"
+    __table_args__ = (Index("ix_session_signal_expires_at", "expires_at"),)
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(300), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()

@@ -29,9 +29,11 @@ from trapline.db.types import utcnow
 from trapline.events.models import QueuedPayload, QueuedRequest
 
 __all__ = [
+    "SIGNAL_LIFETIME",
     "Claimed",
     "LeaseLost",
     "NewRequest",
+    "NewSignal",
     "ack",
     "claim",
     "enqueue",
@@ -55,6 +57,20 @@ class NewRequest:
 
 
 @dataclass(frozen=True)
+class NewSignal:
+    """A browser session did something an autocapture trigger waits for (see SessionSignal)."""
+
+    project_id: int
+    session_id: str
+    signal: str
+    at: datetime
+
+
+# A posthog-js session lasts at most a day: what it did is kept that long after it happened.
+SIGNAL_LIFETIME = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
 class Claimed:
     id: int
     project_id: int
@@ -68,25 +84,59 @@ class Claimed:
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def enqueue(db: Database, requests: Sequence[NewRequest]) -> None:
-    """Add accepted requests, and commit: when this returns, they survive a crash.
+def enqueue(db: Database, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = ()) -> None:
+    """Add accepted requests (and session signals), and commit: when this returns, they survive
+    a crash. Signals go in the same transaction, so a worker never sees an exception without
+    what its session did before it.
 
     This runs for every capture request, so it talks to the driver directly: SQLAlchemy's
     session and statement machinery cost several times the inserts themselves.
     """
-    if not requests:
+    if not requests and not signals:
         return
     connection = db.engine.raw_connection()
     try:
-        (_enqueue_sqlite if db.is_sqlite else _enqueue_postgres)(connection, requests)
+        (_enqueue_sqlite if db.is_sqlite else _enqueue_postgres)(connection, requests, _merged(signals))
     finally:
         connection.close()
 
 
-def _enqueue_sqlite(connection: Any, requests: Sequence[NewRequest]) -> None:
+def _merged(signals: Sequence[NewSignal]) -> list[NewSignal]:
+    """One row per session and signal (the earliest), in one order: no upsert meets itself."""
+    first: dict[tuple[int, str, str], NewSignal] = {}
+    for signal in signals:
+        key = (signal.project_id, signal.session_id, signal.signal)
+        if key not in first or signal.at < first[key].at:
+            first[key] = signal
+    return [first[key] for key in sorted(first)]
+
+
+_UPSERT_SIGNAL = (
+    "INSERT INTO session_signal (project_id, session_id, signal, first_at, expires_at) VALUES ({p}) "
+    "ON CONFLICT (project_id, session_id, signal) DO UPDATE SET "
+    "first_at = {least}(session_signal.first_at, excluded.first_at), "
+    "expires_at = {greatest}(session_signal.expires_at, excluded.expires_at)"
+)
+
+
+def _enqueue_sqlite(connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal]) -> None:
     cursor = connection.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
+        if signals:
+            cursor.executemany(
+                _UPSERT_SIGNAL.format(p="?, ?, ?, ?, ?", least="min", greatest="max"),
+                [
+                    (
+                        s.project_id,
+                        s.session_id,
+                        s.signal,
+                        s.at.astimezone(UTC).strftime(_SQLITE_TIME),
+                        (s.at + SIGNAL_LIFETIME).astimezone(UTC).strftime(_SQLITE_TIME),
+                    )
+                    for s in signals
+                ],
+            )
         # Under the write lock nobody else inserts: ids are handed out from the current
         # maximum, in arrival order.
         first = cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM ingest_queue").fetchone()[0]
@@ -109,9 +159,17 @@ def _enqueue_sqlite(connection: Any, requests: Sequence[NewRequest]) -> None:
         raise
 
 
-def _enqueue_postgres(connection: Any, requests: Sequence[NewRequest]) -> None:
+def _enqueue_postgres(connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal]) -> None:
     cursor = connection.cursor()
     try:
+        if signals:
+            cursor.executemany(
+                _UPSERT_SIGNAL.format(p="%s, %s, %s, %s, %s", least="LEAST", greatest="GREATEST"),
+                [(s.project_id, s.session_id, s.signal, s.at, s.at + SIGNAL_LIFETIME) for s in signals],
+            )
+        if not requests:
+            connection.commit()
+            return
         cursor.executemany(
             "INSERT INTO ingest_queue (project_id, received_at, sent_at, event_count, attempts) "
             "VALUES (%s, %s, %s, %s, 0) RETURNING id",

@@ -16,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from trapline.autocapture.controls import ControlsCache, signals_of
 from trapline.db.types import utcnow
-from trapline.events.queue import NewRequest
+from trapline.events.queue import NewRequest, NewSignal
+from trapline.events.times import event_time, parse_timestamp
 from trapline.ingest.decode import DecodedBatch, DecodeError, Limits, TooLarge, decode_capture
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool, SpoolClosed
@@ -41,16 +44,22 @@ _V1_PATHS = frozenset({V1_PATH, V1_PATH + "/"})
 # Bodies this large are decoded in a thread so one big batch cannot stall every other request.
 _DECODE_INLINE_LIMIT = 256 * 1024
 EXCEPTION_EVENT = "$exception"
+# The columns session signals are stored in (session_signal).
+_SESSION_ID_MAX = 200
+_SIGNAL_MAX = 300
 _V0_REPLY = b'{"status":1}'
 
 
 class Capture:
     """The capture endpoints: ``handles`` says which paths, calling it answers them."""
 
-    def __init__(self, *, spool: Spool, tokens: ProjectTokens, limits: Limits) -> None:
+    def __init__(
+        self, *, spool: Spool, tokens: ProjectTokens, limits: Limits, controls: ControlsCache | None = None
+    ) -> None:
         self.spool = spool
         self.tokens = tokens
         self.limits = limits
+        self.controls = controls
 
     @staticmethod
     def handles(scope: Scope) -> bool:
@@ -119,25 +128,52 @@ class Capture:
         if v1 and exceptions:
             _add_sdk_info(exceptions, headers.get("posthog-sdk-info"))
         reply = orjson.dumps({"results": _v1_results(batch)}) if v1 else _V0_REPLY
-        if exceptions:
-            request = NewRequest(
-                project_id=project_id,
-                received_at=utcnow(),
-                sent_at=batch.sent_at,
-                payload=orjson.dumps(exceptions),
-                event_count=len(exceptions),
-            )
+        received_at = utcnow()
+        signals = await self._signals(project_id, batch, received_at)
+        if exceptions or signals:
+            requests = []
+            if exceptions:
+                requests.append(
+                    NewRequest(
+                        project_id=project_id,
+                        received_at=received_at,
+                        sent_at=batch.sent_at,
+                        payload=orjson.dumps(exceptions),
+                        event_count=len(exceptions),
+                    )
+                )
             # Only the encoded payload may live across the wait for the commit: decoded events
             # kept alive that long survive into the GC's oldest generation, and its full passes
             # over them cost more than everything else a request does.
             del batch, exceptions, raw
             try:
-                await self.spool.append([request])
+                await self.spool.append(requests, signals)
             except SpoolClosed as exc:
                 raise _Reject(503, "server_error", "unavailable", "The server is shutting down; retry.") from exc
             except Exception as exc:
                 raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
         return 200, reply
+
+    async def _signals(self, project_id: int, batch: DecodedBatch, received_at: datetime) -> list[NewSignal]:
+        """What this request's sessions did that the project's autocapture triggers wait for."""
+        if self.controls is None:
+            return []
+        if self.controls.fresh(project_id):
+            controls = self.controls.get(project_id)
+        else:
+            controls = await asyncio.to_thread(self.controls.get, project_id)
+        if controls is None or not controls.records_signals:
+            return []
+        sent_at = parse_timestamp(batch.sent_at)
+        found: list[NewSignal] = []
+        for event in batch.events:
+            kinds = signals_of(controls, event)
+            properties = event.get("properties")
+            session = properties.get("$session_id") if isinstance(properties, dict) else None
+            if kinds and isinstance(session, str) and session and len(session) <= _SESSION_ID_MAX:
+                at = event_time(event, received_at, sent_at)
+                found += [NewSignal(project_id, session, kind[:_SIGNAL_MAX], at) for kind in kinds]
+        return found
 
 
 class _Reject(Exception):

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from trapline.db.engine import Database
-from trapline.events.queue import NewRequest, enqueue
+from trapline.events.queue import NewRequest, NewSignal, enqueue
 
 __all__ = ["Spool", "SpoolClosed"]
 
 log = logging.getLogger("trapline.ingest")
+
+# What one capture request hands over: its queued requests and its sessions' signals.
+_Write = tuple[tuple[NewRequest, ...], tuple[NewSignal, ...]]
 
 
 class SpoolClosed(Exception):
@@ -37,7 +40,7 @@ class Spool:
     ) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._pending: list[tuple[NewRequest, asyncio.Future[None]]] = []
+        self._pending: list[tuple[_Write, asyncio.Future[None]]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -63,19 +66,14 @@ class Spool:
             self._executor = None
         self._wakeup = None
 
-    async def append(self, requests: Sequence[NewRequest]) -> None:
-        """Return once ``requests`` are committed; raise if the commit failed."""
+    async def append(self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = ()) -> None:
+        """Return once ``requests`` and ``signals`` are committed; raise if the commit failed."""
         if self._closing or self._wakeup is None:
             raise SpoolClosed()
-        loop = asyncio.get_running_loop()
-        futures = []
-        for request in requests:
-            future: asyncio.Future[None] = loop.create_future()
-            self._pending.append((request, future))
-            futures.append(future)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(((tuple(requests), tuple(signals)), future))
         self._wakeup.set()
-        for future in futures:
-            await future
+        await future
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -86,7 +84,7 @@ class Spool:
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
-                    await loop.run_in_executor(self._executor, self._write, [request for request, _ in batch])
+                    await loop.run_in_executor(self._executor, self._write, [write for write, _ in batch])
                 except Exception as exc:
                     log.exception("could not queue accepted events", extra={"requests": len(batch)})
                     for _, future in batch:
@@ -99,5 +97,9 @@ class Spool:
             if self._closing:
                 return
 
-    def _write(self, requests: list[NewRequest]) -> None:
-        enqueue(self._db, requests)
+    def _write(self, writes: list[_Write]) -> None:
+        enqueue(
+            self._db,
+            [request for requests, _ in writes for request in requests],
+            [signal for _, signals in writes for signal in signals],
+        )

@@ -14,8 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from trapline.autocapture.controls import load_controls, load_signals
 from trapline.db.engine import Database
 from trapline.events import queue
+from trapline.pipeline.autocapture import enforce_controls, sessions_to_read
 from trapline.pipeline.batch import Item, items_from_queue
 from trapline.pipeline.grouping import group
 from trapline.pipeline.linking import link_issues
@@ -62,11 +64,15 @@ def process_batch(
     """
     items = items_from_queue(claimed)
     with db.session(write=False) as session:
-        rules = load_rules(session, {item.project_id for item in items})
+        projects = {item.project_id for item in items}
+        rules = load_rules(session, projects)
+        controls = load_controls(session, projects)
+        signals = load_signals(session, sessions_to_read(items, controls)) if controls else {}
 
     # Stages outside any write transaction (SQLite has one writer, and ingestion waits for it);
     # resolution only reads.
     normalize(items)  # read $exception_list (or the legacy properties), or reject
+    enforce_controls(items, controls, signals)  # autocapture controls: blocklist, triggers, sampling
     symbols = resolver.for_batch(items) if resolver is not None else None
     resolve(items, symbols)  # raw frames -> resolved frames; computed $exception_* properties
     suppress(items, rules)  # suppression rules, sampled by event uuid

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 
-from trapline.db.types import utcnow
 from trapline.events.queue import Claimed
+from trapline.events.times import event_time, parse_timestamp
 from trapline.ids import uuid7
 from trapline.pipeline.exceptions import ExceptionInfo, ExceptionProperties
 from trapline.pipeline.frames import FrameContext, RawFrame
 
-__all__ = ["Assignee", "Drop", "Item", "items_from_queue", "parse_timestamp"]
-
-# PostHog refuses to believe clients more than this far in the future: such a timestamp is
-# a wrong device clock, and would pin an issue's "last seen" to a future date.
-_MAX_FUTURE = timedelta(hours=23)
+__all__ = ["Assignee", "Drop", "Item", "items_from_queue"]
 
 Assignee = tuple[str, int | UUID]  # ("user", 42) or ("role", UUID)
 
@@ -98,7 +94,7 @@ def _item(row: Claimed, event: dict[str, Any], sent_at: datetime | None) -> Item
         queue_id=row.id,
         project_id=row.project_id,
         uuid=_event_uuid(event.get("uuid")),
-        timestamp=_event_time(event, row.received_at, sent_at),
+        timestamp=event_time(event, row.received_at, sent_at),
         distinct_id="" if distinct_id is None else str(distinct_id),
         properties=properties,
     )
@@ -112,37 +108,3 @@ def _event_uuid(value: Any) -> UUID:
         except ValueError:
             pass
     return uuid7()
-
-
-def _event_time(event: dict[str, Any], received_at: datetime, sent_at: datetime | None) -> datetime:
-    """PostHog's rule: trust the client's clock only relative to its own sent_at.
-
-    ``timestamp - sent_at`` is how long ago, by the client's clock, the event happened;
-    applied to our receive time it survives a device clock that is hours off.
-    """
-    timestamp = parse_timestamp(event.get("timestamp"))
-    offset = event.get("offset")
-    if timestamp is not None and sent_at is not None:
-        result = received_at + (timestamp - sent_at)
-    elif isinstance(offset, int | float) and not isinstance(offset, bool):
-        result = received_at - timedelta(milliseconds=offset)
-    elif timestamp is not None:
-        result = timestamp
-    else:
-        result = received_at
-    if result > utcnow() + _MAX_FUTURE:
-        return received_at
-    return result
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as an aware UTC datetime, or None if it is not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)

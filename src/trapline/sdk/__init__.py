@@ -1,0 +1,1 @@
+"""What the browser SDK fetches besides capture: remote config, flags, extension scripts."""
