@@ -122,6 +122,10 @@ def app(settings: Settings, shared_database: Database) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI, database: Database) -> Iterator[TestClient]:
+    # Ids come back after the tables are emptied (SQLite): what the app cached by project
+    # id belongs to an earlier test.
+    app.capture.controls.clear()  # type: ignore[attr-defined]
+    app.state.sdk_config.clear()
     with TestClient(app) as test_client:
         yield test_client
 

@@ -113,6 +113,33 @@ def test_bootstrap_validates_its_input(cli_env: Path, capsys: pytest.CaptureFixt
     assert "at least 8 characters" in err
 
 
+def test_project_turns_exception_autocapture_off_and_on(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], client: TestClient
+):
+    _, made, _ = bootstrap(capsys)
+    project_id, token = str(made["project_id"]), made["project_api_token"]
+    code, out, _ = run(capsys, "project", "--project", project_id, "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "project_id": made["project_id"],
+        "name": "Web",
+        "project_api_token": token,
+        "autocapture_exceptions": "on",
+    }
+    code, out, _ = run(capsys, "project", "--project", project_id, "--autocapture-exceptions", "off")
+    assert code == 0
+    assert "autocapture_exceptions: off" in out
+    assert client.get(f"/array/{token}/config").json()["autocaptureExceptions"] is False
+    code, out, _ = run(capsys, "project", "--project", project_id, "--autocapture-exceptions", "on", "--json")
+    assert json.loads(out)["autocapture_exceptions"] == "on"
+
+
+def test_project_names_a_missing_project(cli_env: Path, capsys: pytest.CaptureFixture[str]):
+    code, _, err = run(capsys, "project", "--project", "424242")
+    assert code == 2
+    assert "there is no project 424242" in err
+
+
 def test_demo_creates_credentials_once(cli_env: Path, capsys: pytest.CaptureFixture[str], client: TestClient):
     code, first, _ = run(capsys, "demo")
     assert code == 0

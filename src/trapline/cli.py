@@ -1,4 +1,4 @@
-"""The ``trapline`` command: serve, worker, migrate, requeue, reprocess, bootstrap, demo, sourcemap."""
+"""The ``trapline`` command: serve, worker, migrate, requeue, reprocess, project, bootstrap, demo, sourcemap."""
 
 from __future__ import annotations
 
@@ -94,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--since", help='only events since then: ISO date or relative ("-7d"); default: all')
     reprocess.set_defaults(handler=_reprocess)
 
+    project = commands.add_parser("project", help="show a project's settings, or change them")
+    project.add_argument("--project", type=int, required=True, help="the project id")
+    project.add_argument(
+        "--autocapture-exceptions",
+        choices=("on", "off"),
+        help="whether browsers capture unhandled errors and rejections by themselves (remote config)",
+    )
+    project.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    project.set_defaults(handler=_project)
+
     boot = commands.add_parser(
         "bootstrap", help="create a user, organization and project if missing, and a new personal API key"
     )
@@ -113,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sourcemap_command.add_arguments(sourcemap)
     sourcemap.set_defaults(handler=_sourcemap)
 
-    for sub in (serve, worker, migrate_cmd, requeue, reprocess, boot, demo):
+    for sub in (serve, worker, migrate_cmd, requeue, reprocess, project, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
     return parser
 
@@ -282,6 +292,36 @@ def _requeue(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _project(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.projects.models import Project
+
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        with db.session(write=args.autocapture_exceptions is not None) as session:
+            found = session.get(Project, args.project)
+            if found is None:
+                print(f"trapline: there is no project {args.project}", file=sys.stderr)
+                return 2
+            if args.autocapture_exceptions is not None:
+                found.autocapture_exceptions_opt_in = args.autocapture_exceptions == "on"
+                session.commit()
+            shown = {
+                "project_id": found.id,
+                "name": found.name,
+                "project_api_token": found.api_token,
+                "autocapture_exceptions": "on" if found.autocapture_exceptions_opt_in else "off",
+            }
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        for key, value in shown.items():
+            print(f"{key}: {value}")
+    return 0
+
+
 def _sourcemap(settings: Settings, args: argparse.Namespace) -> int:
     return sourcemap_command.run(args)  # main() runs it before loading any settings
 
@@ -391,8 +431,10 @@ Send an exception with the PostHog Python SDK:
   python -c "from posthog import Posthog; ph = Posthog('{token}', host='{host}'); \\
 ph.capture_exception(ValueError('hello from Trapline')); ph.flush()"
 
-Point posthog-js at it:
-  posthog.init('{token}', {{ api_host: '{host}', capture_exceptions: true }})
+Point posthog-js at it (the server turns exception autocapture on):
+  posthog.init('{token}', {{ api_host: '{host}' }})
+  and add import 'posthog-js/dist/exception-autocapture', or set TRAPLINE_POSTHOG_JS_DIST
+  so that browsers can load it from {host}/static/
 
 Call the API (OpenAPI docs at {host}/api/schema/swagger-ui/):
   curl -H "Authorization: Bearer {key}" {host}/api/projects/{pid}/error_tracking/suppression_rules/

@@ -6,36 +6,21 @@ stored events name the original files, functions and lines.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
 from tests.js import esbuild_binary, npm_packages
 from tests.live.support import Project, bootstrap
 from tests.server import TRAPLINE, Server, run_trapline, running_server, trapline_env
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-# What the machine's closed network needs: no background fetches, no QUIC, no sandbox (root).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 ORDERS = """\
 export function validateQuantity(qty) {
@@ -104,16 +89,6 @@ def api(server: Server, project: Project) -> httpx.Client:
     )
 
 
-def wait_for(fetch: Callable[[], Any], what: str, timeout: float = 45) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = fetch()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def events_of(client: httpx.Client, name: str) -> list[dict[str, Any]]:
     issues = client.get("/issues/", params={"status": "all", "date_from": "all"}).json()["results"]
     events: list[dict[str, Any]] = []
@@ -145,23 +120,7 @@ def fingerprint_of(exception_type: str, stack: list[dict[str, Any]]) -> str:
     return hasher.hexdigest()
 
 
-@pytest.fixture
-def static_site() -> Iterator[Callable[[Path], str]]:
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    def serve(root: Path) -> str:
-        handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-        return f"http://127.0.0.1:{httpd.server_address[1]}"
-
-    yield serve
-    for httpd in servers:
-        httpd.shutdown()
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+@needs_chromium
 def test_a_minified_browser_error_resolves_to_the_original_source(
     server: Server, project: Project, tmp_path: Path, static_site: Callable[[Path], str]
 ):

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from trapline.api.deps import ReadProjectSettings, SessionDep, WriteProjectSettings
+from trapline.api.deps import ReadProject, ReadProjectSettings, SessionDep, WriteProjectSettings
 from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
 from trapline.api.schemas.common import RequestModel
 from trapline.events.models import DroppedEvents
@@ -86,7 +86,7 @@ def update(project: WriteProjectSettings, session: SessionDep, body: ProjectUpda
     description="Trapline addition: events dropped by suppression rules, suppressed issues, autocapture controls, "
     "or because their exception list could not be read; with the details of the latest one of each.",
 )
-def dropped(project: ReadProjectSettings, session: SessionDep) -> dict[str, Any]:
+def dropped(project: ReadProject, session: SessionDep) -> dict[str, Any]:
     rows = session.scalars(
         select(DroppedEvents).where(DroppedEvents.project_id == project.id).order_by(DroppedEvents.reason)
     )

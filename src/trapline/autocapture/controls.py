@@ -260,6 +260,9 @@ class ControlsCache:
         self._entries[project_id] = (found, now + self._ttl)
         return found
 
+    def clear(self) -> None:
+        self._entries.clear()
+
 
 def load_signals(session: Session, wanted: Mapping[int, Iterable[str]]) -> dict[tuple[int, str], dict[str, datetime]]:
     """What the given sessions did (signal → first time), by (project, session)."""

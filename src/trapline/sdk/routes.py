@@ -68,6 +68,9 @@ class ConfigCache:
             self._entries[token] = entry
         return entry.settings
 
+    def clear(self) -> None:
+        self._entries.clear()
+
 
 def _load(session: Session, token: str) -> CaptureSettings | None:
     project = session.scalar(select(Project).where(Project.api_token == token))
