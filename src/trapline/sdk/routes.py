@@ -13,6 +13,7 @@ Every answer carries CORS headers: these are called from the pages of other orig
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +47,9 @@ _FLAGS_LIMITS = Limits(max_body_bytes=1024 * 1024, max_decompressed_bytes=4 * 10
 class _Entry:
     settings: CaptureSettings | None
     expires: float
+    # Rendered once per read: the same bytes go to every page view until the entry expires.
+    script: bytes = b""
+    body: bytes = b""
 
 
 class ConfigCache:
@@ -57,16 +61,30 @@ class ConfigCache:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
 
-    def get(self, token: str) -> CaptureSettings | None:
+    def fresh(self, token: str) -> _Entry | None:
+        """The entry if it can be used without reading the database (callers on the event loop
+        read otherwise in a thread)."""
+        entry = self._entries.get(token)
+        return entry if entry is not None and entry.expires > self._clock() else None
+
+    def entry(self, token: str) -> _Entry:
         now = self._clock()
         entry = self._entries.get(token)
         if entry is None or entry.expires <= now:
             with self._db.session(write=False) as session:
-                entry = _Entry(_load(session, token), now + self._ttl)
+                settings = _load(session, token)
+            entry = _Entry(settings, now + self._ttl)
+            if settings is not None:
+                config = remote_config(settings)
+                entry.script = config_script(token, config).encode()
+                entry.body = orjson.dumps(config)
             if len(self._entries) > 10_000:
                 self._entries.clear()  # bounded; real deployments have few tokens
             self._entries[token] = entry
-        return entry.settings
+        return entry
+
+    def get(self, token: str) -> CaptureSettings | None:
+        return self.entry(token).settings
 
     def clear(self) -> None:
         self._entries.clear()
@@ -108,6 +126,16 @@ def _cache(request: Request) -> ConfigCache:
     return cache
 
 
+async def _entry(request: Request, token: str) -> _Entry:
+    # Async with a memory fast path: page views ask for config all the time, and a thread
+    # pool round trip per cached answer would cost more than the answer.
+    cache = _cache(request)
+    entry = cache.fresh(token)
+    if entry is None:
+        entry = await asyncio.to_thread(cache.entry, token)
+    return entry
+
+
 def _cors(request: Request, response: Response) -> Response:
     origin = request.headers.get("origin")
     if origin:
@@ -135,22 +163,23 @@ _UNKNOWN_TOKEN = "Project API key invalid. You can find your project API key in 
 
 
 @router.get("/array/{token}/config.js")
-def config_js(token: str, request: Request) -> Response:
-    settings = _cache(request).get(token)
-    if settings is None:
+async def config_js(token: str, request: Request) -> Response:
+    entry = await _entry(request, token)
+    if entry.settings is None:
         return _not_found(request, _UNKNOWN_TOKEN)
-    script = config_script(token, remote_config(settings))
-    response = Response(script, media_type="application/javascript")
+    response = Response(entry.script, media_type="application/javascript")
     response.headers["cache-control"] = f"public, max-age={int(CONFIG_TTL_SECONDS)}"
     return _cors(request, response)
 
 
 @router.get("/array/{token}/config")
-def config_json(token: str, request: Request) -> Response:
-    settings = _cache(request).get(token)
-    if settings is None:
+async def config_json(token: str, request: Request) -> Response:
+    entry = await _entry(request, token)
+    if entry.settings is None:
         return _not_found(request, _UNKNOWN_TOKEN)
-    return _json(request, remote_config(settings))
+    response = Response(entry.body, media_type="application/json")
+    response.headers["cache-control"] = f"public, max-age={int(CONFIG_TTL_SECONDS)}"
+    return _cors(request, response)
 
 
 async def _flags(request: Request, *, with_config: bool) -> Response:
@@ -172,7 +201,7 @@ async def _flags(request: Request, *, with_config: bool) -> Response:
             request, {"type": "validation_error", "code": "invalid_payload", "detail": str(exc), "attr": None}, 400
         )
     token = decoded.token
-    settings = _cache(request).get(token) if token else None
+    settings = (await _entry(request, token)).settings if token else None
     if settings is None:
         detail = _UNKNOWN_TOKEN if token else "API key is required: send the project API token (phc_…) as token."
         return _json(
