@@ -24,6 +24,9 @@ function init(args)
   math.randomseed(tid * 7919 + os.time())
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["User-Agent"] = "posthog-python/7.91.1"
+  for _, header in ipairs(data.headers or {}) do
+    wrk.headers[header[1]] = header[2]
+  end
 end
 
 local function uuid()

@@ -1,4 +1,5 @@
-"""Capture bodies shaped like posthog-python 7.91.1's ``capture_exception`` (see shared/reference).
+"""Capture bodies shaped like posthog-python 7.91.1's ``capture_exception`` (see shared/reference),
+and Sentry envelopes shaped like sentry-sdk 2.75.0's, one event each.
 
 Twenty exception kinds (type, raising function, module) give twenty issues however many events
 are sent; each event gets its own uuid (the pipeline deduplicates by uuid) and one of a few
@@ -23,6 +24,7 @@ __all__ = [
     "BodyTemplate",
     "Template",
     "body_template",
+    "sentry_body_template",
 ]
 
 SLOT_UUID = "uuid"
@@ -72,13 +74,16 @@ class Template:
 
 @dataclass(frozen=True)
 class BodyTemplate:
-    """A whole /batch/ body: ``prefix`` + events joined by ``separator`` + ``suffix``."""
+    """A whole request body: ``prefix`` + events joined by ``separator`` + ``suffix``, posted
+    to ``path`` with ``headers`` (besides Content-Type: application/json)."""
 
     prefix: str
     separator: str
     suffix: str
     events: tuple[Template, ...]
     events_per_request: int
+    path: str = "/batch/"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def body_template(api_key: str, events_per_request: int) -> BodyTemplate:
@@ -94,11 +99,24 @@ def body_template(api_key: str, events_per_request: int) -> BodyTemplate:
     return BodyTemplate(prefix, ", ", suffix, events, events_per_request)
 
 
+def sentry_body_template(project_id: int, public_key: str) -> BodyTemplate:
+    """sentry-sdk's envelope: header line, item header, the event; one event per request."""
+    now = datetime.now(UTC)
+    prefix = json.dumps({"sent_at": now.isoformat().replace("+00:00", "Z")}) + "\n" + json.dumps({"type": "event"})
+    timestamp = (now - timedelta(milliseconds=3)).isoformat().replace("+00:00", "Z")
+    events = tuple(_split(json.dumps(_sentry_event(n, kind, timestamp))) for n, kind in enumerate(KINDS))
+    auth = f"Sentry sentry_key={public_key}, sentry_version=7, sentry_client=sentry.python/2.75.0"
+    return BodyTemplate(
+        prefix + "\n", "", "\n", events, 1, path=f"/api/{project_id}/envelope/", headers=(("X-Sentry-Auth", auth),)
+    )
+
+
 class BodyFactory:
     """Bodies for the Python load generator; wrk's Lua script does the same from the template."""
 
     def __init__(self, template: BodyTemplate, stream: int) -> None:
         self._template = template
+        self.headers = template.headers
         self._stream = stream
         self._counter = 0
         self._random = random.Random(stream)
@@ -210,4 +228,40 @@ def _frame(module: str, function: str, lineno: int) -> dict[str, Any]:
         "context_line": source[5],
         "post_context": source[6:],
         "in_app": True,
+    }
+
+
+def _sentry_event(n: int, kind: tuple[str, str, str, str], timestamp: str) -> dict[str, Any]:
+    """The same exception as ``_event``'s, as sentry-sdk describes it (root cause first)."""
+    posthog = _event(n, kind, timestamp)
+    values = []
+    for entry in reversed(posthog["properties"]["$exception_list"]):
+        frames = [
+            {key: value for key, value in frame.items() if key != "platform"} | {"vars": {"payload": "{'qty': 0}"}}
+            for frame in entry["stacktrace"]["frames"]
+        ]
+        values.append(
+            {
+                "mechanism": {"type": "generic", "handled": True},
+                "module": entry["module"],
+                "type": entry["type"],
+                "value": entry["value"],
+                "stacktrace": {"frames": frames},
+            }
+        )
+    return {
+        "level": "error",
+        "exception": {"values": values},
+        "event_id": _MARK[SLOT_UUID],
+        "timestamp": timestamp,
+        "user": {"id": _MARK[SLOT_DISTINCT_ID]},
+        "contexts": {"runtime": {"name": "CPython", "version": "3.11.7"}, "trace": {"trace_id": "0" * 32}},
+        "breadcrumbs": {"values": []},
+        "extra": {"sys.argv": ["shop/server.py"]},
+        "modules": {"sentry-sdk": "2.75.0", "urllib3": "2.8.0", "certifi": "2026.10.18"},
+        "release": "shop@1.2.3",
+        "environment": "production",
+        "server_name": "web-1",
+        "sdk": {"name": "sentry.python", "version": "2.75.0"},
+        "platform": "python",
     }

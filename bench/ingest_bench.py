@@ -36,14 +36,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from events import KINDS, BodyFactory, BodyTemplate, body_template
+from events import KINDS, BodyFactory, BodyTemplate, body_template, sentry_body_template
 from load import Loader, LoadResult, pick_loader
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CAPTURE_PATH = "/batch/"
-MODES = {"single": 1, "batch": 50}
+# Mode → events per request; "sentry" posts one sentry-sdk envelope per request.
+MODES = {"single": 1, "batch": 50, "sentry": 1}
+
+
+FLOOR_CREDS = {"project_api_token": "phc_floor", "project_id": "1", "sentry_dsn": "http://floor@127.0.0.1/1"}
+
+
+def template_for(mode: str, creds: dict[str, str]) -> BodyTemplate:
+    if mode == "sentry":
+        key = urlsplit(creds["sentry_dsn"]).username or ""
+        return sentry_body_template(int(creds["project_id"]), key)
+    return body_template(creds["project_api_token"], MODES[mode])
+
 
 # Targets from the performance brief; printed next to the figures, never enforced.
 TARGET_ACCEPT_SHARE = 1 / 3
@@ -92,7 +104,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--worker-threads", type=int, default=1, help="--threads of each `trapline worker`")
     parser.add_argument("--drain-timeout", type=float, default=25, help="seconds to wait for the queue to drain")
-    parser.add_argument("--modes", default="single,batch", help="comma-separated: single, batch")
+    parser.add_argument(
+        "--modes", default="single,batch,sentry", help="comma-separated: single, batch, sentry (default all three)"
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the bare ASGI floor runs")
     parser.add_argument("--python-loader", action="store_true", help="use the Python load generator even with wrk")
     parser.add_argument(
@@ -333,9 +347,9 @@ def run_floor(opts: Options, loader: Loader, group: Processes, workdir: Path) ->
     results = {}
     try:
         for mode in opts.modes:
-            template = body_template("phc_floor", MODES[mode])
+            template = template_for(mode, FLOOR_CREDS)
             cpu0, lcpu0 = proc_cpu_seconds(child.pid), children_cpu_seconds()
-            load = loader.run(url, CAPTURE_PATH, template, workdir)
+            load = loader.run(url, template.path, template, workdir)
             results[mode] = FloorRun(load, proc_cpu_seconds(child.pid) - cpu0, children_cpu_seconds() - lcpu0)
     finally:
         group.stop(child)
@@ -394,7 +408,7 @@ def run_trapline(opts: Options, mode: str, loader: Loader, group: Processes, wor
     deployment = Deployment(f"http://127.0.0.1:{port}", creds, server, workers, data_dir / "trapline.db")
     try:
         wait_http(deployment.url + "/_health", server, log)
-        template = body_template(creds["project_api_token"], MODES[mode])
+        template = template_for(mode, creds)
         warm_up(deployment, template, log, processed=opts.processing)
         return _measure(opts, loader, template, deployment, workdir, group, mode)
     finally:
@@ -406,7 +420,10 @@ def warm_up(deployment: Deployment, template: BodyTemplate, log: Path, *, proces
     """One request through the whole pipeline: checks the setup and fills caches before timing."""
     body = BodyFactory(template, stream=0xFFFF).next_body()
     request = urllib.request.Request(
-        deployment.url + CAPTURE_PATH, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        deployment.url + template.path,
+        data=body,
+        headers={"Content-Type": "application/json", **dict(template.headers)},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status != 200:
@@ -441,7 +458,7 @@ def _measure(
         profilers = start_profilers(opts, group, mode, server, deployment.workers)
         lcpu0 = children_cpu_seconds()
         start = time.monotonic()
-        load = loader.run(deployment.url, CAPTURE_PATH, template, workdir)
+        load = loader.run(deployment.url, template.path, template, workdir)
         at_load_end = watch.sample()
         # Before waiting for py-spy: reaped children count in RUSAGE_CHILDREN, and it is no load generator.
         loader_cpu = children_cpu_seconds() - lcpu0
@@ -562,7 +579,10 @@ def print_header(opts: Options, loader: Loader) -> None:
     print("Trapline ingest benchmark (SQLite, synchronous=FULL)")
     print(f"  load generator: {loader.name}, {opts.threads} thread(s), {opts.connections} connections")
     print(f"  {opts.duration:g} s of load per run; {where}; {os.cpu_count()} CPUs")
-    print(f"  bodies: posthog-python 7.91.1 $exception events, {len(KINDS)} exception kinds, plain JSON to /batch/")
+    print(
+        f"  bodies: posthog-python 7.91.1 $exception events, {len(KINDS)} exception kinds, plain JSON to /batch/;"
+        " sentry: one sentry-sdk 2.75.0 envelope per request to /api/<id>/envelope/"
+    )
     sys.stdout.flush()
 
 

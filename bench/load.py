@@ -106,6 +106,7 @@ def write_lua_data(path: Path, template: BodyTemplate, url_path: str) -> None:
         f"separator = {_lua_string(template.separator)},\n"
         f"suffix = {_lua_string(template.suffix)},\n"
         f"events_per_request = {template.events_per_request},\n"
+        f"headers = {{ {', '.join(f'{{ {_lua_string(k)}, {_lua_string(v)} }}' for k, v in template.headers)} }},\n"
         f"distinct_ids = {DISTINCT_IDS},\n"
         f"events = {{\n{events}\n}},\n"
         "}\n"
@@ -181,8 +182,9 @@ async def _client(
 async def _connection(host: str, port: int, path: str, bodies: BodyFactory, deadline: float) -> tuple[int, int]:
     ok = bad = 0
     reader, writer = await asyncio.open_connection(host, port)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in bodies.headers)
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: posthog-python/7.91.1\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: posthog-python/7.91.1\r\n{extra}"
         "Content-Type: application/json\r\nContent-Length: "
     ).encode()
     try:

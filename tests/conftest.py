@@ -126,6 +126,7 @@ def client(app: FastAPI, database: Database) -> Iterator[TestClient]:
     # id belongs to an earlier test.
     app.capture.controls.clear()  # type: ignore[attr-defined]
     app.state.sdk_config.clear()
+    app.sentry.keys.clear()  # type: ignore[attr-defined]
     with TestClient(app) as test_client:
         yield test_client
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,9 @@ def test_bootstrap_prints_what_an_sdk_and_a_script_need(
 ):
     code, result, _ = bootstrap(capsys)
     assert code == 0
-    assert set(result) == {"host", "project_id", "project_api_token", "personal_api_key"}
+    assert set(result) == {"host", "project_id", "project_api_token", "personal_api_key", "sentry_dsn"}
     assert result["host"] == "http://127.0.0.1:8000"
+    assert re.fullmatch(rf"http://[0-9a-f]{{32}}@127\.0\.0\.1:8000/{result['project_id']}", str(result["sentry_dsn"]))
     assert str(result["project_api_token"]).startswith("phc_")
     assert str(result["personal_api_key"]).startswith("phx_")
     response = client.get(
@@ -124,6 +126,7 @@ def test_project_turns_exception_autocapture_off_and_on(
         "project_id": made["project_id"],
         "name": "Web",
         "project_api_token": token,
+        "sentry_dsn": made["sentry_dsn"],
         "autocapture_exceptions": "on",
     }
     code, out, _ = run(capsys, "project", "--project", project_id, "--autocapture-exceptions", "off")
@@ -132,6 +135,17 @@ def test_project_turns_exception_autocapture_off_and_on(
     assert client.get(f"/array/{token}/config").json()["autocaptureExceptions"] is False
     code, out, _ = run(capsys, "project", "--project", project_id, "--autocapture-exceptions", "on", "--json")
     assert json.loads(out)["autocapture_exceptions"] == "on"
+
+
+def test_project_rotates_the_sentry_key(cli_env: Path, capsys: pytest.CaptureFixture[str]):
+    _, made, _ = bootstrap(capsys)
+    code, out, _ = run(capsys, "project", "--project", str(made["project_id"]), "--rotate-sentry-key", "--json")
+    assert code == 0
+    rotated = json.loads(out)["sentry_dsn"]
+    assert rotated != made["sentry_dsn"]
+    assert rotated.endswith(f"@127.0.0.1:8000/{made['project_id']}")
+    _, again, _ = bootstrap(capsys)  # bootstrap shows the current DSN
+    assert again["sentry_dsn"] == rotated
 
 
 def test_project_names_a_missing_project(cli_env: Path, capsys: pytest.CaptureFixture[str]):
@@ -148,6 +162,7 @@ def test_demo_creates_credentials_once(cli_env: Path, capsys: pytest.CaptureFixt
     assert stored["personal_api_key"] in first
     assert stored["project_api_token"] in first
     assert "posthog.init(" in first and "capture_exception" in first
+    assert f"/{stored['project_id']}\")" in first and "sentry_sdk.init(dsn=" in first
 
     code, second, _ = run(capsys, "demo")
     assert code == 0

@@ -38,6 +38,7 @@ from trapline.objects.local import LocalStore
 from trapline.objects.store import open_store
 from trapline.sdk import routes as sdk_routes
 from trapline.sdk.routes import ConfigCache
+from trapline.sentry.endpoint import SentryIngest, SentryKeys, SentryLimits
 from trapline.settings import Settings
 
 __all__ = ["PROJECT_PREFIXES", "Trapline", "create_app"]
@@ -84,10 +85,13 @@ class Trapline(FastAPI):
     """The FastAPI application, with the capture endpoints answered ahead of its own stack."""
 
     capture: Capture
+    sentry: SentryIngest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.capture.handles(scope):
             await self.capture(scope, receive, send)
+        elif self.sentry.handles(scope):
+            await self.sentry(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -140,6 +144,15 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
             max_body_bytes=settings.ingest_body_max_size,
             max_decompressed_bytes=settings.ingest_decompressed_max_size,
             max_event_bytes=settings.ingest_event_max_size,
+        ),
+    )
+    app.sentry = SentryIngest(
+        spool=spool,
+        keys=SentryKeys(db),
+        limits=SentryLimits(
+            max_body_bytes=settings.sentry_body_max_size,
+            max_envelope_bytes=settings.sentry_envelope_max_size,
+            max_event_bytes=settings.sentry_event_max_size,
         ),
     )
     app.add_middleware(CatchAllMiddleware)

@@ -26,6 +26,7 @@ from trapline.db.types import utcnow
 from trapline.errors import TraplineError
 from trapline.logs import configure_logging
 from trapline.objects.store import ObjectStoreError
+from trapline.sentry.auth import dsn
 from trapline.settings import Settings, SettingsError, load_settings
 from trapline.sourcemap import command as sourcemap_command
 
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         "--autocapture-exceptions",
         choices=("on", "off"),
         help="whether browsers capture unhandled errors and rejections by themselves (remote config)",
+    )
+    project.add_argument(
+        "--rotate-sentry-key", action="store_true", help="give the Sentry DSN a new key (SDKs with the old DSN stop)"
     )
     project.add_argument("--json", action="store_true", help="print the result as one JSON object")
     project.set_defaults(handler=_project)
@@ -293,23 +297,28 @@ def _requeue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _project(settings: Settings, args: argparse.Namespace) -> int:
-    from trapline.projects.models import Project
+    from trapline.projects.models import Project, new_sentry_key
 
+    changes = args.autocapture_exceptions is not None or args.rotate_sentry_key
     db = _database(settings)
     try:
         migrate.upgrade(db.engine)
-        with db.session(write=args.autocapture_exceptions is not None) as session:
+        with db.session(write=changes) as session:
             found = session.get(Project, args.project)
             if found is None:
                 print(f"trapline: there is no project {args.project}", file=sys.stderr)
                 return 2
             if args.autocapture_exceptions is not None:
                 found.autocapture_exceptions_opt_in = args.autocapture_exceptions == "on"
+            if args.rotate_sentry_key:
+                found.sentry_public_key = new_sentry_key()
+            if changes:
                 session.commit()
             shown = {
                 "project_id": found.id,
                 "name": found.name,
                 "project_api_token": found.api_token,
+                "sentry_dsn": dsn(settings.public_url, found.sentry_public_key, found.id),
                 "autocapture_exceptions": "on" if found.autocapture_exceptions_opt_in else "off",
             }
     finally:
@@ -370,6 +379,7 @@ def _run_bootstrap(settings: Settings, *, email: str, password: str, organizatio
         "project_id": result.project_id,
         "project_api_token": result.project_api_token,
         "personal_api_key": result.personal_api_key,
+        "sentry_dsn": dsn(settings.public_url, result.sentry_public_key, result.project_id),
     }
 
 
@@ -391,8 +401,21 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         with os.fdopen(fd, "w") as handle:
             json.dump(demo, handle, indent=2)
     demo["host"] = settings.public_url
+    demo["sentry_dsn"] = _sentry_dsn(settings, int(demo["project_id"]))  # the key may have been rotated
     print(_demo_text(demo))
     return 0
+
+
+def _sentry_dsn(settings: Settings, project_id: int) -> str | None:
+    from trapline.projects.models import Project
+
+    db = _database(settings)
+    try:
+        with db.session(write=False) as session:
+            key = session.scalar(select(Project.sentry_public_key).where(Project.id == project_id))
+    finally:
+        db.dispose()
+    return dsn(settings.public_url, key, project_id) if key else None
 
 
 def _load_demo(settings: Settings, demo: dict[str, Any]) -> dict[str, Any] | None:
@@ -418,6 +441,7 @@ def _demo_text(demo: dict[str, Any]) -> str:
         demo["personal_api_key"],
         demo["project_id"],
     )
+    sentry_dsn = demo.get("sentry_dsn") or "(run trapline project --project ID to see it)"
     return f"""
 Trapline is starting at {host}
 
@@ -435,6 +459,9 @@ Point posthog-js at it (the server turns exception autocapture on):
   posthog.init('{token}', {{ api_host: '{host}' }})
   and add import 'posthog-js/dist/exception-autocapture', or set TRAPLINE_POSTHOG_JS_DIST
   so that browsers can load it from {host}/static/
+
+Or keep Sentry's SDKs and change their DSN:
+  sentry_sdk.init(dsn="{sentry_dsn}")
 
 Call the API (OpenAPI docs at {host}/api/schema/swagger-ui/):
   curl -H "Authorization: Bearer {key}" {host}/api/projects/{pid}/error_tracking/suppression_rules/

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     ingest_decompressed_max_size: ByteSize = ByteSize(64 * 1024 * 1024)
     # One event. PostHog drops events over 1 MB; posthog-python drops its own over 900 KiB.
     ingest_event_max_size: ByteSize = ByteSize(1024 * 1024)
+    # Sentry's endpoints, with Relay's limits: a request as sent, an envelope decompressed,
+    # one event in it.
+    sentry_body_max_size: ByteSize = ByteSize(20 * 1024 * 1024)
+    sentry_envelope_max_size: ByteSize = ByteSize(100 * 1024 * 1024)
+    sentry_event_max_size: ByteSize = ByteSize(1024 * 1024)
     # Worker processes `trapline serve` starts and restarts; 0 leaves processing to separate
     # `trapline worker` processes. Processes, not threads: a worker thread would share the
     # GIL with the event loop and cut the rate at which events are accepted by half or more.
@@ -287,3 +292,7 @@ def _check_limits(settings: Settings) -> None:
         raise SettingsError("TRAPLINE_INGEST_BODY_MAX_SIZE must be at least TRAPLINE_INGEST_EVENT_MAX_SIZE.")
     if settings.ingest_decompressed_max_size < settings.ingest_body_max_size:
         raise SettingsError("TRAPLINE_INGEST_DECOMPRESSED_MAX_SIZE must be at least TRAPLINE_INGEST_BODY_MAX_SIZE.")
+    if settings.sentry_event_max_size < 1024:
+        raise SettingsError("TRAPLINE_SENTRY_EVENT_MAX_SIZE must be at least 1KiB.")
+    if settings.sentry_envelope_max_size < settings.sentry_event_max_size:
+        raise SettingsError("TRAPLINE_SENTRY_ENVELOPE_MAX_SIZE must be at least TRAPLINE_SENTRY_EVENT_MAX_SIZE.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -21,6 +23,18 @@ def test_retrieve_the_project(client: TestClient, tenant: Tenant, prefix: str, s
     assert body["name"] == "Acme web"
     assert body["autocapture_exceptions_opt_in"] is True
     assert body["uuid"] == str(tenant.organization_id)
+    assert re.fullmatch(rf"http://[0-9a-f]{{32}}@testserver/{tenant.project_id}", body["sentry_dsn"])
+
+
+def test_reset_sentry_key_gives_a_new_dsn(client: TestClient, tenant: Tenant, prefix: str):
+    path = f"{prefix}/{tenant.project_id}"
+    before = client.get(path, headers=tenant.headers()).json()["sentry_dsn"]
+    response = client.patch(f"{path}/reset_sentry_key/", headers=tenant.headers())
+    assert response.status_code == 200, response.text
+    after = response.json()["sentry_dsn"]
+    assert after != before
+    assert client.get(path, headers=tenant.headers()).json()["sentry_dsn"] == after
+    assert client.patch(f"{path}/reset_sentry_key", headers=tenant.headers("read")).status_code == 403
 
 
 def test_patch_changes_only_what_is_sent(client: TestClient, tenant: Tenant, prefix: str, database: Database):

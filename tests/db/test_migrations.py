@@ -89,3 +89,26 @@ def test_downgrade_to_base_and_back(empty_engine: Engine):
     assert migrate.current_revision(empty_engine) is None
     migrate.upgrade(empty_engine)
     assert migrate.is_up_to_date(empty_engine)
+
+
+def test_projects_made_before_sentry_dsns_get_their_own_key(empty_engine: Engine):
+    from alembic import command
+
+    with empty_engine.begin() as connection:
+        config = migrate._config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        org = "0192c2a0-0000-7000-8000-000000000001"
+        connection.execute(text(f"INSERT INTO organization (id, name, created_at) VALUES ('{org}', 'o', '2026-01-01')"))
+        for n in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO project (id, organization_id, name, api_token, autocapture_exceptions_opt_in, created_at)"
+                    f" VALUES ({n}, '{org}', 'p{n}', 'phc_{n}', true, '2026-01-01')"
+                )
+            )
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        keys = [row[0] for row in connection.execute(text("SELECT sentry_public_key FROM project ORDER BY id"))]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)

@@ -198,6 +198,33 @@ def test_zstd() -> None:
     assert decode(frames, content_encoding="zstd").events == [EVENT]
 
 
+def test_brotli() -> None:
+    import brotli
+
+    assert decode(brotli.compress(BATCH_JSON), content_encoding="br").events == [EVENT]
+    with pytest.raises(DecodeError, match=r"\(Content-Encoding: br\) is not valid brotli: the stream is truncated"):
+        decode(brotli.compress(BATCH_JSON)[:-3], content_encoding="br")
+    with pytest.raises(DecodeError, match=r"is not valid brotli"):
+        decode(b"not brotli at all", content_encoding="br")
+    with pytest.raises(DecodeError, match=r"is empty, so it is not valid brotli"):
+        decode(b"", content_encoding="br")
+
+
+def test_brotli_bomb_is_refused_in_bounded_memory() -> None:
+    import brotli
+
+    bomb = brotli.compress(bytes(256 << 20), quality=5)  # 256 MiB of zeros in a few KB
+    assert len(bomb) < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge, match=r"\(Content-Encoding: br\) decompresses to more than the 1048576-byte"):
+            decode(bomb, content_encoding="br", limits=limits(decompressed=1 << 20))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
 def test_zstd_without_the_zstandard_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zstandard", None)  # makes `import zstandard` fail
     with pytest.raises(DecodeError, match=r"zstd is not supported by this server \(the Python package zstandard"):
@@ -407,7 +434,7 @@ def test_escaped_backslash_before_u_is_left_alone() -> None:
         (b'{"batch": [{}, {}, {}, "x"]}', {}, r"batch\[3\] is not an object \(it is a string\)"),
         (b"[{}, null]", {}, r"body\[1\] is not an object \(it is null\)"),
         (b"[[{}]]", {}, r"body\[0\] is not an object \(it is an array\)"),
-        (b"x", {"content_encoding": "br"}, "Content-Encoding 'br' is not supported; send gzip, deflate, zstd or none."),
+        (b"x", {"content_encoding": "compress"}, "Content-Encoding 'compress' is not supported; send gzip, deflate, zstd, br or none."),
         (b"x", {"content_encoding": "gzip, gzip, gzip"}, "stacks 3 encodings; at most 2 are undone."),
         (
             b"{}",

@@ -39,6 +39,7 @@ class Project:
     id: int
     token: str
     api_key: str
+    sentry_dsn: str = ""
 
 
 def bootstrap(data_dir: Path, name: str, extra_env: Mapping[str, str] | None = None) -> Project:
@@ -50,7 +51,12 @@ def bootstrap(data_dir: Path, name: str, extra_env: Mapping[str, str] | None = N
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     creds = json.loads(result.stdout)
-    return Project(id=int(creds["project_id"]), token=creds["project_api_token"], api_key=creds["personal_api_key"])
+    return Project(
+        id=int(creds["project_id"]),
+        token=creds["project_api_token"],
+        api_key=creds["personal_api_key"],
+        sentry_dsn=creds["sentry_dsn"],
+    )
 
 
 def poll(fetch: Callable[[], T], done: Callable[[T], bool], what: str, timeout: float = DEADLINE_SECONDS) -> T:

@@ -23,6 +23,7 @@ PROJECT_API_TOKEN_PREFIX = "phc_"
 class BootstrapResult:
     project_id: int
     project_api_token: str
+    sentry_public_key: str
     personal_api_key: str
     created: tuple[str, ...]
 
@@ -84,5 +85,9 @@ def bootstrap(
     created.append("personal_api_key")
     session.commit()
     return BootstrapResult(
-        project_id=proj.id, project_api_token=proj.api_token, personal_api_key=key, created=tuple(created)
+        project_id=proj.id,
+        project_api_token=proj.api_token,
+        sentry_public_key=proj.sentry_public_key,
+        personal_api_key=key,
+        created=tuple(created),
     )

@@ -32,6 +32,7 @@ __all__ = [
     "SIGNAL_LIFETIME",
     "Claimed",
     "LeaseLost",
+    "NewDrop",
     "NewRequest",
     "NewSignal",
     "ack",
@@ -71,6 +72,17 @@ SIGNAL_LIFETIME = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
+class NewDrop:
+    """Accepted at the door but not queued (a Sentry envelope's transactions, sessions, …):
+    counted in ``dropped_events`` like the pipeline's drops."""
+
+    project_id: int
+    reason: str
+    count: int
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class Claimed:
     id: int
     project_id: int
@@ -84,19 +96,27 @@ class Claimed:
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def enqueue(db: Database, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = ()) -> None:
-    """Add accepted requests (and session signals), and commit: when this returns, they survive
-    a crash. Signals go in the same transaction, so a worker never sees an exception without
-    what its session did before it.
+def enqueue(
+    db: Database,
+    requests: Sequence[NewRequest],
+    signals: Sequence[NewSignal] = (),
+    drops: Sequence[NewDrop] = (),
+) -> None:
+    """Add accepted requests (and session signals, and drop counts), and commit: when this
+    returns, they survive a crash. Signals go in the same transaction, so a worker never sees
+    an exception without what its session did before it.
 
     This runs for every capture request, so it talks to the driver directly: SQLAlchemy's
     session and statement machinery cost several times the inserts themselves.
     """
-    if not requests and not signals:
+    if not requests and not signals and not drops:
         return
     connection = db.engine.raw_connection()
     try:
-        (_enqueue_sqlite if db.is_sqlite else _enqueue_postgres)(connection, requests, _merged(signals))
+        if db.is_sqlite:
+            _enqueue_sqlite(connection, requests, _merged(signals), _merged_drops(drops))
+        else:
+            _enqueue_postgres(connection, requests, _merged(signals), _merged_drops(drops))
     finally:
         connection.close()
 
@@ -111,6 +131,25 @@ def _merged(signals: Sequence[NewSignal]) -> list[NewSignal]:
     return [first[key] for key in sorted(first)]
 
 
+def _merged_drops(drops: Sequence[NewDrop]) -> list[NewDrop]:
+    """One row per project and reason, in one order (concurrent upserts lock rows alike)."""
+    merged: dict[tuple[int, str], NewDrop] = {}
+    for drop in drops:
+        key = (drop.project_id, drop.reason)
+        seen = merged.get(key)
+        merged[key] = (
+            drop if seen is None else NewDrop(drop.project_id, drop.reason, seen.count + drop.count, drop.detail)
+        )
+    return [merged[key] for key in sorted(merged)]
+
+
+_UPSERT_DROP = (
+    "INSERT INTO dropped_events (project_id, reason, count, last_dropped_at, last_detail) VALUES ({p}) "
+    "ON CONFLICT (project_id, reason) DO UPDATE SET count = dropped_events.count + excluded.count, "
+    "last_dropped_at = excluded.last_dropped_at, last_detail = excluded.last_detail"
+)
+
+
 _UPSERT_SIGNAL = (
     "INSERT INTO session_signal (project_id, session_id, signal, first_at, expires_at) VALUES ({p}) "
     "ON CONFLICT (project_id, session_id, signal) DO UPDATE SET "
@@ -119,10 +158,18 @@ _UPSERT_SIGNAL = (
 )
 
 
-def _enqueue_sqlite(connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal]) -> None:
+def _enqueue_sqlite(
+    connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal], drops: Sequence[NewDrop]
+) -> None:
     cursor = connection.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
+        if drops:
+            now = utcnow().strftime(_SQLITE_TIME)
+            cursor.executemany(
+                _UPSERT_DROP.format(p="?, ?, ?, ?, ?"),
+                [(d.project_id, d.reason, d.count, now, d.detail) for d in drops],
+            )
         if signals:
             cursor.executemany(
                 _UPSERT_SIGNAL.format(p="?, ?, ?, ?, ?", least="min", greatest="max"),
@@ -159,9 +206,17 @@ def _enqueue_sqlite(connection: Any, requests: Sequence[NewRequest], signals: Se
         raise
 
 
-def _enqueue_postgres(connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal]) -> None:
+def _enqueue_postgres(
+    connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal], drops: Sequence[NewDrop]
+) -> None:
     cursor = connection.cursor()
     try:
+        if drops:
+            now = utcnow()
+            cursor.executemany(
+                _UPSERT_DROP.format(p="%s, %s, %s, %s, %s"),
+                [(d.project_id, d.reason, d.count, now, d.detail) for d in drops],
+            )
         if signals:
             cursor.executemany(
                 _UPSERT_SIGNAL.format(p="%s, %s, %s, %s, %s", least="LEAST", greatest="GREATEST"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,6 +27,15 @@ from trapline.autocapture.controls import ControlsCache, signals_of
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest, NewSignal
 from trapline.events.times import event_time, parse_timestamp
+from trapline.ingest.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    cors_headers,
+    preflight_headers,
+    read_body,
+    request_headers,
+    respond,
+)
 from trapline.ingest.decode import DecodedBatch, DecodeError, Limits, TooLarge, decode_capture
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool, SpoolClosed
@@ -66,11 +75,12 @@ class Capture:
         return scope["type"] == "http" and (scope["path"] in CAPTURE_PATHS or scope["path"] in _V1_PATHS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        cors = _cors_headers(headers)
+        headers = request_headers(scope, _WANTED)
+        cors = cors_headers(headers.get("origin"))
         method = scope["method"]
         if method == "OPTIONS":
-            await _respond(send, 200, b"", cors + _preflight_headers(headers), content_type=None)
+            preflight = preflight_headers(headers.get("access-control-request-headers"))
+            await respond(send, 200, b"", cors + preflight, content_type=None)
             return
         if method != "POST":
             await _error(send, 405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.', cors)
@@ -85,10 +95,15 @@ class Capture:
             log.exception("capture failed", extra={"path": scope["path"]})
             await _error(send, 500, "server_error", "error", "A server error occurred.", cors)
             return
-        await _respond(send, status, body, cors)
+        await respond(send, status, body, cors)
 
     async def _capture(self, scope: Scope, receive: Receive, headers: dict[str, str], v1: bool) -> tuple[int, bytes]:
-        raw = await _read_body(receive, headers, self.limits.max_body_bytes)
+        try:
+            raw = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise _Reject(413, "invalid_request", "payload_too_large", str(exc)) from exc
+        except ClientGone as exc:
+            raise _Reject(400, "invalid_request", "client_disconnected", "The client disconnected.") from exc
         query_string = scope.get("query_string", b"")
         query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
         bearer = _bearer(headers) if v1 else None
@@ -213,81 +228,12 @@ _WANTED = frozenset(
 )  # fmt: skip
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    # ASGI servers give lower-case names (uvicorn does); lower() covers any other.
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in ((raw.lower(), value) for raw, value in scope["headers"])
-        if name in _WANTED
-    }
-
-
 def _bearer(headers: dict[str, str]) -> str | None:
     scheme, _, token = headers.get("authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _Reject(413, "invalid_request", "payload_too_large", f"Request body is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Reject(400, "invalid_request", "client_disconnected", "The client disconnected.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _Reject(413, "invalid_request", "payload_too_large", f"Request body is larger than {limit} bytes.")
-        if chunk:
-            chunks.append(chunk)
-        more = message.get("more_body", False)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _cors_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    # Browsers post events from the app's own origin; echo it (with credentials allowed, as
-    # PostHog does) so posthog-js can read our answer instead of treating it as a failure.
-    origin = headers.get("origin")
-    if not origin:
-        return []
-    return [
-        (b"access-control-allow-origin", origin.encode("latin-1")),
-        (b"access-control-allow-credentials", b"true"),
-        (b"vary", b"Origin"),
-    ]
-
-
-def _preflight_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    requested = headers.get("access-control-request-headers", "content-type")
-    return [
-        (b"access-control-allow-methods", b"POST, OPTIONS"),
-        (b"access-control-allow-headers", requested.encode("latin-1")),
-        (b"access-control-max-age", b"86400"),
-    ]
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    extra: list[tuple[bytes, bytes]],
-    content_type: bytes | None = b"application/json",
-) -> None:
-    headers = [(b"content-length", str(len(body)).encode()), *extra]
-    if content_type is not None:
-        headers.append((b"content-type", content_type))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _error(send: Send, status: int, type_: str, code: str, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
     body = orjson.dumps({"type": type_, "code": code, "detail": detail, "attr": None})
     retry = [(b"retry-after", b"1")] if status == 503 else []
-    await _respond(send, status, body, extra + retry)
-
-
-Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+    await respond(send, status, body, extra + retry)

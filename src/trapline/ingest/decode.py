@@ -2,8 +2,8 @@
 
 The unmodified SDKs wrap the same JSON in up to three layers, undone here from the outside in:
 
-1. HTTP ``Content-Encoding``: gzip, deflate (zlib or raw) or zstd. posthog-python sets it when
-   built with ``gzip=True`` and in its v1 protocol.
+1. HTTP ``Content-Encoding``: gzip, deflate (zlib or raw), zstd or br. posthog-python sets it
+   when built with ``gzip=True`` and in its v1 protocol; sentry-sdk sends br or gzip.
 2. PostHog's own gzip. posthog-js 1.449 posts a gzip stream as ``text/plain`` with no header and
    no hint, so gzip is recognised by its magic bytes ``1f 8b``; older posthog-js said
    ``?compression=gzip-js`` instead.
@@ -34,11 +34,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 from urllib.parse import unquote_to_bytes
 
+import brotli
 import orjson
 
 from trapline.ingest.lzstring import LZStringError, LZStringTooLarge, decompress_from_base64
 
-__all__ = ["DecodeError", "DecodedBatch", "DroppedEvent", "Limits", "TooLarge", "decode_capture"]
+__all__ = ["DecodeError", "DecodedBatch", "DroppedEvent", "Limits", "TooLarge", "decode_capture", "decompress"]
 
 _Buffer: TypeAlias = bytes | bytearray
 
@@ -194,6 +195,17 @@ def decode_capture(
     return _batch(_parse_json(payload, what), len(payload), query, limits.max_event_bytes, bearer_token)
 
 
+def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo a request's ``Content-Encoding`` (bounded by ``limit``); the body as is without one.
+
+    Raises ``DecodeError`` or ``TooLarge``, and nothing else.
+    """
+    if not content_encoding:
+        return body
+    payload, _ = _undo_content_encoding(body, content_encoding, limit)
+    return bytes(payload)
+
+
 # --- layers -----------------------------------------------------------------------------------
 
 
@@ -216,8 +228,12 @@ def _undo_content_encoding(payload: _Buffer, header: str, limit: int) -> tuple[_
             payload = _inflate_deflate(payload, limit, what)
         elif coding == "zstd":
             payload = _unzstd(payload, limit, what)
+        elif coding == "br":
+            payload = _unbrotli(payload, limit, what)
         else:
-            raise DecodeError(f"Content-Encoding {_clip(coding)} is not supported; send gzip, deflate, zstd or none.")
+            raise DecodeError(
+                f"Content-Encoding {_clip(coding)} is not supported; send gzip, deflate, zstd, br or none."
+            )
     return payload, "the decompressed request body"
 
 
@@ -306,6 +322,29 @@ def _unzstd(data: _Buffer, limit: int, what: str) -> _Buffer:
         # its first block yields nothing, a later cut yields JSON that fails to parse.
         raise DecodeError(f"{_capitalised(what)} is not valid zstd: the stream is truncated or empty.")
     return out
+
+
+def _unbrotli(data: _Buffer, limit: int, what: str) -> _Buffer:
+    if not data:
+        raise DecodeError(f"{_capitalised(what)} is empty, so it is not valid brotli.")
+    decompressor = brotli.Decompressor()
+    out = bytearray()
+    pending: bytes | bytearray = data
+    try:
+        while True:
+            # Bounded output per call: a bomb is caught within one chunk of the limit.
+            chunk = decompressor.process(pending, output_buffer_limit=_OUTPUT_CHUNK)
+            out += chunk
+            fed, pending = bool(pending), b""
+            if len(out) > limit:
+                raise TooLarge(f"{_capitalised(what)} decompresses to more than the {limit}-byte limit.")
+            if decompressor.is_finished():
+                return out
+            if decompressor.can_accept_more_data() or (not chunk and not fed):
+                # All input consumed and more wanted: the stream stops short.
+                raise DecodeError(f"{_capitalised(what)} is not valid brotli: the stream is truncated.")
+    except brotli.error as exc:
+        raise DecodeError(f"{_capitalised(what)} is not valid brotli: {exc}.") from None
 
 
 def _is_form(content_type: str | None, payload: _Buffer) -> bool:

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from trapline.db.engine import Database
-from trapline.events.queue import NewRequest, NewSignal, enqueue
+from trapline.events.queue import NewDrop, NewRequest, NewSignal, enqueue
 
 __all__ = ["Spool", "SpoolClosed"]
 
 log = logging.getLogger("trapline.ingest")
 
-# What one capture request hands over: its queued requests and its sessions' signals.
-_Write = tuple[tuple[NewRequest, ...], tuple[NewSignal, ...]]
+# What one request hands over: its queued requests, its sessions' signals, its drop counts.
+_Write = tuple[tuple[NewRequest, ...], tuple[NewSignal, ...], tuple[NewDrop, ...]]
 
 
 class SpoolClosed(Exception):
@@ -66,12 +66,14 @@ class Spool:
             self._executor = None
         self._wakeup = None
 
-    async def append(self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = ()) -> None:
-        """Return once ``requests`` and ``signals`` are committed; raise if the commit failed."""
+    async def append(
+        self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = (), drops: Sequence[NewDrop] = ()
+    ) -> None:
+        """Return once ``requests``, ``signals`` and ``drops`` are committed; raise if the commit failed."""
         if self._closing or self._wakeup is None:
             raise SpoolClosed()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(((tuple(requests), tuple(signals)), future))
+        self._pending.append(((tuple(requests), tuple(signals), tuple(drops)), future))
         self._wakeup.set()
         await future
 
@@ -100,6 +102,7 @@ class Spool:
     def _write(self, writes: list[_Write]) -> None:
         enqueue(
             self._db,
-            [request for requests, _ in writes for request in requests],
-            [signal for _, signals in writes for signal in signals],
+            [request for requests, _, _ in writes for request in requests],
+            [signal for _, signals, _ in writes for signal in signals],
+            [drop for _, _, drops in writes for drop in drops],
         )

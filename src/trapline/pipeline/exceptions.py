@@ -143,6 +143,9 @@ class ExceptionProperties:
     exception_list: list[ExceptionInfo]
     # $exception_fingerprint as sent: a client fingerprint overrides grouping.
     fingerprint: str | None
+    # $sentry_fingerprint: a Sentry fingerprint with "{{ default }}" among its parts, which
+    # stands for the fingerprint grouping computes (Trapline's, not cymbal's).
+    fingerprint_parts: tuple[str, ...] | None
     # $issue_name / $issue_description: name and describe a newly created issue.
     issue_name: str | None
     issue_description: str | None
@@ -413,6 +416,10 @@ def normalize_exception_properties(
             raise invalid_type(sanitized, "a sequence")
         exceptions = [_exception(item) for item in sanitized]
         fingerprint = get_str(properties, "$exception_fingerprint")
+        parts = properties.get("$sentry_fingerprint")
+        fingerprint_parts = (
+            tuple(parts) if isinstance(parts, list) and parts and all(isinstance(p, str) for p in parts) else None
+        )
         issue_name = get_str(properties, "$issue_name")
         issue_description = get_str(properties, "$issue_description")
         handled_property = get_bool(properties, "$exception_handled", default=None)
@@ -429,6 +436,7 @@ def normalize_exception_properties(
     return ExceptionProperties(
         exception_list=exception_list,
         fingerprint=fingerprint,
+        fingerprint_parts=fingerprint_parts,
         issue_name=issue_name,
         issue_description=issue_description,
         handled=exception_handled(handled_property, exception_list),

@@ -34,6 +34,7 @@ Overrides, applied by the caller: a matching grouping rule gives ``custom-rule:<
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -191,6 +192,17 @@ def manual_record() -> list[RecordPart]:
 def manual(value: str) -> Fingerprint:
     """The fingerprint a client's ``$exception_fingerprint`` gives (it beats grouping rules)."""
     return Fingerprint(value=client_fingerprint(value), record=manual_record())
+
+
+# In a Sentry fingerprint, the part that stands for the fingerprint grouping would compute.
+DEFAULT_PART = "{{ default }}"
+
+
+def with_default(parts: Sequence[str], default: Fingerprint) -> Fingerprint:
+    """A Sentry fingerprint whose ``{{ default }}`` parts are the computed ``default``: the
+    default groups, split further by the other parts (stored like a client fingerprint)."""
+    filled = [default.value if part == DEFAULT_PART else part for part in parts]
+    return manual(json.dumps(filled, separators=(",", ":"), ensure_ascii=False))
 
 
 def _rule_uuid(rule_id: uuid.UUID | str) -> str:

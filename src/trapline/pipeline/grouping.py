@@ -3,13 +3,14 @@
 Precedence, as in cymbal: the first matching grouping rule (``custom-rule:<id>``, with the
 rule's assignee), else the automatic fingerprint of the resolved exception list; then a
 client ``$exception_fingerprint`` replaces either, and drops the rule's assignee. The value
-before the client's override is kept as the proposed fingerprint.
+before the client's override is kept as the proposed fingerprint. A Sentry fingerprint with
+``{{ default }}`` parts (``$sentry_fingerprint``) is the computed one split by the others.
 """
 
 from __future__ import annotations
 
 from trapline.pipeline.batch import Item
-from trapline.pipeline.fingerprint import custom_rule, generate_fingerprint, manual
+from trapline.pipeline.fingerprint import custom_rule, generate_fingerprint, manual, with_default
 from trapline.pipeline.rules import ProjectRules
 from trapline.rules.evaluate import Subject
 
@@ -35,6 +36,9 @@ def group(items: list[Item], rules: dict[int, ProjectRules]) -> None:
         final = proposed
         if item.exception.fingerprint:  # an empty one would lump every such event together
             final = manual(item.exception.fingerprint)
+            item.rule_assignee = None
+        elif item.exception.fingerprint_parts:
+            final = with_default(item.exception.fingerprint_parts, proposed)
             item.rule_assignee = None
         item.fingerprint = final.value
         item.proposed_fingerprint = proposed.value

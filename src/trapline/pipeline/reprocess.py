@@ -93,9 +93,11 @@ def _reprocess_batch(
     if not items:
         return ReprocessResult(examined=len(rows))
     for row, item in items:
+        # A client's fingerprint stands; a Sentry one with "{{ default }}" parts is computed again.
         manual = row.properties.get("$exception_fingerprint_record") == _MANUAL
+        assert item.exception is not None
         group([item], rules)
-        if manual:
+        if manual and not item.exception.fingerprint_parts:
             # The client's fingerprint stands (already hashed if it was long).
             item.fingerprint, item.fingerprint_record, item.rule_assignee = row.fingerprint, list(_MANUAL), None
     with db.session(write=True) as session:
@@ -123,6 +125,7 @@ def _probe(row: ExceptionEvent) -> Item:
     probe.exception = ExceptionProperties(
         exception_list=[cast(ExceptionInfo, {"type": "", "value": "", "stacktrace": {"type": "raw", "frames": raws}})],
         fingerprint=None,
+        fingerprint_parts=None,
         issue_name=None,
         issue_description=None,
         handled=False,
@@ -170,9 +173,11 @@ def _redo(row: ExceptionEvent, symbols: BatchResolver) -> Item | None:
         unresolved_frames=still,
     )
     handled = bool(row.properties.get("$exception_handled", False))
+    parts = client.get("$sentry_fingerprint")
     item.exception = ExceptionProperties(
         exception_list=exception_list,
         fingerprint=None,
+        fingerprint_parts=tuple(parts) if isinstance(parts, list) and all(isinstance(p, str) for p in parts) else None,
         issue_name=client.get("$issue_name") if isinstance(client.get("$issue_name"), str) else None,
         issue_description=client.get("$issue_description")
         if isinstance(client.get("$issue_description"), str)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from sqlalchemy import ForeignKey, String
@@ -9,7 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from trapline.db.base import Base, CreatedAt
 
-__all__ = ["Project"]
+__all__ = ["Project", "new_sentry_key"]
+
+
+def new_sentry_key() -> str:
+    """A Sentry DSN's public key: 32 hex characters, as Sentry makes them."""
+    return secrets.token_hex(16)
 
 
 class Project(CreatedAt, Base):
@@ -23,3 +29,6 @@ class Project(CreatedAt, Base):
     api_token: Mapped[str] = mapped_column(String(64), unique=True)
     # Remote config's "autocaptureExceptions": whether browsers capture unhandled errors.
     autocapture_exceptions_opt_in: Mapped[bool] = mapped_column(default=True)
+    # The public key of the project's Sentry DSN (http://<key>@host/<id>); rotating it
+    # cuts off SDKs that still use the old DSN.
+    sentry_public_key: Mapped[str] = mapped_column(String(64), unique=True, default=new_sentry_key)

@@ -1,0 +1,84 @@
+"""Plain-ASGI plumbing shared by the ingestion endpoints answered ahead of FastAPI
+(PostHog's capture, Sentry's envelope and store): reading a bounded body, CORS, answers."""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["BodyTooLarge", "ClientGone", "cors_headers", "preflight_headers", "read_body", "request_headers", "respond"]
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the limit (answer 413)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived."""
+
+
+def request_headers(scope: Scope, wanted: frozenset[bytes]) -> dict[str, str]:
+    """The ``wanted`` headers (lower-case names) of a request; the others are not decoded at all."""
+    # ASGI servers give lower-case names (uvicorn does); lower() covers any other.
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in ((raw.lower(), value) for raw, value in scope["headers"])
+        if name in wanted
+    }
+
+
+async def read_body(receive: Receive, declared_length: str | None, limit: int) -> bytes:
+    """The whole request body, refusing (``BodyTooLarge``) as soon as it is known to be over ``limit``."""
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
+        raise BodyTooLarge(f"Request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"Request body is larger than {limit} bytes.")
+        if chunk:
+            chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def cors_headers(origin: str | None) -> list[tuple[bytes, bytes]]:
+    # Browsers post events from the app's own origin; echo it (with credentials allowed, as
+    # PostHog does) so the SDK can read our answer instead of treating it as a failure.
+    if not origin:
+        return []
+    return [
+        (b"access-control-allow-origin", origin.encode("latin-1")),
+        (b"access-control-allow-credentials", b"true"),
+        (b"vary", b"Origin"),
+    ]
+
+
+def preflight_headers(requested: str | None, *, expose: bytes = b"") -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"access-control-allow-methods", b"POST, OPTIONS"),
+        (b"access-control-allow-headers", (requested or "content-type").encode("latin-1")),
+        (b"access-control-max-age", b"86400"),
+    ]
+    if expose:
+        headers.append((b"access-control-expose-headers", expose))
+    return headers
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]],
+    content_type: bytes | None = b"application/json",
+) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), *extra]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,294 @@
+"""Sentry's ingestion endpoints, ``POST /api/<project id>/envelope/`` and ``/store/``, answered on
+plain ASGI before the FastAPI app sees the request, like PostHog's capture (``ingest/capture.py``).
+
+A request is checked against the project's DSN key, its events are mapped to ``$exception``
+events (``mapping.py``) and committed to the same ingest queue before the answer, 200
+``{"id": "<event id>"}``: what got a 200 survives a crash. Envelope items that are not events
+(transactions, sessions, client reports, attachments, …) are accepted and counted in
+``dropped_events`` as ``sentry_<type>``.
+
+Limits are Relay's: 20 MiB as sent, 100 MiB for an envelope once decompressed, 1 MiB for one
+event; beyond them, 413. Errors answer ``{"detail": …}`` as Relay does: 400 for a body that
+cannot be read, 401 without a key, 403 for a key that is not the project's, 503 when the queue
+cannot be written (SDKs retry those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
+
+from trapline.db.engine import Database
+from trapline.db.types import utcnow
+from trapline.events.queue import NewDrop, NewRequest
+from trapline.ingest.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    cors_headers,
+    preflight_headers,
+    read_body,
+    request_headers,
+    respond,
+)
+from trapline.ingest.decode import DecodeError, TooLarge, decompress
+from trapline.ingest.spool import Spool, SpoolClosed
+from trapline.projects.models import Project
+from trapline.sentry.auth import key_from_dsn, key_from_headers
+from trapline.sentry.envelope import EnvelopeError, parse_envelope
+from trapline.sentry.mapping import to_posthog_event
+
+__all__ = ["SentryIngest", "SentryKeys", "SentryLimits"]
+
+log = logging.getLogger("trapline.ingest")
+
+_PATH = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
+_WANTED = frozenset(
+    {
+        b"content-type", b"content-encoding", b"content-length", b"x-sentry-auth", b"authorization", b"origin",
+        b"access-control-request-headers",
+    }
+)  # fmt: skip
+# Decoded in a thread above this size, so one big envelope cannot stall every other request.
+_INLINE_LIMIT = 256 * 1024
+_ITEM_TYPE = re.compile(r"[^a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class SentryLimits:
+    """Relay's defaults."""
+
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_envelope_bytes: int = 100 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+
+
+class SentryKeys:
+    """Project id → its DSN's public key, cached for a few seconds: every request needs it,
+    and a rotated key must stop working soon after."""
+
+    def __init__(self, db: Database, *, ttl: float = 10.0, max_entries: int = 10_000) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._cache: dict[int, tuple[str | None, float]] = {}
+
+    async def key_of(self, project_id: int) -> str | None:
+        now = time.monotonic()
+        hit = self._cache.get(project_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        key = await asyncio.to_thread(self._lookup, project_id)
+        if len(self._cache) >= self._max_entries:
+            self._cache.clear()
+        self._cache[project_id] = (key, now + self._ttl)
+        return key
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def _lookup(self, project_id: int) -> str | None:
+        with self._db.session(write=False) as session:
+            return session.scalar(select(Project.sentry_public_key).where(Project.id == project_id))
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What one request carries, decoded."""
+
+    key: str | None
+    event_id: str | None
+    sent_at: str | None
+    events: list[dict[str, Any]]
+    ignored: dict[str, int]
+
+
+class SentryIngest:
+    """``handles`` says which paths, calling it answers them."""
+
+    def __init__(self, *, spool: Spool, keys: SentryKeys, limits: SentryLimits | None = None) -> None:
+        self.spool = spool
+        self.keys = keys
+        self.limits = limits or SentryLimits()
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return scope["type"] == "http" and scope["path"].startswith("/api/") and _PATH.match(scope["path"]) is not None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = request_headers(scope, _WANTED)
+        cors = cors_headers(headers.get("origin"))
+        if scope["method"] == "OPTIONS":
+            preflight = preflight_headers(
+                headers.get("access-control-request-headers"), expose=b"retry-after, x-sentry-rate-limits"
+            )
+            await respond(send, 200, b"", cors + preflight, content_type=None)
+            return
+        if scope["method"] != "POST":
+            await _error(send, 405, f"method {scope['method']} is not allowed: send POST", cors)
+            return
+        match = _PATH.match(scope["path"])
+        assert match is not None
+        project_id, kind = int(match.group(1)), match.group(2)
+        try:
+            event_id = await self._ingest(scope, receive, headers, project_id, kind)
+        except _Reject as reject:
+            await _error(send, reject.status, reject.detail, cors)
+            return
+        except Exception:
+            log.exception("sentry ingestion failed", extra={"path": scope["path"]})
+            await _error(send, 500, "internal server error", cors)
+            return
+        body = orjson.dumps({"id": event_id}) if event_id else b"{}"
+        await respond(send, 200, body, cors)
+
+    async def _ingest(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], project_id: int, kind: str
+    ) -> str | None:
+        try:
+            raw = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise _Reject(413, str(exc)) from exc
+        except ClientGone as exc:
+            raise _Reject(400, "the client disconnected") from exc
+        query_string = scope.get("query_string", b"")
+        query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
+        key = key_from_headers(headers, query)
+        if key is None and not raw:
+            raise _Reject(401, "missing authorization information")
+
+        def decode() -> _Parsed:
+            return self._decode(raw, headers.get("content-encoding"), kind, key)
+
+        parsed = decode() if len(raw) <= _INLINE_LIMIT else await asyncio.to_thread(decode)
+        if parsed.key is None:
+            raise _Reject(401, "missing authorization information")
+        expected = await self.keys.key_of(project_id)
+        if expected is None or parsed.key != expected:
+            raise _Reject(403, f"event submission rejected: that key is not the DSN key of project {project_id}")
+
+        received_at = utcnow()
+        requests = []
+        if parsed.events:
+            requests.append(
+                NewRequest(
+                    project_id=project_id,
+                    received_at=received_at,
+                    sent_at=parsed.sent_at,
+                    payload=orjson.dumps(parsed.events),
+                    event_count=len(parsed.events),
+                )
+            )
+        drops = [
+            NewDrop(project_id, f"sentry_{item_type}", count, f"Sentry {item_type} items are accepted, not stored")
+            for item_type, count in sorted(parsed.ignored.items())
+        ]
+        if requests or drops:
+            try:
+                await self.spool.append(requests, drops=drops)
+            except SpoolClosed as exc:
+                raise _Reject(503, "the server is shutting down; retry") from exc
+            except Exception as exc:
+                raise _Reject(503, "events could not be stored; retry") from exc
+        return parsed.event_id
+
+    def _decode(self, raw: bytes, content_encoding: str | None, kind: str, key: str | None) -> _Parsed:
+        limit = self.limits.max_envelope_bytes if kind == "envelope" else self.limits.max_event_bytes
+        try:
+            body = decompress(raw, content_encoding, limit)
+        except TooLarge as exc:
+            raise _Reject(413, str(exc)) from exc
+        except DecodeError as exc:
+            raise _Reject(400, str(exc)) from exc
+        if len(body) > limit:
+            raise _Reject(413, f"the {kind} is {len(body)} bytes, over the {limit}-byte limit")
+        if kind == "store":
+            event = _store_event(body, limit)
+            return _Parsed(key, _event_id(event), None, [to_posthog_event(event)], {})
+        try:
+            envelope = parse_envelope(body)
+        except EnvelopeError as exc:
+            raise _Reject(400, str(exc)) from exc
+        if key is None:
+            # Through a tunnel, the DSN travels in the envelope header.
+            tunneled = key_from_dsn(envelope.headers.get("dsn"))
+            key = tunneled[0] if tunneled else None
+        events: list[dict[str, Any]] = []
+        ignored: dict[str, int] = {}
+        header_id = envelope.headers.get("event_id")
+        event_id: str | None = None
+        for item in envelope.items:
+            if item.type != "event":
+                name = _ITEM_TYPE.sub("_", item.type.lower())[:40] or "unknown"
+                ignored[name] = ignored.get(name, 0) + 1
+                continue
+            if len(item.payload) > self.limits.max_event_bytes:
+                raise _Reject(
+                    413, f"an event is {len(item.payload)} bytes, over the {self.limits.max_event_bytes}-byte limit"
+                )
+            event = _json_object(item.payload, "the event item")
+            if "event_id" not in event and isinstance(header_id, str):
+                event["event_id"] = header_id
+            this_id = _event_id(event)  # gives the event one if it has none
+            event_id = event_id or this_id
+            events.append(to_posthog_event(event))
+        if event_id is None and isinstance(header_id, str):
+            event_id = header_id
+        sent_at = envelope.headers.get("sent_at")
+        return _Parsed(key, event_id, sent_at if isinstance(sent_at, str) else None, events, ignored)
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _Reject(400, f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _Reject(400, f"{what} must be a JSON object")
+    return value
+
+
+def _store_event(body: bytes, limit: int) -> dict[str, Any]:
+    """``/store/`` takes one event as JSON; very old SDKs sent it base64-encoded and zlib-compressed."""
+    stripped = body.lstrip()
+    if stripped.startswith(b"{") or not stripped:
+        return _json_object(body, "the event")
+    try:
+        packed = base64.b64decode(stripped, validate=False)
+        return _json_object(decompress(packed, "deflate", limit), "the event")
+    except (binascii.Error, DecodeError, TooLarge):
+        return _json_object(body, "the event")
+
+
+def _event_id(event: dict[str, Any]) -> str:
+    """The event's id as Sentry writes it (32 hex digits); one is made up when it has none."""
+    value = event.get("event_id")
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value).hex
+        except ValueError:
+            pass
+    made = uuid.uuid4().hex
+    event["event_id"] = made
+    return made
+
+
+async def _error(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+    retry = [(b"retry-after", b"1")] if status == 503 else []
+    await respond(send, status, orjson.dumps({"detail": detail}), extra + retry)
