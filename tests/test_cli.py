@@ -162,7 +162,7 @@ def test_demo_creates_credentials_once(cli_env: Path, capsys: pytest.CaptureFixt
     assert stored["personal_api_key"] in first
     assert stored["project_api_token"] in first
     assert "posthog.init(" in first and "capture_exception" in first
-    assert f"/{stored['project_id']}\")" in first and "sentry_sdk.init(dsn=" in first
+    assert f'/{stored["project_id"]}")' in first and "sentry_sdk.init(dsn=" in first
 
     code, second, _ = run(capsys, "demo")
     assert code == 0

@@ -103,8 +103,8 @@ def test_projects_made_before_sentry_dsns_get_their_own_key(empty_engine: Engine
         for n in (1, 2):
             connection.execute(
                 text(
-                    "INSERT INTO project (id, organization_id, name, api_token, autocapture_exceptions_opt_in, created_at)"
-                    f" VALUES ({n}, '{org}', 'p{n}', 'phc_{n}', true, '2026-01-01')"
+                    "INSERT INTO project (id, organization_id, name, api_token, autocapture_exceptions_opt_in,"
+                    f" created_at) VALUES ({n}, '{org}', 'p{n}', 'phc_{n}', true, '2026-01-01')"
                 )
             )
     migrate.upgrade(empty_engine)

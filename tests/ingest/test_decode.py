@@ -434,7 +434,11 @@ def test_escaped_backslash_before_u_is_left_alone() -> None:
         (b'{"batch": [{}, {}, {}, "x"]}', {}, r"batch\[3\] is not an object \(it is a string\)"),
         (b"[{}, null]", {}, r"body\[1\] is not an object \(it is null\)"),
         (b"[[{}]]", {}, r"body\[0\] is not an object \(it is an array\)"),
-        (b"x", {"content_encoding": "compress"}, "Content-Encoding 'compress' is not supported; send gzip, deflate, zstd, br or none."),
+        (
+            b"x",
+            {"content_encoding": "compress"},
+            "Content-Encoding 'compress' is not supported; send gzip, deflate, zstd, br or none.",
+        ),
         (b"x", {"content_encoding": "gzip, gzip, gzip"}, "stacks 3 encodings; at most 2 are undone."),
         (
             b"{}",

@@ -24,7 +24,7 @@ from tests.server import Server, running_server
 
 pytestmark = pytest.mark.slow
 
-SHOP = '''\
+SHOP = """\
 import sys
 
 import sentry_sdk
@@ -83,7 +83,7 @@ elif mode == "uncaught":
     sentry_sdk.flush()
     handle({"qty": "0"})  # sys.excepthook reports it, atexit flushes it
 sentry_sdk.flush(5)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
