@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from trapline import __version__
+from trapline import __version__, ui
 from trapline.api import (
     assignment_rules,
     autocapture_controls,
@@ -134,7 +134,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     app.state.settings = settings
     app.state.db = db
     app.state.objects = open_store(settings)
-    install_error_handlers(app)
+    install_error_handlers(app, html_page=ui.error_page)
     app.state.sdk_config = ConfigCache(db)
     app.capture = Capture(
         spool=spool,
@@ -164,4 +164,5 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     for prefix in PROJECT_PREFIXES:
         for router in _PROJECT_ROUTERS:
             app.include_router(router, prefix=prefix)
+    ui.install(app)
     return app

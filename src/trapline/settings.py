@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # Processing attempts before a request is parked (kept, not retried until `trapline requeue`).
     worker_max_attempts: int = Field(default=5, ge=1)
 
+    # --- web UI -----------------------------------------------------------------------------
+    # How long a sign-in lasts without use; every visit pushes the end out again.
+    ui_session_days: float = Field(default=14.0, gt=0)
+
     # --- browser SDKs -----------------------------------------------------------------------
     # A posthog-js installation (its dist/ folder) whose extension scripts, such as
     # exception-autocapture.js, browsers may lazy-load from /static/. Empty: none is served.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trapline.db.base import Base, CreatedAt, UUIDPrimaryKey
 
-__all__ = ["Membership", "Organization", "PersonalApiKey", "Role", "User"]
+__all__ = ["Membership", "Organization", "PersonalApiKey", "Role", "User", "UserSession"]
 
 
 class Organization(UUIDPrimaryKey, CreatedAt, Base):
@@ -67,5 +67,23 @@ class PersonalApiKey(UUIDPrimaryKey, CreatedAt, Base):
     mask_value: Mapped[str] = mapped_column(String(16))
     scopes: Mapped[list[Any]] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class UserSession(CreatedAt, Base):
+    """A signed-in browser: the web UI's session cookie names one of these.
+
+    Only a SHA-256 of the cookie's random value is stored (as for API keys), so a leaked
+    database does not sign anyone in; logging out deletes the row, which ends the session
+    wherever the cookie was copied to.
+    """
+
+    __tablename__ = "user_session"
+
+    secure_value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime] = mapped_column()
 
     user: Mapped[User] = relationship(lazy="joined")

@@ -9,6 +9,7 @@ error type onto the message Django REST framework gives for the same mistake.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -101,7 +102,17 @@ def _translate(error: dict[str, Any]) -> tuple[str, str, str | None]:
     return kind, str(error["msg"]), attr
 
 
-def install_error_handlers(app: FastAPI) -> None:
+HtmlErrorPage = Callable[[Request, int, str, str], Response]
+
+
+def _wants_html(request: Request) -> bool:
+    # A person's browser on a page address; the API and SDKs keep PostHog's JSON bodies.
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None) -> None:
+    """PostHog's error bodies everywhere; ``html_page`` answers browsers lost off the API."""
+
     @app.exception_handler(errors.TraplineError)
     async def _domain(request: Request, exc: errors.TraplineError) -> Response:
         status, type_ = _STATUS.get(type(exc), (400, "validation_error"))
@@ -117,6 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if html_page is not None and exc.status_code in {404, 405} and _wants_html(request):
+            return html_page(request, exc.status_code, "Not found", "There is no page at this address.")
         if exc.status_code == 404:
             body = error_body("invalid_request", "not_found", "Not found.")
         elif exc.status_code == 405:

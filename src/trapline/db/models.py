@@ -1,6 +1,6 @@
 """Imports every model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
-from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User
+from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User, UserSession
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
 from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest, SessionSignal
@@ -33,4 +33,5 @@ __all__ = [
     "SuppressionRule",
     "SymbolSet",
     "User",
+    "UserSession",
 ]

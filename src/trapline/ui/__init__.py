@@ -1,0 +1,23 @@
+"""The web UI: server-rendered pages for triaging issues, in the same process as the API.
+
+Pages are Jinja2 templates (``templates/``) over the same services the REST API uses; the
+little JavaScript there is (``static/ui.js``) only adds conveniences, so every page reads
+without it. ``install`` adds the routers and the static files to the app.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from trapline.ui import account, auth, inbox, issue_page, project_settings, rules_pages
+from trapline.ui.errors import error_page
+from trapline.ui.render import STATIC_DIR
+
+__all__ = ["error_page", "install"]
+
+
+def install(app: FastAPI) -> None:
+    for module in (auth, account, inbox, issue_page, rules_pages, project_settings):
+        app.include_router(module.router)
+    app.mount("/assets", StaticFiles(directory=STATIC_DIR), name="ui-assets")
