@@ -68,7 +68,11 @@ class ExceptionEvent(Base):
     __tablename__ = "exception_event"
     __table_args__ = (
         UniqueConstraint("project_id", "uuid"),
-        Index("ix_exception_event_fingerprint_time", "project_id", "fingerprint", "timestamp"),
+        # distinct_id and session_id ride along so that the issue list's counts (and the
+        # distinct users and sessions of an issue) read this index alone, not the wide rows.
+        Index(
+            "ix_exception_event_fingerprint_time", "project_id", "fingerprint", "timestamp", "distinct_id", "session_id"
+        ),
         Index("ix_exception_event_time", "project_id", "timestamp"),
     )
 

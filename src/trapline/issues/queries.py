@@ -55,6 +55,7 @@ __all__ = [
     "get_issue",
     "issue_events",
     "issue_order",
+    "issue_status_counts",
     "issue_values",
     "issue_views",
     "issues_exist",
@@ -245,6 +246,8 @@ class IssueFilter:
     end: datetime | None = None
     status: StatusFilter = "all"
     assignee: Assignee | None = None
+    # Only issues nobody is assigned to (the web UI's filter; PostHog's API has none).
+    unassigned: bool = False
     search: Sequence[str] = ()
     issue_ids: Sequence[uuid.UUID] | None = None
     libraries: Sequence[str] = ()
@@ -284,6 +287,12 @@ def _events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> 
     conditions = _event_conditions(events, project_id, flt)
     if flt.issue_ids is not None:
         conditions.append(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+        # The same restriction on the events' side lets the planner walk the fingerprint index
+        # for just these issues instead of every event in the range.
+        owned = select(_fingerprint.c.fingerprint).where(
+            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids))
+        )
+        conditions.append(events.c.fingerprint.in_(owned.scalar_subquery()))
     return joined, conditions
 
 
@@ -297,6 +306,8 @@ def _issue_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[b
         kind, ident = flt.assignee
         column = _assignment.c.user_id if kind == "user" else _assignment.c.role_id
         conditions.append(column == ident)
+    if flt.unassigned:
+        conditions.append(_assignment.c.id.is_(None))
     return conditions
 
 
@@ -331,30 +342,77 @@ def _issue_first_seen() -> Any:
     )
 
 
+def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
+    """Per issue, just the value the list is ordered by, over the filter's events.
+
+    Events are grouped by fingerprint first: without a search, that reads only the
+    (project_id, fingerprint, timestamp, distinct_id, session_id) index, never the rows with
+    their properties, and joins each fingerprint to its issue once instead of every event.
+    Distinct users and sessions are made distinct per fingerprint first and then per issue,
+    which stays exact when a merged issue has several fingerprints.
+    """
+    conditions = _event_conditions(_event, project_id, flt)
+    if flt.issue_ids is not None:
+        owned = select(_fingerprint.c.fingerprint).where(
+            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids))
+        )
+        conditions.append(_event.c.fingerprint.in_(owned))
+    if order_by in ("users", "sessions"):
+        column = _event.c.distinct_id if order_by == "users" else func.nullif(_event.c.session_id, "")
+        per_fingerprint = (
+            select(_event.c.fingerprint.label("fingerprint"), column.label("who"))
+            .where(*conditions)
+            .group_by(_event.c.fingerprint, column)
+            .subquery("per_fingerprint")
+        )
+        value: Any = func.count(distinct(per_fingerprint.c.who))
+    else:
+        measure = {
+            "last_seen": func.max(_event.c.timestamp),
+            "first_seen": func.min(_event.c.timestamp),
+            "occurrences": func.count(),
+        }[order_by]
+        per_fingerprint = (
+            select(_event.c.fingerprint.label("fingerprint"), measure.label("value"))
+            .where(*conditions)
+            .group_by(_event.c.fingerprint)
+            .subquery("per_fingerprint")
+        )
+        combine = {"last_seen": func.max, "first_seen": func.min, "occurrences": func.sum}[order_by]
+        value = combine(per_fingerprint.c.value)
+    return (
+        select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
+        .select_from(
+            per_fingerprint.join(
+                _fingerprint,
+                and_(
+                    _fingerprint.c.project_id == project_id,
+                    _fingerprint.c.fingerprint == per_fingerprint.c.fingerprint,
+                ),
+            )
+        )
+        .group_by(_fingerprint.c.issue_id)
+        .subquery("ordered")
+    )
+
+
 def issue_order(
     project_id: int, flt: IssueFilter, *, order_by: OrderKey = "last_seen", direction: Direction | None = None
 ) -> Select[Any]:
     """The ids of the issues the filter lists, in order; paginate it, then ``summarize``."""
-    aggregates = _aggregates(project_id, flt)
-    keys: dict[OrderKey, Any] = {
-        "last_seen": aggregates.c.last_seen,
-        # Ordered by the first_seen the issue shows (all time), falling back to the range's.
-        "first_seen": func.coalesce(_issue_first_seen(), aggregates.c.first_seen),
-        "occurrences": aggregates.c.occurrences,
-        "users": aggregates.c.users,
-        "sessions": aggregates.c.sessions,
-    }
-    key = keys[order_by]
-    ordered = key.asc() if (direction or default_direction(order_by)) == "ASC" else key.desc()
+    ordered = _order_key(project_id, flt, order_by)
+    # Ordered by the first_seen the issue shows (all time), falling back to the range's.
+    key = func.coalesce(_issue_first_seen(), ordered.c.value) if order_by == "first_seen" else ordered.c.value
+    sort = key.asc() if (direction or default_direction(order_by)) == "ASC" else key.desc()
     return (
         select(_issue.c.id)
         .select_from(
-            _issue.join(aggregates, aggregates.c.issue_id == _issue.c.id).outerjoin(
+            _issue.join(ordered, ordered.c.issue_id == _issue.c.id).outerjoin(
                 _assignment, _assignment.c.issue_id == _issue.c.id
             )
         )
         .where(*_issue_conditions(project_id, flt))
-        .order_by(ordered, _issue.c.id)
+        .order_by(sort, _issue.c.id)
     )
 
 
@@ -475,7 +533,7 @@ def summarize(
         return []
     views = issue_views(session, issue_ids)
     # Status and assignee chose the issues; the numbers are over their matching events.
-    scoped = replace(flt, status="all", assignee=None, issue_ids=list(issue_ids))
+    scoped = replace(flt, status="all", assignee=None, unassigned=False, issue_ids=list(issue_ids))
     aggregates = _aggregate_rows(session, project_id, scoped)
     volumes = _volumes(session, project_id, scoped, volume_resolution) if volume_resolution > 0 else None
     latest = _latest_events(session, project_id, scoped, with_properties)
@@ -635,6 +693,22 @@ def breakdown(
 
 
 # --- small lookups --------------------------------------------------------------------------
+
+
+def issue_status_counts(session: Session, project_id: int) -> dict[StatusFilter, int]:
+    """How many issues the project has per status filter, all time (legacy states count as
+    resolved): one count over the issue table's project index, whatever the date range."""
+    counts: dict[StatusFilter, int] = dict.fromkeys(STATUS_FILTERS, 0)
+    rows = session.execute(
+        select(_issue.c.status, func.count()).where(_issue.c.project_id == project_id).group_by(_issue.c.status)
+    )
+    for status, count in rows:
+        counts["all"] += count
+        if status in _RESOLVED_STATES:
+            counts["resolved"] += count
+        if status in counts and status not in ("all", "resolved"):
+            counts[status] += count
+    return counts
 
 
 def issues_exist(session: Session, project_id: int) -> bool:

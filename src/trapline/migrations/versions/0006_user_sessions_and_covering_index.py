@@ -1,4 +1,4 @@
-"""web UI sessions
+"""web UI sessions; the fingerprint index covers users and sessions
 
 Revision ID: 0006
 Revises: 0005
@@ -34,9 +34,21 @@ def upgrade() -> None:
     with op.batch_alter_table("user_session", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_user_session_user_id"), ["user_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_user_session_expires_at"), ["expires_at"], unique=False)
+    with op.batch_alter_table("exception_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_exception_event_fingerprint_time")
+        batch_op.create_index(
+            "ix_exception_event_fingerprint_time",
+            ["project_id", "fingerprint", "timestamp", "distinct_id", "session_id"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("exception_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_exception_event_fingerprint_time")
+        batch_op.create_index(
+            "ix_exception_event_fingerprint_time", ["project_id", "fingerprint", "timestamp"], unique=False
+        )
     with op.batch_alter_table("user_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_session_expires_at"))
         batch_op.drop_index(batch_op.f("ix_user_session_user_id"))

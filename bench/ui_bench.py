@@ -1,0 +1,293 @@
+"""Server time of the web UI's heaviest pages: an inbox of 10,000 issues, an issue of 100,000 events.
+
+    .venv/bin/python bench/ui_bench.py [--page inbox|issue|all] [--issues 10000] [--events-per-issue 10]
+                                       [--big-issue-events 100000] [--runs 20] [--data /tmp/ui-bench.db]
+                                       [--database-url postgresql+psycopg://…]
+
+Fills a fresh database (SQLite by default; kept at --data and reused when it exists, so a rerun
+after a code change skips the minutes of inserts) with one project: ``--issues`` issues with
+``--events-per-issue`` events each over the last week, and one more issue with
+``--big-issue-events`` events over the last 30 days from thousands of users and sessions.
+Then it asks for each page ``--runs`` times in this process, through the whole ASGI app
+(routing, session, queries, templates), after one warm-up request, and prints the median and
+95th percentile. No network: the figures are the server's time. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
+
+from trapline.accounts.models import Membership, Organization, User
+from trapline.app import create_app
+from trapline.db import migrate
+from trapline.db.engine import Database, make_engine
+from trapline.events.models import ExceptionEvent
+from trapline.ids import new_token, uuid7
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.projects.models import Project
+from trapline.settings import load_settings
+from trapline.ui.sessions import COOKIE, start_session
+
+KINDS = [
+    ("TypeError", "Cannot read properties of undefined (reading 'id')", "src/orders.js", "validateQuantity"),
+    ("ValueError", "invalid literal for int() with base 10: 'abc'", "app/payments.py", "parse_amount"),
+    ("KeyError", "'customer'", "app/checkout.py", "load_cart"),
+    ("RangeError", "Maximum call stack size exceeded", "src/tree.js", "walk"),
+    ("ZeroDivisionError", "division by zero", "app/reports.py", "ratio"),
+]
+BROWSERS = ["Chrome", "Firefox", "Safari", "Edge"]
+OSES = ["Mac OS X", "Windows", "Linux", "iOS", "Android"]
+
+
+@dataclass(frozen=True)
+class Fixture:
+    project_id: int
+    user_id: int
+    big_issue: uuid.UUID
+    some_issue: uuid.UUID
+
+
+def _frames(kind: tuple[str, str, str, str], n: int) -> list[dict[str, Any]]:
+    _, _, source, function = kind
+    frames = []
+    for depth in range(12):
+        in_app = depth < 4
+        frames.append(
+            {
+                "raw_id": f"{n % 997:04x}{depth:02x}" * 4,
+                "mangled_name": function if depth == 0 else f"caller{depth}",
+                "resolved_name": function if depth == 0 else f"caller{depth}",
+                "source": source if in_app else f"node_modules/lib{depth}/index.js",
+                "line": 10 + depth,
+                "column": 5,
+                "in_app": in_app,
+                "lang": "javascript" if source.endswith(".js") else "python",
+                "resolved": True,
+                "synthetic": False,
+                "suspicious": False,
+            }
+        )
+    return frames
+
+
+def _properties(kind: tuple[str, str, str, str], n: int, fingerprint: str, issue_id: uuid.UUID) -> dict[str, Any]:
+    type_, value, source, function = kind
+    frames = _frames(kind, n)
+    return {
+        "$exception_list": [
+            {
+                "type": type_,
+                "value": f"{value} #{n % 50}",
+                "mechanism": {"handled": False, "type": "onerror", "synthetic": False},
+                "stacktrace": {"type": "resolved", "frames": frames},
+            }
+        ],
+        "$exception_types": [type_],
+        "$exception_values": [f"{value} #{n % 50}"],
+        "$exception_sources": [source],
+        "$exception_functions": [function],
+        "$exception_fingerprint": fingerprint,
+        "$exception_issue_id": str(issue_id),
+        "$current_url": f"https://shop.example/orders/{n % 300}",
+        "$browser": BROWSERS[n % 4],
+        "$browser_version": 120 + n % 7,
+        "$os": OSES[n % 5],
+        "$lib": "web",
+        "$lib_version": "1.449.2",
+        "$session_id": f"session-{n % 20_000}",
+    }
+
+
+def _search_text(properties: dict[str, Any]) -> str:
+    parts = [
+        str(item)
+        for key in ("$exception_types", "$exception_values", "$exception_sources", "$exception_functions")
+        for item in properties[key]
+    ]
+    return "\x1f".join(parts).lower()
+
+
+def _event_rows(
+    project_id: int, issue_id: uuid.UUID, fingerprint: str, kind: tuple[str, str, str, str], count: int, span: timedelta
+) -> Iterator[dict[str, Any]]:
+    now = datetime.now(UTC)
+    rng = random.Random(fingerprint)
+    for n in range(count):
+        properties = _properties(kind, n, fingerprint, issue_id)
+        yield {
+            "project_id": project_id,
+            "uuid": uuid.uuid4(),
+            "timestamp": now - span * rng.random(),
+            "distinct_id": f"user-{rng.randrange(5_000)}",
+            "session_id": properties["$session_id"],
+            "fingerprint": fingerprint,
+            "issue_id": issue_id,
+            "library": "web",
+            "search_text": _search_text(properties),
+            "properties": properties,
+        }
+
+
+def _insert_events(db: Database, rows: Iterator[dict[str, Any]], chunk: int = 5_000) -> None:
+    batch: list[dict[str, Any]] = []
+    with db.session(write=True) as session:
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= chunk:
+                session.execute(insert(ExceptionEvent), batch)
+                batch = []
+        if batch:
+            session.execute(insert(ExceptionEvent), batch)
+        session.commit()
+
+
+def fill(db: Database, issues: int, per_issue: int, big: int) -> Fixture:
+    started = time.perf_counter()
+    with db.session(write=True) as session:
+        org = Organization(name="Bench")
+        session.add(org)
+        session.flush()
+        user = User(email="bench@example.com", password_hash="-")
+        session.add(user)
+        session.flush()
+        session.add(Membership(organization_id=org.id, user_id=user.id, level="owner"))
+        project = Project(organization_id=org.id, name="bench", api_token=new_token("phc_"))
+        session.add(project)
+        session.flush()
+        project_id, user_id = project.id, user.id
+        session.commit()
+
+    now = datetime.now(UTC)
+    issue_rows, fingerprint_rows, assignment_rows = [], [], []
+    plan: list[tuple[uuid.UUID, str, tuple[str, str, str, str], int, timedelta]] = []
+    for n in range(issues + 1):
+        issue_id = uuid7()
+        kind = KINDS[n % len(KINDS)]
+        fingerprint = f"fingerprint-{n:06d}"
+        is_big = n == issues
+        count, span = (big, timedelta(days=30)) if is_big else (per_issue, timedelta(days=7))
+        status = "active" if is_big or n % 20 < 16 else ("resolved" if n % 20 < 19 else "suppressed")
+        issue_rows.append(
+            {
+                "id": issue_id,
+                "project_id": project_id,
+                "status": status,
+                "name": kind[0],
+                "description": f"{kind[1]} #{n}",
+            }
+        )
+        fingerprint_rows.append(
+            {
+                "id": uuid7(),
+                "project_id": project_id,
+                "issue_id": issue_id,
+                "fingerprint": fingerprint,
+                "first_seen": now - span,
+                "last_seen": now,
+                "occurrences": count,
+            }
+        )
+        if n % 7 == 0:
+            assignment_rows.append({"id": uuid7(), "issue_id": issue_id, "project_id": project_id, "user_id": user_id})
+        plan.append((issue_id, fingerprint, kind, count, span))
+    with db.session(write=True) as session:
+        session.execute(insert(Issue), issue_rows)
+        session.execute(insert(IssueFingerprint), fingerprint_rows)
+        session.execute(insert(IssueAssignment), assignment_rows)
+        session.commit()
+
+    def every_event() -> Iterator[dict[str, Any]]:
+        for issue_id, fingerprint, kind, count, span in plan:
+            yield from _event_rows(project_id, issue_id, fingerprint, kind, count, span)
+
+    _insert_events(db, every_event())
+    print(f"filled {issues + 1} issues, {issues * per_issue + big} events in {time.perf_counter() - started:.0f} s")
+    return Fixture(project_id=project_id, user_id=user_id, big_issue=plan[-1][0], some_issue=plan[0][0])
+
+
+def existing(db: Database) -> Fixture | None:
+    with db.session(write=False) as session:
+        project = session.scalar(select(Project).where(Project.name == "bench"))
+        if project is None:
+            return None
+        member = session.scalar(select(Membership).where(Membership.organization_id == project.organization_id))
+        assert member is not None
+        big = session.scalar(select(IssueFingerprint).order_by(IssueFingerprint.occurrences.desc()).limit(1))
+        small = session.scalar(select(IssueFingerprint).order_by(IssueFingerprint.occurrences.asc()).limit(1))
+        assert big is not None and small is not None
+        return Fixture(project_id=project.id, user_id=member.user_id, big_issue=big.issue_id, some_issue=small.issue_id)
+
+
+def measure(client: TestClient, url: str, runs: int) -> tuple[float, float, int, int]:
+    """(median ms, p95 ms, status, body bytes) of GET url, after one warm-up."""
+    warm = client.get(url)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return statistics.median(times), p95, warm.status_code, len(warm.content)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--page", choices=["inbox", "issue", "all"], default="all")
+    parser.add_argument("--issues", type=int, default=10_000)
+    parser.add_argument("--events-per-issue", type=int, default=10)
+    parser.add_argument("--big-issue-events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--data", type=Path, help="SQLite file to fill (or reuse when it exists)")
+    parser.add_argument("--database-url", help="another database (emptied schema expected), e.g. PostgreSQL")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{args.data or Path(tmp) / 'ui-bench.db'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        db = Database(engine)
+        fixture = existing(db) or fill(db, args.issues, args.events_per_issue, args.big_issue_events)
+        settings = load_settings(data_dir=Path(tmp) / "data", database_url=url, workers=0)
+        app = create_app(settings, db)
+        with db.session(write=True) as session:
+            cookie = start_session(session, fixture.user_id, lifetime=timedelta(days=1))
+            session.commit()
+        pages: list[tuple[str, str]] = []
+        base = f"/project/{fixture.project_id}/error_tracking"
+        if args.page in {"inbox", "all"}:
+            pages += [
+                ("inbox: active, last 7 days, by last seen", base),
+                ("inbox: by occurrences", f"{base}?order_by=occurrences"),
+                ("inbox: search 'typeerror'", f"{base}?q=typeerror"),
+                ("inbox: all statuses, 30 days, page 3", f"{base}?status=all&date_from=-30d&offset=100"),
+                ("inbox: assigned to me", f"{base}?assignee=me"),
+            ]
+        if args.page in {"issue", "all"}:
+            pages += [
+                (f"issue: {args.big_issue_events} events", f"{base}/{fixture.big_issue}"),
+                ("issue: a small one", f"{base}/{fixture.some_issue}"),
+            ]
+        with TestClient(app, cookies={COOKIE: cookie}) as client:
+            print(f"{'page':48} {'median':>9} {'p95':>9}  status  bytes")
+            for label, page in pages:
+                median, p95, status, size = measure(client, page, args.runs)
+                print(f"{label:48} {median:7.1f}ms {p95:7.1f}ms  {status:6}  {size}")
+        db.dispose()
+
+
+if __name__ == "__main__":
+    main()
