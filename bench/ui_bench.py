@@ -16,6 +16,7 @@ Then it asks for each page ``--runs`` times in this process, through the whole A
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import statistics
 import tempfile
@@ -254,6 +255,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="SQLite file to fill (or reuse when it exists)")
     parser.add_argument("--database-url", help="another database (emptied schema expected), e.g. PostgreSQL")
     args = parser.parse_args()
+    # A failing page shows as its status in the table; its traceback would drown the figures.
+    logging.getLogger("trapline").setLevel(logging.CRITICAL)
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{args.data or Path(tmp) / 'ui-bench.db'}"

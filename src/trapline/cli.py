@@ -445,6 +445,7 @@ def _demo_text(demo: dict[str, Any]) -> str:
     return f"""
 Trapline is starting at {host}
 
+  Web UI:                              {host}/login  (sign in as the user below)
   Project "Demo" (id {pid})
   Project API token, for SDKs:         {token}
   Personal API key, for the REST API:  {key}
