@@ -380,7 +380,7 @@ def test_the_sdk_page_has_the_projects_token_host_and_dsn(ui: TestClient, tenant
     assert f'posthog.init("{tenant.project_token}", {{ api_host: "http://testserver" }})' in html
     assert f'Posthog("{tenant.project_token}", host="http://testserver", enable_exception_autocapture=True)' in html
     assert (
-        f'new PostHog("{tenant.project_token}", {{ host: "http://testserver", enableExceptionAutocapture: true }})'
+        f'new PostHog("{tenant.project_token}", {{\n  host: "http://testserver",\n  enableExceptionAutocapture: true,\n}})'
         in html
     )
     assert f'sentry_sdk.init(dsn="{sentry_dsn}")' in html

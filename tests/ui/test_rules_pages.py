@@ -204,7 +204,9 @@ def test_a_disabled_rule_shows_why_and_saving_it_turns_it_on(ui: TestClient, ten
     assert disabled is not None and "invalid regex" in disabled["message"]
     listing = ui.get(page_url(tenant)).text
     assert "disabled" in listing
-    assert disabled["message"] in listing.replace("&#39;", "'")
+    # The pipeline's message, naming the row rather than the JSON path.
+    assert disabled["message"].startswith("filters.values[0].values[0]: invalid regex")
+    assert disabled["message"].replace("filters.values[0].values[0]", "condition 1") in listing.replace("&#39;", "'")
     assert "Properties of the event it failed on" in listing
     edit = ui.get(page_url(tenant, "suppression", rule_id))
     assert "This rule is disabled" in edit.text

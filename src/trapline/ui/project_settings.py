@@ -594,7 +594,10 @@ def sdk_snippets(*, host: str, token: str, sentry_dsn: str, project_id: int, js_
             "posthog-node",
             "js",
             'import { PostHog } from "posthog-node"\n\n'
-            f'const posthog = new PostHog("{token}", {{ host: "{host}", enableExceptionAutocapture: true }})\n'
+            f'const posthog = new PostHog("{token}", {{\n'
+            f'  host: "{host}",\n'
+            "  enableExceptionAutocapture: true,\n"
+            "})\n"
             'posthog.captureException(new Error("hello from Trapline"))\n'
             "await posthog.shutdown()",
             install="npm install posthog-node",

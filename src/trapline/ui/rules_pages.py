@@ -249,6 +249,7 @@ class RuleRow:
     rule: Any
     words: list[tuple[str, str]]
     assignee: str | None
+    disabled: str | None
     cannot_run: str | None
     in_browser: bool
     issue: Issue | None
@@ -289,8 +290,20 @@ def cannot_run(kind: RuleKind, filters: Any) -> str | None:
     try:
         compile_filters(filters)
     except EvaluationError as exc:
-        return str(exc)
+        return _in_rows(str(exc), filters)
     return None
+
+
+def _in_rows(message: str, filters: Any) -> str:
+    # The pipeline's messages name JSON paths; the page shows rows.
+    return filter_form.humanize_filter_error(message, filter_form.from_filters(filters))
+
+
+def _disabled_message(rule: Any) -> str | None:
+    if not rule.disabled_data:
+        return None
+    message = rule.disabled_data.get("message") if isinstance(rule.disabled_data, dict) else None
+    return _in_rows(str(message), rule.filters) if message else "Evaluating it failed."
 
 
 def _rows(session: Session, project: Project, kind: RuleKind, assignees: Assignees) -> list[RuleRow]:
@@ -301,6 +314,7 @@ def _rows(session: Session, project: Project, kind: RuleKind, assignees: Assigne
             rule=rule,
             words=filter_form.describe_parts(rule.filters),
             assignee=assignees.label(service.assignee_of(rule)) if kind.assignee != "none" else None,
+            disabled=_disabled_message(rule),
             cannot_run=None if rule.disabled_data else cannot_run(kind, rule.filters),
             in_browser=kind.sampling and client_safe_rule(rule.filters, rule.sampling_rate) is not None,
             issue=issues.get(rule.id),
@@ -368,6 +382,7 @@ def _edit_page(
     context.update(
         section="settings",
         rule=rule,
+        disabled=_disabled_message(rule),
         words=filter_form.describe_parts(rule.filters),
         base=_base(project.id, kind),
         problems=list(problems),

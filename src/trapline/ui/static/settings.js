@@ -21,7 +21,8 @@
     var none = NO_VALUE.indexOf(select.value) >= 0;
     // readOnly, not disabled: a disabled field is not posted and the rows' lists would shift.
     value.readOnly = none;
-    value.placeholder = none ? "no value needed" : "TypeError";
+    if (none) value.placeholder = "no value needed";
+    else if (value.placeholder === "no value needed") value.placeholder = "";
     if (none) value.value = "";
   }
 
