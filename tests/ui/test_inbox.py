@@ -406,12 +406,31 @@ def test_bulk_merge_keeps_the_chosen_issue_with_every_event(ui: TestClient, tena
 
 
 def test_bulk_merge_keeps_the_first_selected_when_none_is_chosen(ui: TestClient, tenant: Tenant, database: Database):
-    ids = [new_issue(database, tenant, f"Issue {n}", times=hours(n + 1)) for n in range(3)]
+    ids = [new_issue(database, tenant, f"Ошибка {n}", times=hours(n + 1)) for n in range(3)]
     answer = post_bulk(ui, tenant, {"action": "merge", "ids": [str(ids[1]), str(ids[0]), str(ids[2])]})
     assert answer.status_code == 303
     with database.session(write=False) as session:
         assert [session.get(Issue, issue_id) is not None for issue_id in ids] == [False, True, False]
-    assert number(ui.get(answer.headers["location"]).text, ids[1], "event") == 3
+    shown = ui.get(answer.headers["location"]).text
+    assert number(shown, ids[1], "event") == 3
+    # The notice travels in a Latin-1 cookie: a name in another script is shown with "?".
+    assert "2 issues merged into &#34;?????? 1&#34;." in shown
+
+
+def test_the_issue_to_keep_joins_the_merge_even_if_not_ticked(ui: TestClient, tenant: Tenant, database: Database):
+    kept, merged = new_issue(database, tenant, "Kept"), new_issue(database, tenant, "Merged")
+    answer = post_bulk(ui, tenant, {"action": "merge", "ids": [str(merged)], "primary": str(kept)})
+    assert answer.status_code == 303
+    with database.session(write=False) as session:
+        assert session.get(Issue, merged) is None and session.get(Issue, kept) is not None
+
+
+def test_a_bulk_form_for_a_view_that_cannot_be_read_is_refused(ui: TestClient, tenant: Tenant, database: Database):
+    issue = new_issue(database, tenant)
+    answer = post_bulk(ui, tenant, {"action": "resolve", "ids": [str(issue)]}, "status=bogus")
+    assert answer.status_code == 400
+    assert "is not a status" in error_text(answer.text)
+    assert statuses(database, [issue]) == ["active"]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,9 @@
     if (event.defaultPrevented || event.metaKey || event.ctrlKey || event.altKey) return;
     var target = event.target;
     var tag = (target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable) return;
+    // Typing goes to fields; a ticked checkbox keeps the focus but not the keys.
+    var choice = tag === "input" && (target.type === "checkbox" || target.type === "radio");
+    if ((tag === "input" && !choice) || tag === "textarea" || tag === "select" || target.isContentEditable) return;
     // Enter on a link or a button does what it always does.
     if (event.key === "Enter" && (tag === "a" || tag === "button" || tag === "summary")) return;
     var row = current >= 0 ? rows[current] : null;
