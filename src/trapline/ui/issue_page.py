@@ -150,7 +150,8 @@ def volume_chart(buckets: Sequence[VolumeBucket], *, hourly: bool) -> Markup:
     unit = "hour" if hourly else "day"
     label = f"{total} events; at most {peak} in one {unit}"
     return Markup(
-        f'<svg class="volume" viewBox="0 0 {_CHART_W} {_CHART_H}" width="100%" role="img" '
+        f'<svg class="volume" viewBox="0 0 {_CHART_W} {_CHART_H}" width="100%" preserveAspectRatio="xMinYMid meet" '
+        f'role="img" '
         f'aria-label="{Markup.escape(label)}">{"".join(parts)}</svg>'
     )
 
