@@ -142,6 +142,17 @@ def test_a_retried_request_is_not_counted_twice(client: TestClient, tenant: Tena
     assert only_issue(client, tenant)["aggregations"]["occurrences"] == 1
 
 
+def test_huge_distinct_and_session_ids_are_stored(client: TestClient, tenant: Tenant, database: Database):
+    # The columns are indexed; PostgreSQL refuses b-tree entries over ~2.7 kB.
+    huge = "u" * 10_000
+    send(client, tenant, database, exception_event(distinct_id=huge, **{"$session_id": "s" * 10_000}))
+    [event] = stored(database)
+    assert event.distinct_id == huge[:200]
+    assert event.session_id == "s" * 200
+    assert event.properties["$session_id"] == "s" * 10_000
+    assert only_issue(client, tenant)["aggregations"]["users"] == 1
+
+
 def test_a_stack_without_frames_is_grouped_by_message(client: TestClient, tenant: Tenant, database: Database):
     send(
         client,

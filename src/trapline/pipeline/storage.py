@@ -26,6 +26,7 @@ __all__ = ["SEARCH_SEPARATOR", "count_drops", "search_text", "store_events"]
 
 # Separates the fields of search_text, so that a search token cannot match across two.
 SEARCH_SEPARATOR = "\x1f"
+_INDEXED_TEXT = 200
 _SEARCHED = ("$exception_types", "$exception_values", "$exception_sources", "$exception_functions")
 
 
@@ -49,8 +50,10 @@ def store_events(session: Session, items: list[Item]) -> int:
             "project_id": item.project_id,
             "uuid": item.uuid,
             "timestamp": item.timestamp,
-            "distinct_id": item.distinct_id,
-            "session_id": _text(item.output.get("$session_id")),
+            # Both are in a b-tree index, whose entries PostgreSQL caps at ~2.7 kB; PostHog
+            # refuses distinct ids over 200 characters anyway. The properties keep them whole.
+            "distinct_id": item.distinct_id[:_INDEXED_TEXT],
+            "session_id": _text(item.output.get("$session_id"), _INDEXED_TEXT),
             "fingerprint": item.fingerprint,
             "issue_id": item.issue_id,
             "library": _text(item.output.get("$lib"), 64),
