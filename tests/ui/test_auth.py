@@ -12,6 +12,7 @@ from tests.factories import Tenant
 from tests.ui.conftest import csrf_of, user_email
 from trapline.db.engine import Database
 from trapline.ui.auth import safe_next
+from trapline.ui.render import redirect
 from trapline.ui.sessions import COOKIE
 
 
@@ -188,3 +189,10 @@ def test_lost_browsers_get_a_page_and_the_api_keeps_json(ui: TestClient):
 def test_assets_are_served(client: TestClient):
     assert "Trapline" in client.get("/assets/ui.css").text
     assert client.get("/assets/ui.js").status_code == 200
+
+
+def test_notices_carry_any_text(ui: TestClient):
+    answer = redirect("/account", "Assigned to “Équipe 決済” — 3 issues.")
+    ui.cookies.set("trapline_notice", answer.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+    page = ui.get("/account")
+    assert "Assigned to “Équipe 決済” — 3 issues." in page.text

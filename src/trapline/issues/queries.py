@@ -385,8 +385,9 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
             .group_by(_event.c.fingerprint)
             .subquery("per_fingerprint")
         )
-        combine = {"last_seen": func.max, "first_seen": func.min, "occurrences": func.sum}[order_by]
-        value = combine(per_fingerprint.c.value)
+        inner = per_fingerprint.c.value
+        combined = {"last_seen": func.max(inner), "first_seen": func.min(inner), "occurrences": func.sum(inner)}
+        value = combined[order_by]
     return (
         select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
         .select_from(

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import orjson
 from fastapi import Request
@@ -144,13 +144,14 @@ def render(
 ) -> HTMLResponse:
     """The page, with the layout's context: ``user``, ``csrf``, ``projects``, ``notice``."""
     state = request.state
+    notice = unquote(request.cookies.get(NOTICE_COOKIE, ""))
     page = {
         "request": request,
         "user": getattr(state, "ui_user", None),
         "csrf": getattr(state, "ui_csrf", ""),
         "projects": getattr(state, "ui_projects", []),
         "project": getattr(state, "ui_project", None),
-        "notice": request.cookies.get(NOTICE_COOKIE, ""),
+        "notice": notice,
         "url_with": lambda **changes: _url_with(request, **changes),
         "version": request.app.version,
     }
@@ -167,6 +168,6 @@ def redirect(url: str, notice: str | None = None) -> RedirectResponse:
     """303 to ``url`` (a form's result), with a notice the next page shows once."""
     response = RedirectResponse(url, status_code=303)
     if notice:
-        # Cookie values are quoted by Starlette; the notice is short plain text.
-        response.set_cookie(NOTICE_COOKIE, notice[:300], max_age=60, path="/", httponly=True, samesite="lax")
+        # Percent-encoded: a cookie value is Latin-1 at best, and notices name issues and roles.
+        response.set_cookie(NOTICE_COOKIE, quote(notice[:300]), max_age=60, path="/", httponly=True, samesite="lax")
     return response
