@@ -451,12 +451,6 @@ def _done(count: int, asked: int, verb: str) -> str:
     return notice
 
 
-def _cookie_safe(notice: str) -> str:
-    # The notice travels in a cookie, whose header is Latin-1: a name in another script
-    # would fail the redirect, so such characters are shown as "?".
-    return notice.encode("latin-1", "replace").decode("latin-1")
-
-
 def _apply(session: Session, project: Project, plan: BulkPlan, assignees: Assignees) -> str:
     """Carry out the plan through the issue services; returns the notice for the next page."""
     if isinstance(plan, SetStatus):
@@ -473,7 +467,7 @@ def _apply(session: Session, project: Project, plan: BulkPlan, assignees: Assign
     target = queries.get_issue(session, project.id, plan.target)
     name = target.name or service.UNTITLED_ISSUE
     service.merge_issues(session, project.id, plan.target, plan.sources)
-    return f'{_issues(len(plan.sources))} merged into "{name}".'
+    return f"{_issues(len(plan.sources))} merged into “{name}”."
 
 
 @router.post("/project/{project_id}/error_tracking")
@@ -501,4 +495,4 @@ def bulk(
         return _inbox(request, session, project, user.user_id, view, error=detail, selected=selected, status_code=400)
     # Back to the same view (path and query string of this form's action), with what happened.
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return redirect(target, notice=_cookie_safe(notice))
+    return redirect(target, notice=notice)
