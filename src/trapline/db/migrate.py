@@ -8,7 +8,7 @@ next to the database, so exactly one runs the migrations and the others find the
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,10 +18,21 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-__all__ = ["current_revision", "head_revision", "is_up_to_date", "upgrade"]
+__all__ = ["current_revision", "for_dialect", "head_revision", "is_up_to_date", "upgrade"]
 
 # Any constant works; it only has to be the same in every Trapline process.
 _PG_LOCK_KEY = 0x7472_6170_6C69_6E  # "trapline"
+
+
+def for_dialect(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for one backend: leaves out model indexes made only on the
+    other (``Index(...).ddl_if(dialect=...)``), which autogenerate would otherwise compare."""
+
+    def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)  # SQLAlchemy keeps it private
+        return reflected or type_ != "index" or only_on in (None, dialect)
+
+    return include
 
 
 def _config() -> Config:

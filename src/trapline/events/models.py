@@ -56,6 +56,16 @@ class QueuedPayload(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+_FINGERPRINT_INDEX = (
+    "ix_exception_event_fingerprint_time",
+    "project_id",
+    "fingerprint",
+    "timestamp",
+    "distinct_id",
+    "session_id",
+)
+
+
 class ExceptionEvent(Base):
     """A processed ``$exception`` event, with PostHog's output properties.
 
@@ -70,9 +80,12 @@ class ExceptionEvent(Base):
         UniqueConstraint("project_id", "uuid"),
         # distinct_id and session_id ride along so that the issue list's counts (and the
         # distinct users and sessions of an issue) read this index alone, not the wide rows.
-        Index(
-            "ix_exception_event_fingerprint_time", "project_id", "fingerprint", "timestamp", "distinct_id", "session_id"
-        ),
+        Index(*_FINGERPRINT_INDEX).ddl_if(dialect="postgresql"),
+        # On SQLite the search text rides along too: a search otherwise reads every row of the
+        # range (a few kB each, their properties inline). PostgreSQL keeps those out of line
+        # (TOAST), so its rows are narrow already, and it caps index entries at ~2.7 kB,
+        # which a long exception message would exceed.
+        Index(*_FINGERPRINT_INDEX, "search_text").ddl_if(dialect="sqlite"),
         Index("ix_exception_event_time", "project_id", "timestamp"),
     )
 

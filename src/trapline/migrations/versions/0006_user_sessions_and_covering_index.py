@@ -34,13 +34,13 @@ def upgrade() -> None:
     with op.batch_alter_table("user_session", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_user_session_user_id"), ["user_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_user_session_expires_at"), ["expires_at"], unique=False)
+    # Covering the issue list's counts; on SQLite its search too (see ExceptionEvent).
+    columns = ["project_id", "fingerprint", "timestamp", "distinct_id", "session_id"]
+    if op.get_bind().dialect.name == "sqlite":
+        columns.append("search_text")
     with op.batch_alter_table("exception_event", schema=None) as batch_op:
         batch_op.drop_index("ix_exception_event_fingerprint_time")
-        batch_op.create_index(
-            "ix_exception_event_fingerprint_time",
-            ["project_id", "fingerprint", "timestamp", "distinct_id", "session_id"],
-            unique=False,
-        )
+        batch_op.create_index("ix_exception_event_fingerprint_time", columns, unique=False)
 
 
 def downgrade() -> None:
