@@ -18,10 +18,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trapline.accounts.models import Membership, Role, User
 from trapline.api.deps import SessionDep
 from trapline.errors import InvalidInput, NotFound
 from trapline.issues import queries, service
@@ -36,6 +34,7 @@ from trapline.issues.queries import (
 )
 from trapline.projects.models import Project
 from trapline.rules.service import Assignee
+from trapline.ui.assignees import Assignable, assignable, parse_form_value
 from trapline.ui.deps import CsrfChecked, UiProject, UiUser
 from trapline.ui.errors import UiRoute
 from trapline.ui.render import redirect, render
@@ -195,8 +194,6 @@ def _view(request: Request) -> InboxView:
 
 ViewDep = Annotated[InboxView, Depends(_view)]
 
-# user.id is a 32-bit column: a larger number is no user, and PostgreSQL refuses to compare it.
-_USER_ID_MAX = 2**31 - 1
 AssigneeChoice = Assignee | Literal["unassigned"]
 
 
@@ -206,15 +203,10 @@ def parse_assignee_choice(choice: str, *, me: int) -> AssigneeChoice:
         return ("user", me)
     if choice == "unassigned":
         return "unassigned"
-    kind, _, ident = choice.partition(":")
-    if kind == "user" and ident.isascii() and ident.isdigit() and int(ident) <= _USER_ID_MAX:
-        return ("user", int(ident))
-    if kind == "role":
-        try:
-            return ("role", uuid.UUID(ident))
-        except ValueError:
-            pass
-    raise InvalidInput(f"“{choice[:60]}” is not an assignee: choose one from the list.")
+    found = parse_form_value(choice) if choice.strip() else None
+    if found is None:
+        raise InvalidInput("Choose a person or a role from the list.")
+    return found
 
 
 def volume_resolution(view: InboxView) -> int:
@@ -236,15 +228,20 @@ class Assignees:
     """The people and roles of the project's organization, for filters, bulk assign and rows."""
 
     me: int
-    users: list[tuple[int, str]]
-    roles: list[tuple[uuid.UUID, str]]
+    members: Assignable
+
+    @property
+    def users(self) -> list[tuple[int, str]]:
+        return self.members.users
+
+    @property
+    def roles(self) -> list[tuple[uuid.UUID, str]]:
+        return self.members.roles
 
     def label(self, assignee: Assignee | None) -> str:
         if assignee is None:
             return ""
-        kind, ident = assignee
-        names: Mapping[Any, str] = dict(self.users) if kind == "user" else dict(self.roles)
-        return names.get(ident, f"{kind} {ident}")
+        return self.members.name(assignee) or f"{assignee[0]} {assignee[1]}"
 
     def choice_label(self, choice: str) -> str:
         found = parse_assignee_choice(choice, me=self.me)
@@ -257,28 +254,13 @@ class Assignees:
         found = parse_assignee_choice(choice, me=self.me)
         if found == "unassigned":
             return None, True
-        kind, ident = found
-        known = {u for u, _ in self.users} if kind == "user" else {r for r, _ in self.roles}
-        if ident not in known:
-            raise InvalidInput(f"There is no such {kind} in this organization to filter by.")
+        if not self.members.knows(found):
+            raise InvalidInput(f"There is no such {found[0]} in this organization to filter by.")
         return found, False
 
 
 def _assignees(session: Session, organization_id: uuid.UUID, me: int) -> Assignees:
-    users = session.execute(
-        select(User.id, User.first_name, User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == organization_id)
-        .order_by(User.first_name, User.email)
-    ).all()
-    roles = session.execute(
-        select(Role.id, Role.name).where(Role.organization_id == organization_id).order_by(Role.name)
-    ).all()
-    return Assignees(
-        me=me,
-        users=[(row.id, row.first_name or row.email) for row in users],
-        roles=[(row.id, row.name) for row in roles],
-    )
+    return Assignees(me=me, members=assignable(session, organization_id))
 
 
 # --- the page -------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trapline.accounts.models import Membership, Role, User
 from trapline.api.deps import SessionDep
 from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
@@ -34,8 +33,8 @@ from trapline.events.models import ExceptionEvent
 from trapline.issues import queries, service
 from trapline.issues.models import Issue, IssueFingerprint
 from trapline.issues.queries import DateRange, EventRef, IssueFilter, VolumeBucket
-from trapline.rules.service import Assignee
 from trapline.symbols.models import StackFrame
+from trapline.ui.assignees import assignable, form_value, parse_form_value
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
 from trapline.ui.render import redirect, render
@@ -52,10 +51,8 @@ from trapline.ui.stacktrace import (
 __all__ = [
     "DEFAULT_RANGE",
     "RANGES",
-    "AssigneeChoice",
     "chart_range",
     "event_facts",
-    "parse_assignee",
     "property_rows",
     "router",
     "split_refusal",
@@ -172,22 +169,6 @@ def _parse_event_id(value: str | None) -> uuid.UUID | None:
         raise InvalidInput(f"{value[:60]!r} is not an event id: event ids are UUIDs.", attr="event") from None
 
 
-def parse_assignee(value: str) -> Assignee | None:
-    """The assignee form's value: ``user:<id>``, ``role:<uuid>``, or empty for nobody."""
-    value = value.strip()
-    if not value:
-        return None
-    kind, _, ident = value.partition(":")
-    if kind == "user" and ident.isascii() and ident.isdigit():
-        return ("user", int(ident))
-    if kind == "role":
-        try:
-            return ("role", uuid.UUID(ident))
-        except ValueError:
-            pass
-    raise InvalidInput("Choose a person or a role from the list.", attr="assignee")
-
-
 def split_refusal(fingerprints: Sequence[str], fingerprint: str) -> str | None:
     """Why splitting ``fingerprint`` out of an issue with these fingerprints is refused, if it is."""
     if fingerprint not in fingerprints:
@@ -258,33 +239,6 @@ def _split_name(issue: Issue, latest: ExceptionEvent | None) -> tuple[str | None
 
 
 # --- reads ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AssigneeChoice:
-    value: str
-    label: str
-    group: str  # People or Roles
-
-
-def _assignee_choices(session: Session, organization_id: uuid.UUID) -> list[AssigneeChoice]:
-    people = session.execute(
-        select(User.id, User.first_name, User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == organization_id)
-        .order_by(User.first_name, User.email)
-    ).all()
-    roles = session.execute(
-        select(Role.id, Role.name).where(Role.organization_id == organization_id).order_by(Role.name)
-    ).all()
-    return [
-        AssigneeChoice(f"user:{row.id}", f"{row.first_name} ({row.email})" if row.first_name else row.email, "People")
-        for row in people
-    ] + [AssigneeChoice(f"role:{row.id}", row.name, "Roles") for row in roles]
-
-
-def _assignee_value(assignee: Assignee | None) -> str:
-    return "" if assignee is None else f"{assignee[0]}:{assignee[1]}"
 
 
 def _contexts(session: Session, project_id: int, exception_list: object) -> dict[str, Any]:
@@ -396,16 +350,6 @@ def _issue(session: Session, project_id: int, issue_id: str) -> Issue:
     return issue
 
 
-def _cookie_safe(words: str) -> str:
-    # Notices travel in a cookie, which cannot hold characters beyond Latin-1: a name that
-    # has any is left out rather than failing the redirect.
-    try:
-        words.encode("latin-1")
-    except UnicodeEncodeError:
-        return "the person or role you chose"
-    return words
-
-
 def _issue_url(project_id: int, issue_id: uuid.UUID) -> str:
     return f"/project/{project_id}/error_tracking/{issue_id}"
 
@@ -467,8 +411,8 @@ def issue_page(
             "unresolved_count": len(shown.unresolved_frames or {}),
             "any_hidden": any(view.hidden_frames for view in exceptions),
         }
-    choices = _assignee_choices(session, project.organization_id)
-    assignee = _assignee_value(summary.issue.assignee)
+    members = assignable(session, project.organization_id)
+    assignee = form_value(summary.issue.assignee)
     return render(
         request,
         "issue.html",
@@ -491,9 +435,9 @@ def issue_page(
             "newest_first": order == "newest",
             "fingerprints": _fingerprint_rows(session, project.id, issue.id, fingerprints, shown),
             "records_shown": RECORDS_SHOWN,
-            "assignee_choices": choices,
+            "members": members,
             "assignee": assignee,
-            "assignee_label": next((c.label for c in choices if c.value == assignee), assignee),
+            "assignee_label": members.name(summary.issue.assignee) or assignee,
             "issue_url": _issue_url(project.id, issue.id),
             **context,
         },
@@ -533,17 +477,14 @@ def change_assignee(
     assignee: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     issue = _issue(session, project.id, issue_id)
-    chosen = parse_assignee(assignee)
+    chosen = parse_form_value(assignee)
     changed = service.assign_issue(session, project.id, project.organization_id, issue.id, chosen)
     if not changed:
         return redirect(_issue_url(project.id, issue.id), "Nothing changed: the issue was already assigned so.")
     if chosen is None:
         return redirect(_issue_url(project.id, issue.id), "The issue is now unassigned.")
-    label = next(
-        (c.label for c in _assignee_choices(session, project.organization_id) if c.value == assignee.strip()),
-        assignee,
-    )
-    return redirect(_issue_url(project.id, issue.id), f"The issue is now assigned to {_cookie_safe(label)}.")
+    label = assignable(session, project.organization_id).name(chosen) or assignee
+    return redirect(_issue_url(project.id, issue.id), f"The issue is now assigned to {label}.")
 
 
 @router.post("/project/{project_id}/error_tracking/{issue_id}/split")

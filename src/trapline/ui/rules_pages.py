@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from trapline.accounts.models import Membership, Role, User
 from trapline.api.deps import SessionDep
 from trapline.api.schemas.common import RequestModel
 from trapline.api.schemas.rules import (
@@ -42,6 +41,7 @@ from trapline.rules.filters import MATCH_ALL, has_filter_values
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
 from trapline.sdk.config import client_safe_rule
 from trapline.ui import filter_form
+from trapline.ui.assignees import Assignable, assignable
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
 from trapline.ui.filter_form import FilterForm, FormProblems
@@ -255,32 +255,11 @@ class RuleRow:
     issue: Issue | None
 
 
-@dataclass(frozen=True)
-class Assignees:
-    users: list[tuple[int, str]]
-    roles: list[tuple[uuid.UUID, str]]
-
-    def label(self, assignee: dict[str, Any] | None) -> str | None:
-        if assignee is None:
-            return None
-        names: dict[Any, str] = dict(self.users) if assignee["type"] == "user" else dict(self.roles)
-        return names.get(assignee["id"], f"{assignee['type']} {assignee['id']} (no longer in the organization)")
-
-
-def _assignees(session: Session, project: Project) -> Assignees:
-    users = session.execute(
-        select(User.id, User.first_name, User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == project.organization_id, User.is_active.is_(True))
-        .order_by(User.email)
-    ).all()
-    roles = session.execute(
-        select(Role.id, Role.name).where(Role.organization_id == project.organization_id).order_by(Role.name)
-    ).all()
-    return Assignees(
-        users=[(row[0], f"{row[1]} ({row[2]})" if row[1] else row[2]) for row in users],
-        roles=[(row[0], row[1]) for row in roles],
-    )
+def _assignee_label(members: Assignable, assignee: dict[str, Any] | None) -> str | None:
+    if assignee is None:
+        return None
+    found = members.name((assignee["type"], assignee["id"]))
+    return found or f"{assignee['type']} {assignee['id']} (no longer in the organization)"
 
 
 def cannot_run(kind: RuleKind, filters: Any) -> str | None:
@@ -306,14 +285,14 @@ def _disabled_message(rule: Any) -> str | None:
     return _in_rows(str(message), rule.filters) if message else "Evaluating it failed."
 
 
-def _rows(session: Session, project: Project, kind: RuleKind, assignees: Assignees) -> list[RuleRow]:
+def _rows(session: Session, project: Project, kind: RuleKind, assignees: Assignable) -> list[RuleRow]:
     rules = session.scalars(service.ordered_rules(kind.model, project.id)).all()
     issues = service.grouping_rule_issues(session, project.id, [r.id for r in rules]) if kind.key == "grouping" else {}
     return [
         RuleRow(
             rule=rule,
             words=filter_form.describe_parts(rule.filters),
-            assignee=assignees.label(service.assignee_of(rule)) if kind.assignee != "none" else None,
+            assignee=_assignee_label(assignees, service.assignee_of(rule)) if kind.assignee != "none" else None,
             disabled=_disabled_message(rule),
             cannot_run=None if rule.disabled_data else cannot_run(kind, rule.filters),
             in_browser=kind.sampling and client_safe_rule(rule.filters, rule.sampling_rate) is not None,
@@ -323,7 +302,7 @@ def _rows(session: Session, project: Project, kind: RuleKind, assignees: Assigne
     ]
 
 
-def _form_context(kind: RuleKind, posted: RuleInput, assignees: Assignees) -> dict[str, Any]:
+def _form_context(kind: RuleKind, posted: RuleInput, assignees: Assignable) -> dict[str, Any]:
     current_ops = [c.operator for c in posted.filters.conditions]
     current_types = [c.type for c in posted.filters.conditions]
     types = [*filter_form.PROPERTY_TYPE_CHOICES, *((("error_tracking_issue", "issue"),) if kind.issue_types else ())]
@@ -355,7 +334,7 @@ def _list_page(
     problems: Sequence[str] = (),
     status: int = 200,
 ) -> Response:
-    assignees = _assignees(session, project)
+    assignees = assignable(session, project.organization_id)
     context = _form_context(kind, posted, assignees)
     context.update(
         section="settings",
@@ -377,7 +356,7 @@ def _edit_page(
     problems: Sequence[str] = (),
     status: int = 200,
 ) -> Response:
-    assignees = _assignees(session, project)
+    assignees = assignable(session, project.organization_id)
     context = _form_context(kind, posted, assignees)
     context.update(
         section="settings",
