@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from trapline.api.deps import ReadProject, SessionDep, WriteProject
 from trapline.api.pagination import PageParamsDep, paginate
@@ -19,6 +18,7 @@ from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
 from trapline.api.schemas.autocapture import AutocaptureControlsOut, AutocaptureControlsWrite
 from trapline.api.schemas.common import Page
 from trapline.autocapture.models import AutocaptureControls
+from trapline.autocapture.service import create_web_controls
 from trapline.errors import NotFound
 
 __all__ = ["router"]
@@ -74,33 +74,10 @@ def list_(
 def create(
     project: WriteProject, session: SessionDep, body: AutocaptureControlsWrite, response: Response
 ) -> dict[str, Any]:
-    existing = _existing(session, project.id)
-    if existing is not None:
-        response.status_code = 200
-        return serialize(existing)
-    controls = AutocaptureControls(project_id=project.id, library="web", **body.model_dump(include=set(_FIELDS)))
-    session.add(controls)
-    try:
-        session.commit()
-    except IntegrityError:
-        # Another request created them between the check and the commit (PostgreSQL lets both
-        # through the check); the unique constraint settles it, and the loser answers like a
-        # second create rather than with a 500.
-        session.rollback()
-        existing = _existing(session, project.id)
-        if existing is None:
-            raise
-        response.status_code = 200
-        return serialize(existing)
+    controls, created = create_web_controls(session, project.id, body.model_dump(include=set(_FIELDS)))
+    if not created:
+        response.status_code = 200  # as PostHog: a second create answers with the existing ones
     return serialize(controls)
-
-
-def _existing(session: SessionDep, project_id: int) -> AutocaptureControls | None:
-    return session.scalar(
-        select(AutocaptureControls).where(
-            AutocaptureControls.project_id == project_id, AutocaptureControls.library == "web"
-        )
-    )
 
 
 @router.get(

@@ -24,7 +24,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from trapline.api.deps import ObjectStoreDep, SessionDep, SettingsDep
@@ -33,6 +32,7 @@ from trapline.api.schemas.autocapture import AutocaptureControlsWrite
 from trapline.api.schemas.releases import ReleaseWrite
 from trapline.autocapture.controls import BLOCKED_URL, NOT_SAMPLED, NOT_TRIGGERED, Controls
 from trapline.autocapture.models import AutocaptureControls
+from trapline.autocapture.service import create_web_controls, web_controls
 from trapline.errors import InvalidInput, NotFound
 from trapline.events.models import DroppedEvents
 from trapline.issues.queries import text_param
@@ -198,14 +198,6 @@ def dropped_reason(reason: str) -> str:
     return reason.replace("_", " ")
 
 
-def _controls(session: Session, project_id: int) -> AutocaptureControls | None:
-    return session.scalar(
-        select(AutocaptureControls).where(
-            AutocaptureControls.project_id == project_id, AutocaptureControls.library == "web"
-        )
-    )
-
-
 def _autocapture_page(
     request: Request,
     session: Session,
@@ -215,7 +207,7 @@ def _autocapture_page(
     problems: Sequence[str] = (),
     status: int = 200,
 ) -> Response:
-    controls = _controls(session, project.id)
+    controls = web_controls(session, project.id)
     dropped = session.scalars(
         select(DroppedEvents).where(DroppedEvents.project_id == project.id).order_by(DroppedEvents.count.desc())
     ).all()
@@ -292,7 +284,7 @@ def autocapture_controls(
     settings: SettingsDep,
     posted: Annotated[ControlsInput, Depends(_posted_controls)],
 ) -> Response:
-    controls = _controls(session, project.id)
+    controls = web_controls(session, project.id)
     try:
         body = AutocaptureControlsWrite.model_validate(
             controls_body(posted, controls.linked_feature_flag if controls else None)
@@ -300,17 +292,8 @@ def autocapture_controls(
     except ValidationError as exc:
         return _autocapture_page(request, session, settings, project, posted, _in_words(exc), status=400)
     fields = body.model_dump(include=_CONTROL_FIELDS)
-    if controls is None:
-        session.add(AutocaptureControls(project_id=project.id, library="web", **fields))
-        try:
-            session.commit()
-        except IntegrityError:
-            # Made by someone else between the read and the commit: change theirs, as an update.
-            session.rollback()
-            controls = _controls(session, project.id)
-            if controls is None:
-                raise
-    if controls is not None:
+    controls, created = create_web_controls(session, project.id, fields)
+    if not created:  # an update, also when someone else made them since the page was read
         for name, value in fields.items():
             setattr(controls, name, value)
         session.commit()
@@ -323,7 +306,7 @@ def autocapture_controls(
 
 @router.post("/project/{project_id}/settings/autocapture/controls/delete", name="ui_autocapture_controls_delete")
 def autocapture_controls_delete(project: UiProject, _: CsrfChecked, session: SessionDep) -> Response:
-    controls = _controls(session, project.id)
+    controls = web_controls(session, project.id)
     if controls is not None:
         session.delete(controls)
         session.commit()
