@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.factories import Tenant, make_project
-from trapline.api import autocapture_controls
+from trapline.autocapture import service
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.engine import Database
 
@@ -116,8 +116,8 @@ def test_create_racing_another_create(client: TestClient, tenant: Tenant, prefix
         looked_up.append(project_id)
         return None if len(looked_up) == 1 else real(session, project_id)
 
-    real = autocapture_controls._existing
-    monkeypatch.setattr(autocapture_controls, "_existing", checked_before_the_other_commit)
+    real = service.web_controls
+    monkeypatch.setattr(service, "web_controls", checked_before_the_other_commit)
     response = client.post(url(prefix, tenant.project_id), json={"sample_rate": "0.9"}, headers=tenant.headers())
     assert response.status_code == 200
     assert response.json() == first
