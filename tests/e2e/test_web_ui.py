@@ -113,6 +113,9 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
                 app.click(button)
 
             ui = browser.new_page(viewport={"width": 1360, "height": 900})
+            complaints: list[str] = []
+            ui.on("console", lambda message: message.type == "error" and complaints.append(message.text))
+            ui.on("pageerror", lambda error: complaints.append(str(error)))
             # Signing in: a page asked for before signing in is where the form leads back to.
             ui.goto(inbox_url)
             expect(ui).to_have_url(re.compile(r"/login\?next="))
@@ -201,5 +204,7 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
                 shot(ui, name)
             ui.goto(f"{server.url}/account")
             shot(ui, "api-keys")
+            # Our own script runs under the pages' content security policy, without errors.
+            assert complaints == []
         finally:
             browser.close()

@@ -196,3 +196,12 @@ def test_notices_carry_any_text(ui: TestClient):
     ui.cookies.set("trapline_notice", answer.headers["set-cookie"].split(";")[0].split("=", 1)[1])
     page = ui.get("/account")
     assert "Assigned to “Équipe 決済” — 3 issues." in page.text
+
+
+def test_pages_cannot_be_framed_or_run_foreign_scripts(ui: TestClient):
+    for page in (ui.get("/account"), ui.get("/login"), ui.get("/project/999999/error_tracking")):
+        policy = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["cache-control"] == "no-store"
+        assert "<script>" not in page.text  # nothing inline the policy would block
