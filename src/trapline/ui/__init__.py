@@ -10,7 +10,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from trapline.ui import account, auth, inbox, issue_page, project_settings, rules_pages
+from trapline.ui import (
+    account,
+    auth,
+    autocapture_page,
+    inbox,
+    issue_page,
+    releases_page,
+    rules_pages,
+    sdk_page,
+    symbols_page,
+)
 from trapline.ui.errors import error_page
 from trapline.ui.render import STATIC_DIR
 
@@ -18,6 +28,16 @@ __all__ = ["error_page", "install"]
 
 
 def install(app: FastAPI) -> None:
-    for module in (auth, account, inbox, issue_page, rules_pages, project_settings):
+    for module in (
+        auth,
+        account,
+        inbox,
+        issue_page,
+        rules_pages,
+        autocapture_page,
+        symbols_page,
+        releases_page,
+        sdk_page,
+    ):
         app.include_router(module.router)
     app.mount("/assets", StaticFiles(directory=STATIC_DIR), name="ui-assets")

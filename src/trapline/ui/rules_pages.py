@@ -45,6 +45,7 @@ from trapline.ui.assignees import Assignable, assignable
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
 from trapline.ui.filter_form import FilterForm, FormProblems
+from trapline.ui.forms import no_nul
 from trapline.ui.render import redirect, render
 
 __all__ = ["KINDS", "RuleInput", "moved", "router"]
@@ -149,12 +150,6 @@ def _rate_text(rate: float) -> str:
     return f"{rate:g}"
 
 
-def _no_nul(*texts: str) -> None:
-    # PostgreSQL text cannot hold NUL; the API refuses it in every body, and so do forms.
-    if any("\x00" in text for text in texts):
-        raise InvalidInput("Text cannot contain NUL characters.")
-
-
 def _posted(
     match: Annotated[str, Form()] = "AND",
     shape: Annotated[str, Form()] = "nested",
@@ -169,7 +164,7 @@ def _posted(
     description: Annotated[str, Form()] = "",
 ) -> RuleInput:
     rows = (key or [], operator or [], value or [], property_type or [])
-    _no_nul(match, filters_json, sampling_rate, assignee, description, *(text for row in rows for text in row))
+    no_nul(match, filters_json, sampling_rate, assignee, description, *(text for row in rows for text in row))
     return RuleInput(
         filters=filter_form.form_from_rows(match, *rows, nested=shape != "flat"),
         json_mode=mode == "json",
