@@ -205,3 +205,16 @@ def test_pages_cannot_be_framed_or_run_foreign_scripts(ui: TestClient):
         assert page.headers["x-frame-options"] == "DENY"
         assert page.headers["cache-control"] == "no-store"
         assert "<script>" not in page.text  # nothing inline the policy would block
+
+
+def test_forms_from_the_public_url_pass_behind_a_proxy(ui: TestClient):
+    # A proxy forwarding to 127.0.0.1:8000 without the Host header: the browser's Origin is
+    # the public URL (the test settings': http://testserver), the Host the upstream's.
+    token = csrf_of(ui.get("/account").text)
+    answer = ui.post(
+        "/logout",
+        data={"csrf_token": token},
+        headers={"Origin": "http://testserver", "Host": "127.0.0.1:8000"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303

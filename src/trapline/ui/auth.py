@@ -77,7 +77,7 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "/",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    check_origin(request)
+    check_origin(request, settings)
     target = safe_next(next)
     if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
         return _login_form(

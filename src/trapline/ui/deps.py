@@ -105,24 +105,26 @@ def _project(
 UiProject = Annotated[Project, Depends(_project)]
 
 
-def check_origin(request: Request) -> None:
+def check_origin(request: Request, settings: Settings) -> None:
     """A form posted from another site is refused, even before its token is looked at.
 
     Browsers send Origin on every cross-site POST (and Referer without it in older ones); a
     request naming another host than the one it was sent to did not come from our pages.
+    Behind a reverse proxy the Host we see may be the proxy's upstream, so the public URL's
+    host counts as ours too.
     """
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source or source == "null":
         return
-    host = request.headers.get("host", "")
-    if urlsplit(source).netloc != host:
+    ours = {request.headers.get("host", ""), urlsplit(settings.base_url).netloc}
+    if urlsplit(source).netloc not in ours:
         raise PermissionDenied("This form was sent from another site and was refused.")
 
 
-async def _csrf(request: Request, user: UiUser) -> None:
+async def _csrf(request: Request, user: UiUser, settings: SettingsDep) -> None:
     if request.method in _SAFE_METHODS:
         return
-    check_origin(request)
+    check_origin(request, settings)
     form = await request.form()
     given = form.get(CSRF_FIELD)
     if not tokens_match(request.state.ui_csrf, given if isinstance(given, str) else None):
