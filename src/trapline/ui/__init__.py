@@ -23,6 +23,7 @@ from trapline.ui import (
 )
 from trapline.ui.errors import error_page
 from trapline.ui.render import STATIC_DIR
+from trapline.ui.throttle import LoginThrottle
 
 __all__ = ["error_page", "install"]
 
@@ -40,4 +41,5 @@ def install(app: FastAPI) -> None:
         sdk_page,
     ):
         app.include_router(module.router)
+    app.state.login_throttle = LoginThrottle()
     app.mount("/assets", StaticFiles(directory=STATIC_DIR), name="ui-assets")

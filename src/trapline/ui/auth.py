@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from trapline.ui.sessions import (
     start_session,
     tokens_match,
 )
+from trapline.ui.throttle import LoginThrottle
 
 __all__ = ["router", "safe_next"]
 
@@ -86,13 +88,26 @@ def login(
         )  # fmt: skip
     if not email or not password:
         return _login_form(request, target, email=email, status=400, error="Enter your email and password.")
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else ""
+    wait = throttle.retry_after(email, address)
+    if wait:
+        minutes = max(1, math.ceil(wait / 60))
+        response = _login_form(
+            request, target, email=email, status=429,
+            error=f"Too many failed sign-ins. Try again in {minutes} minute{'' if minutes == 1 else 's'}.",
+        )  # fmt: skip
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     with db.session(write=True) as session:
         user = authenticate(session, email, password)
         if user is None:
+            throttle.failed(email, address)
             return _login_form(
                 request, target, email=email, status=400,
                 error="That email and password do not match an account here.",
             )  # fmt: skip
+        throttle.succeeded(email, address)
         value = start_session(session, user.id, lifetime=session_lifetime(settings))
         session.commit()
     response = RedirectResponse(target, status_code=303)
