@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
@@ -25,7 +26,7 @@ from trapline.api import (
     suppression_rules,
     symbol_sets,
 )
-from trapline.api.errors import CatchAllMiddleware, install_error_handlers
+from trapline.api.errors import CatchAllMiddleware, error_body, install_error_handlers
 from trapline.autocapture.controls import ControlsCache
 from trapline.db.engine import Database, make_engine
 from trapline.health import router as health_router
@@ -81,6 +82,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+_NOT_FOUND = JSONResponse(error_body("invalid_request", "not_found", "Not found."), status_code=404)
+
+
 class Trapline(FastAPI):
     """The FastAPI application, with the capture endpoints answered ahead of its own stack."""
 
@@ -88,7 +92,11 @@ class Trapline(FastAPI):
     sentry: SentryIngest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.capture.handles(scope):
+        if scope["type"] == "http" and scope["path"].endswith("\n"):
+            # Route patterns end in `$`, which also matches before a final newline: without
+            # this, `/issues/%0A` would be the issue list rather than nothing.
+            await _NOT_FOUND(scope, receive, send)
+        elif self.capture.handles(scope):
             await self.capture(scope, receive, send)
         elif self.sentry.handles(scope):
             await self.sentry(scope, receive, send)

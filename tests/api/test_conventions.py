@@ -340,3 +340,11 @@ def test_null_characters_in_stored_json_are_a_400_not_a_500(client: TestClient, 
     )
     assert response.status_code == 400
     assert response.json()["code"] == "null_characters_not_allowed"
+
+
+@pytest.mark.parametrize("resource", ["issues", "symbol_sets", "stack_frames", "suppression_rules", "releases"])
+def test_a_newline_for_an_id_names_nothing(client: TestClient, tenant: Tenant, prefix: str, resource: str):
+    # Route patterns end in `$`, which also matches before a final newline.
+    response = client.get(f"{prefix}/{tenant.project_id}/error_tracking/{resource}/%0A", headers=tenant.headers())
+    assert response.status_code == 404
+    assert response.json() == {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None}
