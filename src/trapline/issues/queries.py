@@ -318,25 +318,6 @@ def _issue_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[b
     return conditions
 
 
-def _aggregates(project_id: int, flt: IssueFilter) -> Any:
-    joined, conditions = _events_of_issues(_event, project_id, flt)
-    return (
-        select(
-            _fingerprint.c.issue_id.label("issue_id"),
-            func.count().label("occurrences"),
-            # We have no person merging: a distinct_id is a user.
-            func.count(distinct(_event.c.distinct_id)).label("users"),
-            func.count(distinct(func.nullif(_event.c.session_id, ""))).label("sessions"),
-            func.min(_event.c.timestamp).label("first_seen"),
-            func.max(_event.c.timestamp).label("last_seen"),
-        )
-        .select_from(joined)
-        .where(*conditions)
-        .group_by(_fingerprint.c.issue_id)
-        .subquery("aggregates")
-    )
-
-
 def _issue_first_seen() -> Any:
     # The issue's own first_seen is PostHog's min over its fingerprints (all time), not the
     # first event in the range.
@@ -558,17 +539,76 @@ def summarize(
 
 
 def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict[uuid.UUID, Aggregates]:
-    aggregates = _aggregates(project_id, flt)
-    return {
-        row.issue_id: Aggregates(
-            occurrences=row.occurrences,
-            users=row.users,
-            sessions=row.sessions,
-            first_seen=row.first_seen,
-            last_seen=row.last_seen,
+    """The numbers of ``flt.issue_ids`` over the filter's events.
+
+    Grouped by fingerprint, as ``_order_key`` is, in one read of the covering index; only the
+    groups are matched to their issue. Joining every event to its issue before grouping cost a
+    lookup per event (200 ms for an issue of 100,000 on PostgreSQL). An issue with one
+    fingerprint (nearly all) takes its distinct users and sessions from that group; for one
+    with several (merged), distinct pairs are counted again across them.
+    """
+    conditions = _event_conditions(_event, project_id, flt)
+    owned = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(_fingerprint.c.project_id == project_id)
+    if flt.issue_ids is not None:
+        owned = owned.where(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+        conditions.append(_event.c.fingerprint.in_(select(owned.subquery().c.fingerprint)))
+    issue_of = {row.fingerprint: row.issue_id for row in session.execute(owned)}
+    session_of = func.nullif(_event.c.session_id, "")
+    groups: dict[uuid.UUID, list[Any]] = {}
+    for row in session.execute(
+        select(
+            _event.c.fingerprint,
+            func.count().label("occurrences"),
+            func.count(distinct(_event.c.distinct_id)).label("users"),
+            func.count(distinct(session_of)).label("sessions"),
+            func.min(_event.c.timestamp).label("first_seen"),
+            func.max(_event.c.timestamp).label("last_seen"),
         )
-        for row in session.execute(select(aggregates))
+        .where(*conditions)
+        .group_by(_event.c.fingerprint)
+    ):
+        issue_id = issue_of.get(row.fingerprint)
+        if issue_id is not None:  # else moved by a merge or split since the first query
+            groups.setdefault(issue_id, []).append(row)
+    merged = [issue_id for issue_id, rows in groups.items() if len(rows) > 1]
+    users = _distinct_per_issue(session, project_id, conditions, _event.c.distinct_id, merged)
+    sessions = _distinct_per_issue(session, project_id, conditions, session_of, merged)
+    return {
+        issue_id: Aggregates(
+            occurrences=sum(row.occurrences for row in rows),
+            users=users[issue_id] if issue_id in users else rows[0].users,
+            sessions=sessions[issue_id] if issue_id in sessions else rows[0].sessions,
+            first_seen=min(row.first_seen for row in rows),
+            last_seen=max(row.last_seen for row in rows),
+        )
+        for issue_id, rows in groups.items()
     }
+
+
+def _distinct_per_issue(
+    session: Session, project_id: int, conditions: list[ColumnElement[bool]], column: Any, issue_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Distinct values of ``column`` per issue, over all of each issue's fingerprints."""
+    if not issue_ids:
+        return {}
+    pairs = (
+        select(_event.c.fingerprint.label("fingerprint"), column.label("who"))
+        .where(*conditions, column.is_not(None))
+        .group_by(_event.c.fingerprint, column)
+        .subquery("pairs")
+    )
+    rows = session.execute(
+        select(_fingerprint.c.issue_id, func.count(distinct(pairs.c.who)))
+        .select_from(
+            pairs.join(
+                _fingerprint,
+                and_(_fingerprint.c.project_id == project_id, _fingerprint.c.fingerprint == pairs.c.fingerprint),
+            )
+        )
+        .where(_fingerprint.c.issue_id.in_(issue_ids))
+        .group_by(_fingerprint.c.issue_id)
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 def _range_of(flt: IssueFilter) -> DateRange:
