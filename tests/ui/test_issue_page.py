@@ -680,3 +680,16 @@ def test_pages_need_a_session(client: TestClient, tenant: Tenant, database: Data
     answer = client.get(page_url(tenant, issue.id), follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/login?next=")
+
+
+def test_a_year_counts_what_ninety_days_leave_out(ui: TestClient, tenant: Tenant, database: Database):
+    with database.session(write=True) as session:
+        issue = make_issue(session, tenant.project_id, ["fp-old"])
+        make_event(session, tenant.project_id, "fp-old", timestamp=ago(days=200), distinct_id="early")
+        make_event(session, tenant.project_id, "fp-old", timestamp=ago(days=2), distinct_id="recent")
+    quarter = text(open_issue(ui, tenant, issue.id, date_from="-90d").text)
+    year = open_issue(ui, tenant, issue.id, date_from="-52w")
+    assert year.status_code == 200
+    assert "Events 1 last 90 days Users 1 last 90 days" in quarter
+    assert "Events 2 last 1 year Users 2 last 1 year" in text(year.text)
+    assert "at most 1 in one week" in year.text

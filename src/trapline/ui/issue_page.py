@@ -68,6 +68,10 @@ class RangeChoice:
     hours_per_bucket: int
     buckets: int
 
+    @property
+    def bucket_unit(self) -> str:
+        return {1: "hour", 24: "day", 24 * 7: "week"}[self.hours_per_bucket]
+
 
 # Fixed choices, so that a page's cost is bounded: distinct users and sessions read every
 # event of the range.
@@ -76,6 +80,7 @@ RANGES: dict[str, RangeChoice] = {
     "-7d": RangeChoice("7 days", 24, 7),
     "-30d": RangeChoice("30 days", 24, 30),
     "-90d": RangeChoice("90 days", 24, 90),
+    "-52w": RangeChoice("1 year", 24 * 7, 52),
 }
 DEFAULT_RANGE = "-7d"
 # Fingerprints whose "why grouped here" record is read (one event's properties each); an
@@ -110,7 +115,7 @@ def chart_range(choice: str, now: datetime) -> tuple[DateRange, list[datetime]]:
 _CHART_W, _CHART_H, _AXIS_W, _AXIS_H = 720, 132, 44, 18
 
 
-def volume_chart(buckets: Sequence[VolumeBucket], *, hourly: bool) -> Markup:
+def volume_chart(buckets: Sequence[VolumeBucket], *, hourly: bool, unit: str = "") -> Markup:
     """The range's events as an SVG bar chart with its scale and a few dates (no script)."""
     peak = max((bucket.value for bucket in buckets), default=0)
     total = sum(bucket.value for bucket in buckets)
@@ -144,8 +149,7 @@ def volume_chart(buckets: Sequence[VolumeBucket], *, hourly: bool) -> Markup:
     parts.append(
         f'<line class="baseline" x1="{_AXIS_W}" x2="{_CHART_W}" y1="{6 + plot_h + 0.5}" y2="{6 + plot_h + 0.5}"/>'
     )
-    unit = "hour" if hourly else "day"
-    label = f"{total} events; at most {peak} in one {unit}"
+    label = f"{total} events; at most {peak} in one {unit or ('hour' if hourly else 'day')}"
     return Markup(
         f'<svg class="volume" viewBox="0 0 {_CHART_W} {_CHART_H}" width="100%" preserveAspectRatio="xMinYMid meet" '
         f'role="img" '
@@ -425,7 +429,9 @@ def issue_page(
             "first_seen": first_seen,
             "last_seen": last_seen,
             "volume": volume,
-            "chart": volume_chart(volume, hourly=RANGES[date_from].hours_per_bucket == 1),
+            "chart": volume_chart(
+                volume, hourly=RANGES[date_from].hours_per_bucket == 1, unit=RANGES[date_from].bucket_unit
+            ),
             "range_key": date_from,
             "range_label": RANGES[date_from].label,
             "range_start": date_range.start,
