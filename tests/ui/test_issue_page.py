@@ -24,6 +24,7 @@ from trapline.errors import InvalidInput
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment
 from trapline.issues.queries import VolumeBucket
+from trapline.issues.service import merge_issues
 from trapline.symbols.resolver import SymbolResolver
 from trapline.ui.issue_page import chart_range, event_facts, split_refusal, volume_chart
 from trapline.worker import Worker
@@ -693,3 +694,22 @@ def test_a_year_counts_what_ninety_days_leave_out(ui: TestClient, tenant: Tenant
     assert "Events 1 last 90 days Users 1 last 90 days" in quarter
     assert "Events 2 last 1 year Users 2 last 1 year" in text(year.text)
     assert "at most 1 in one week" in year.text
+
+
+def test_a_merged_away_issue_leads_to_where_it_went(ui: TestClient, tenant: Tenant, database: Database):
+    with database.session(write=True) as session:
+        first = make_issue(session, tenant.project_id, ["fp-1"])
+        second = make_issue(session, tenant.project_id, ["fp-2"])
+        third = make_issue(session, tenant.project_id, ["fp-3"])
+        first_id, second_id, third_id = first.id, second.id, third.id
+        merge_issues(session, tenant.project_id, second_id, [first_id])
+        # Merged again: links to the first still arrive in one hop.
+        merge_issues(session, tenant.project_id, third_id, [second_id])
+    for gone in (first_id, second_id):
+        answer = ui.get(page_url(tenant, gone), follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == page_url(tenant, third_id)
+    landed = open_issue(ui, tenant, first_id)
+    assert landed.status_code == 200
+    assert "That issue was merged into this one." in landed.text
+    assert open_issue(ui, tenant, uuid.uuid4()).status_code == 404

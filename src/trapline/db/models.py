@@ -4,7 +4,7 @@ from trapline.accounts.models import Membership, Organization, PersonalApiKey, R
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
 from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest, SessionSignal
-from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint, MergedIssue
 from trapline.projects.models import Project
 from trapline.releases.models import Release
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
@@ -21,6 +21,7 @@ __all__ = [
     "IssueAssignment",
     "IssueFingerprint",
     "Membership",
+    "MergedIssue",
     "Organization",
     "PersonalApiKey",
     "Project",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trapline.db.base import Base, CreatedAt, UUIDPrimaryKey
 
-__all__ = ["ISSUE_STATUSES", "SEVERITIES", "Issue", "IssueAssignment", "IssueFingerprint"]
+__all__ = ["ISSUE_STATUSES", "SEVERITIES", "Issue", "IssueAssignment", "IssueFingerprint", "MergedIssue"]
 
 # archived and pending_release are PostHog's legacy states: stored rows may carry them, the API
 # never writes them, and they read as resolved.
@@ -62,3 +62,16 @@ class IssueAssignment(UUIDPrimaryKey, CreatedAt, Base):
     role_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("role.id", ondelete="CASCADE"), default=None)
 
     issue: Mapped[Issue] = relationship(back_populates="assignment")
+
+
+class MergedIssue(Base):
+    """Where a merged-away issue went, so that links to it (in chats, tickets) still lead
+    somewhere. Kept one hop deep: merging the target again repoints these rows too."""
+
+    __tablename__ = "merged_issue"
+
+    issue_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    # No foreign key: the target may itself be merged (then this row is repointed) or deleted.
+    merged_into: Mapped[uuid.UUID] = mapped_column(index=True)
+    merged_at: Mapped[datetime] = mapped_column()

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
 from trapline.events.models import ExceptionEvent
-from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint, MergedIssue
 from trapline.rules.service import Assignee
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "issue_views",
     "issue_volume",
     "issues_exist",
+    "merged_into",
     "newer_event_count",
     "parse_bounds",
     "parse_date",
@@ -766,6 +767,13 @@ def issue_status_counts(session: Session, project_id: int) -> dict[StatusFilter,
         if status in counts and status not in ("all", "resolved"):
             counts[status] += count
     return counts
+
+
+def merged_into(session: Session, project_id: int, issue_id: uuid.UUID) -> uuid.UUID | None:
+    """The issue a merged-away issue lives on in, if it was merged."""
+    return session.scalar(
+        select(MergedIssue.merged_into).where(MergedIssue.project_id == project_id, MergedIssue.issue_id == issue_id)
+    )
 
 
 def issues_exist(session: Session, project_id: int) -> bool:

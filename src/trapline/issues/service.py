@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
-from trapline.issues.models import SEVERITIES, Issue, IssueAssignment, IssueFingerprint
+from trapline.issues.models import SEVERITIES, Issue, IssueAssignment, IssueFingerprint, MergedIssue
 from trapline.rules.service import Assignee, resolve_assignee
 
 __all__ = [
@@ -249,7 +249,17 @@ def merge_issues(session: Session, project_id: int, target_id: uuid.UUID, ids: I
         _set_assignment(session, target, *_columns(inherited))
     # Their fingerprints have moved, so this cascades only to their assignments.
     session.execute(delete(Issue).where(Issue.project_id == project_id, Issue.id.in_(sources)))
-    target.state_updated_at = utcnow()
+    now = utcnow()
+    # Links to the sources, and to issues merged into them before, now lead to the target.
+    session.execute(
+        update(MergedIssue)
+        .where(MergedIssue.project_id == project_id, MergedIssue.merged_into.in_(sources))
+        .values(merged_into=target_id)
+    )
+    session.add_all(
+        MergedIssue(issue_id=source, project_id=project_id, merged_into=target_id, merged_at=now) for source in sources
+    )
+    target.state_updated_at = now
     session.commit()
     return MergeResult.MERGED
 

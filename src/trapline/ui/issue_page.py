@@ -372,7 +372,13 @@ def issue_page(
     frames: Annotated[str, Query(max_length=10)] = "app",
     order: Annotated[str, Query(max_length=10)] = "oldest",
 ) -> Response:
-    issue = _issue(session, project.id, issue_id)
+    found = session.scalar(select(Issue).where(Issue.project_id == project.id, Issue.id == parse_issue_id(issue_id)))
+    if found is None:
+        target = queries.merged_into(session, project.id, parse_issue_id(issue_id))
+        if target is None:
+            raise NotFound("There is no such issue in this project.")
+        return redirect(_issue_url(project.id, target), "That issue was merged into this one.")
+    issue = found
     wanted = _parse_event_id(event)
     date_range, bounds = chart_range(date_from, utcnow())
     [summary] = queries.summarize(session, project.id, IssueFilter.over(date_range), [issue.id])
