@@ -198,6 +198,7 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
                 ("symbol-sets", "settings/symbol-sets"),
                 ("releases", "settings/releases"),
                 ("sdk-setup", "settings/sdk"),
+                ("members", "settings/members"),
             ):
                 ui.goto(f"{server.url}/project/{project.id}/{path}")
                 expect(ui.locator("h1")).to_be_visible()

@@ -16,6 +16,7 @@ from trapline.ui import (
     autocapture_page,
     inbox,
     issue_page,
+    members_page,
     releases_page,
     rules_pages,
     sdk_page,
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
         symbols_page,
         releases_page,
         sdk_page,
+        members_page,
     ):
         app.include_router(module.router)
     app.state.login_throttle = LoginThrottle()

@@ -8,15 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import delete, select
 
+from trapline.accounts import members
 from trapline.accounts.api_keys import generate_key, hash_key, mask_key
 from trapline.accounts.models import Membership, Organization, PersonalApiKey
 from trapline.api.deps import SessionDep, SettingsDep
-from trapline.errors import NotFound
+from trapline.errors import InvalidInput, NotFound
 from trapline.projects.models import Project
 from trapline.sentry.auth import dsn
 from trapline.ui.deps import CsrfChecked, UiUser
 from trapline.ui.errors import UiRoute
 from trapline.ui.render import redirect, render
+from trapline.ui.sessions import stored_key
 
 __all__ = ["SCOPE_CHOICES", "router"]
 
@@ -45,7 +47,14 @@ def _organizations(session: SessionDep, user_id: int) -> list[Organization]:
 
 
 def _account_page(
-    request: Request, session: SessionDep, user_id: int, *, new_key: str = "", error: str = "", status: int = 200
+    request: Request,
+    session: SessionDep,
+    user_id: int,
+    *,
+    new_key: str = "",
+    error: str = "",
+    password_error: str = "",
+    status: int = 200,
 ) -> Response:
     keys = session.scalars(
         select(PersonalApiKey).where(PersonalApiKey.user_id == user_id).order_by(PersonalApiKey.created_at.desc())
@@ -54,7 +63,15 @@ def _account_page(
     return render(
         request,
         "account.html",
-        {"keys": keys, "organizations": orgs, "scope_choices": SCOPE_CHOICES, "new_key": new_key, "error": error},
+        {
+            "keys": keys,
+            "organizations": orgs,
+            "scope_choices": SCOPE_CHOICES,
+            "new_key": new_key,
+            "error": error,
+            "password_error": password_error,
+            "min_password": members.MIN_PASSWORD_LENGTH,
+        },
         status_code=status,
     )
 
@@ -112,6 +129,28 @@ def delete_key(key_id: uuid.UUID, user: UiUser, _: CsrfChecked, session: Session
         raise NotFound("That key does not exist, or it is not yours.")
     session.commit()
     return redirect("/account", "The key was deleted; requests using it now get 401.")
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    user: UiUser,
+    _: CsrfChecked,
+    session: SessionDep,
+    current_password: Annotated[str, Form(max_length=1000)] = "",
+    new_password: Annotated[str, Form(max_length=1000)] = "",
+    confirm_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    if new_password != confirm_password:
+        return _account_page(request, session, user.user_id, password_error="The two new passwords differ.", status=400)
+    try:
+        members.change_password(
+            session, user.user_id, current=current_password, new=new_password,
+            keep_session_key=stored_key(user.session_value),
+        )  # fmt: skip
+    except InvalidInput as exc:
+        return _account_page(request, session, user.user_id, password_error=exc.detail, status=400)
+    return redirect("/account", "Your password was changed; you were signed out everywhere else.")
 
 
 @router.get("/projects")

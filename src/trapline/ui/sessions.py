@@ -31,6 +31,7 @@ __all__ = [
     "end_session",
     "find_session",
     "start_session",
+    "stored_key",
     "tokens_match",
 ]
 
@@ -51,7 +52,8 @@ class SignedIn:
     session_value: str
 
 
-def _hash(value: str) -> str:
+def stored_key(value: str) -> str:
+    """What the database keeps of a session cookie's value."""
     return hashlib.sha256(value.encode()).hexdigest()
 
 
@@ -86,7 +88,9 @@ def start_session(session: Session, user_id: int, *, lifetime: timedelta) -> str
     """A new session for the user; returns the cookie value. The caller commits."""
     value = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(UserSession(secure_value=_hash(value), user_id=user_id, expires_at=now + lifetime, last_seen_at=now))
+    session.add(
+        UserSession(secure_value=stored_key(value), user_id=user_id, expires_at=now + lifetime, last_seen_at=now)
+    )
     # Expired sessions of anyone are deleted here rather than by a timer: sign-ins are rare.
     session.execute(delete(UserSession).where(UserSession.expires_at < now))
     return value
@@ -98,7 +102,7 @@ def find_session(session: Session, value: str, *, lifetime: timedelta, now: date
         return None
     now = now or utcnow()
     row = session.scalar(
-        select(UserSession).where(UserSession.secure_value == _hash(value), UserSession.expires_at > now)
+        select(UserSession).where(UserSession.secure_value == stored_key(value), UserSession.expires_at > now)
     )
     if row is None or not row.user.is_active:
         return None
@@ -113,4 +117,4 @@ def find_session(session: Session, value: str, *, lifetime: timedelta, now: date
 
 
 def end_session(session: Session, value: str) -> None:
-    session.execute(delete(UserSession).where(UserSession.secure_value == _hash(value)))
+    session.execute(delete(UserSession).where(UserSession.secure_value == stored_key(value)))
