@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.ui.conftest import sign_in
 from trapline.cli import main
 from trapline.db import migrate
 from trapline.db.engine import Database
@@ -196,3 +197,26 @@ def test_unsafe_settings_stop_the_command_with_a_message(
     code, _, err = run(capsys, "migrate")
     assert code == 2
     assert err.startswith("trapline: TRAPLINE_SECRET_KEY is too weak")
+
+
+def test_password_lets_a_forgetful_user_back_in(cli_env: Path, capsys: pytest.CaptureFixture[str], client: TestClient):
+    assert bootstrap(capsys)[0] == 0
+    sign_in(client, "ada@example.com", "correct horse")
+    code, out, _ = run(capsys, "password", "--email", "ADA@example.com")
+    assert code == 0
+    new = out.strip().rsplit(": ", 1)[1]
+    assert len(new) >= 12
+    # Signed out everywhere, and only the new password works.
+    assert client.get("/account", follow_redirects=False).status_code == 303
+    sign_in(client, "ada@example.com", new)
+    assert run(capsys, "password", "--email", "ada@example.com", "--password", "chosen-one")[0] == 0
+    sign_in(client, "ada@example.com", "chosen-one")
+
+
+def test_password_refuses_unknown_users_and_short_passwords(cli_env: Path, capsys: pytest.CaptureFixture[str]):
+    code, _, err = run(capsys, "password", "--email", "nobody@example.com")
+    assert (code, err.strip()) == (2, "trapline: There is no user nobody@example.com.")
+    assert bootstrap(capsys)[0] == 0
+    code, _, err = run(capsys, "password", "--email", "ada@example.com", "--password", "short")
+    assert code == 2
+    assert "at least 8 characters" in err

@@ -118,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--json", action="store_true", help="print the result as one JSON object")
     boot.set_defaults(handler=_bootstrap)
 
+    password = commands.add_parser(
+        "password", help="set a user's web UI password (a generated one unless given) and sign them out"
+    )
+    password.add_argument("--email", required=True)
+    password.add_argument("--password", help="the new password (at least 8 characters); generated when left out")
+    password.set_defaults(handler=_password)
+
     demo = commands.add_parser("demo", help="create a demo project once and print how to use it")
     demo.set_defaults(handler=_demo)
 
@@ -293,6 +300,20 @@ def _requeue(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     print(f"{count} queued request(s) will be retried")
+    return 0
+
+
+def _password(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.accounts.members import reset_password
+
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        with db.session(write=True) as session:
+            password = reset_password(session, args.email, args.password)
+    finally:
+        db.dispose()
+    print(f"{args.email.strip().lower()} can now sign in with: {password}")
     return 0
 
 

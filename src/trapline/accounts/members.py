@@ -29,6 +29,7 @@ __all__ = [
     "delete_role",
     "level_of",
     "remove_member",
+    "reset_password",
 ]
 
 LEVELS = ("member", "admin", "owner")
@@ -146,3 +147,18 @@ def change_password(session: Session, user_id: int, *, current: str, new: str, k
         delete(UserSession).where(UserSession.user_id == user_id, UserSession.secure_value != keep_session_key)
     )
     session.commit()
+
+
+def reset_password(session: Session, email: str, password: str | None = None) -> str:
+    """Give the user with this email a new password (generated unless given) and end all of
+    their sessions: the server operator's way back in for someone who forgot theirs."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"There is no user {email.strip().lower()}.")
+    password = password if password is not None else secrets.token_urlsafe(12)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", attr="password")
+    user.password_hash = hash_password(password)
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    session.commit()
+    return password
