@@ -67,6 +67,7 @@ def _page(
             "added": added,
             "error": error,
             "base": _url(project),
+            "roles_base": f"/project/{project.id}/settings/roles",
         },
         status_code=status,
     )
