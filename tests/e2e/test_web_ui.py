@@ -1,5 +1,6 @@
 """The web UI in headless Chromium, on errors a real SDK sent: sign in, read a resolved stack,
-resolve, suppress with a rule, merge two issues and split one back out.
+resolve, suppress with a rule, merge two issues and split one back out; and the same
+pages read and act without JavaScript.
 
 The shop page is a minified esbuild bundle of posthog-js and our code, its source maps
 uploaded with `trapline sourcemap process`, so the issue page shows the original files and
@@ -207,5 +208,17 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
             shot(ui, "api-keys")
             # Our own script runs under the pages' content security policy, without errors.
             assert complaints == []
+
+            # Without JavaScript the pages still read, and their forms still work.
+            plain = browser.new_context(java_script_enabled=False, viewport={"width": 1360, "height": 900})
+            plain.add_cookies(ui.context.cookies())
+            page = plain.new_page()
+            page.goto(f"{inbox_url}?status=resolved")
+            page.get_by_role("link", name="RangeError", exact=True).click()
+            expect(page.locator("article.exception").first).to_contain_text("validateQuantity")
+            page.get_by_role("button", name="Reopen").click()
+            expect(page.locator(".notice")).to_be_visible()
+            expect(page.locator(".badge.active").first).to_be_visible()
+            plain.close()
         finally:
             browser.close()
