@@ -230,7 +230,23 @@ def make_sets(app: FastAPI, database: Database, project_id: int) -> dict[str, Sy
 
 
 def listed_refs(html: str) -> list[str]:
-    return re.findall(r'<td class="ref mono">([^<]+)</td>', html)
+    return re.findall(r'<td class="ref mono">(?:<a [^>]*>)?([^<]+)', html)
+
+
+def test_an_uploaded_symbol_set_downloads(ui: TestClient, tenant: Tenant, app: FastAPI, database: Database):
+    sets = make_sets(app, database, tenant.project_id)
+    base = f"/project/{tenant.project_id}/settings/symbol-sets"
+    page = ui.get(base).text
+    uploaded, missing = sets["uploaded"].id, sets["missing"].id
+    assert f'href="{base}/{uploaded}/download"' in page
+    assert f'href="{base}/{missing}/download"' not in page  # nothing to download
+    answer = ui.get(f"{base}/{uploaded}/download", follow_redirects=False)
+    assert answer.status_code == 303
+    # The local store's presigned URL, served by Trapline itself.
+    assert ui.get(answer.headers["location"]).content == b"posthog_error_tracking..."
+    none = ui.get(f"{base}/{missing}/download")
+    assert none.status_code == 404
+    assert "no uploaded file" in none.text
 
 
 def test_symbol_sets_are_listed_with_their_state(ui: TestClient, tenant: Tenant, app: FastAPI, database: Database):

@@ -199,10 +199,7 @@ def destroy(id: str, project: WriteProject, session: SessionDep, store: ObjectSt
     responses=_ERRORS, summary="A URL to download the symbol set's file, valid for an hour",
 )  # fmt: skip
 def download(id: str, project: ReadProject, session: SessionDep, store: ObjectStoreDep) -> dict[str, Any]:
-    row = service.get_symbol_set(session, project.id, id)
-    if row.storage_ptr is None or row.content_hash is None:
-        raise NotFound("Symbol set has no uploaded file.")
-    return {"url": store.presigned_get(row.storage_ptr, expires_in=service.DOWNLOAD_EXPIRES_IN)}
+    return {"url": service.download_url(store, service.get_symbol_set(session, project.id, id))}
 
 
 @router.put(

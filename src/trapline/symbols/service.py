@@ -34,6 +34,7 @@ __all__ = [
     "Started",
     "check_uploads",
     "delete_symbol_sets",
+    "download_url",
     "finish_single_upload",
     "finish_uploads",
     "get_symbol_set",
@@ -79,6 +80,13 @@ def get_symbol_set(session: Session, project_id: int, set_id: str) -> SymbolSet:
     if found is None:
         raise NotFound()
     return found
+
+
+def download_url(store: ObjectStore, row: SymbolSet) -> str:
+    """A presigned URL for the set's uploaded file, valid for an hour."""
+    if row.storage_ptr is None or row.content_hash is None:
+        raise NotFound("Symbol set has no uploaded file.")
+    return store.presigned_get(row.storage_ptr, expires_in=DOWNLOAD_EXPIRES_IN)
 
 
 def list_query(

@@ -9,6 +9,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from trapline.api.deps import ObjectStoreDep, SessionDep, SettingsDep
@@ -125,6 +126,13 @@ def symbol_sets_delete(
 ) -> Response:
     deleted = _delete_sets(session, store, project.id, ids or [])
     return redirect(_symbols_url(project.id, status, search), _deleted_notice(deleted))
+
+
+@router.get("/project/{project_id}/settings/symbol-sets/{set_id}/download", name="ui_symbol_set_download")
+def symbol_set_download(project: UiProject, session: SessionDep, store: ObjectStoreDep, set_id: str) -> Response:
+    # The browser follows to the store's presigned URL (ours for a local folder, S3's otherwise).
+    url = symbols.download_url(store, symbols.get_symbol_set(session, project.id, set_id))
+    return RedirectResponse(url, status_code=303)
 
 
 @router.post("/project/{project_id}/settings/symbol-sets/{set_id}/delete", name="ui_symbol_set_delete")
