@@ -286,6 +286,42 @@ def _event_conditions(events: FromClause, project_id: int, flt: IssueFilter) -> 
     return conditions
 
 
+def _fingerprints_of(project_id: int, issue_ids: Sequence[uuid.UUID]) -> Select[Any]:
+    """The fingerprints that belong to these issues now."""
+    return select(_fingerprint.c.fingerprint).where(
+        _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(issue_ids))
+    )
+
+
+def _grouped_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:
+    """The filter's conditions on events alone, its issues named by their fingerprints: what
+    lets a query walk the (project_id, fingerprint, …) index for just those issues."""
+    conditions = _event_conditions(_event, project_id, flt)
+    if flt.issue_ids is not None:
+        conditions.append(_event.c.fingerprint.in_(_fingerprints_of(project_id, flt.issue_ids)))
+    return conditions
+
+
+def _distinct_pairs(conditions: Sequence[ColumnElement[bool]], column: Any) -> Any:
+    """(fingerprint, who) made distinct per fingerprint: the step that keeps distinct users
+    and sessions exact across the several fingerprints of a merged issue. A NULL ``who`` is
+    kept (count(DISTINCT) skips it): a fingerprint without sessions still lists its issue."""
+    return (
+        select(_event.c.fingerprint.label("fingerprint"), column.label("who"))
+        .where(*conditions)
+        .group_by(_event.c.fingerprint, column)
+        .subquery("pairs")
+    )
+
+
+def _with_issue(grouped: Any, project_id: int) -> Any:
+    """Rows keyed by fingerprint joined to the fingerprint table, which names their issue."""
+    return grouped.join(
+        _fingerprint,
+        and_(_fingerprint.c.project_id == project_id, _fingerprint.c.fingerprint == grouped.c.fingerprint),
+    )
+
+
 def _events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> tuple[Any, list[ColumnElement[bool]]]:
     """The events joined to the fingerprint table (which names their issue), and conditions."""
     joined = events.join(
@@ -297,10 +333,7 @@ def _events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> 
         conditions.append(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
         # The same restriction on the events' side lets the planner walk the fingerprint index
         # for just these issues instead of every event in the range.
-        owned = select(_fingerprint.c.fingerprint).where(
-            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids))
-        )
-        conditions.append(events.c.fingerprint.in_(owned.scalar_subquery()))
+        conditions.append(events.c.fingerprint.in_(_fingerprints_of(project_id, flt.issue_ids)))
     return joined, conditions
 
 
@@ -340,20 +373,10 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
     Distinct users and sessions are made distinct per fingerprint first and then per issue,
     which stays exact when a merged issue has several fingerprints.
     """
-    conditions = _event_conditions(_event, project_id, flt)
-    if flt.issue_ids is not None:
-        owned = select(_fingerprint.c.fingerprint).where(
-            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids))
-        )
-        conditions.append(_event.c.fingerprint.in_(owned))
+    conditions = _grouped_conditions(project_id, flt)
     if order_by in ("users", "sessions"):
         column = _event.c.distinct_id if order_by == "users" else func.nullif(_event.c.session_id, "")
-        per_fingerprint = (
-            select(_event.c.fingerprint.label("fingerprint"), column.label("who"))
-            .where(*conditions)
-            .group_by(_event.c.fingerprint, column)
-            .subquery("per_fingerprint")
-        )
+        per_fingerprint = _distinct_pairs(conditions, column)
         value: Any = func.count(distinct(per_fingerprint.c.who))
     else:
         measure = {
@@ -372,15 +395,7 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
         value = combined[order_by]
     return (
         select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
-        .select_from(
-            per_fingerprint.join(
-                _fingerprint,
-                and_(
-                    _fingerprint.c.project_id == project_id,
-                    _fingerprint.c.fingerprint == per_fingerprint.c.fingerprint,
-                ),
-            )
-        )
+        .select_from(_with_issue(per_fingerprint, project_id))
         .group_by(_fingerprint.c.issue_id)
         .subquery("ordered")
     )
@@ -548,12 +563,11 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
     fingerprint (nearly all) takes its distinct users and sessions from that group; for one
     with several (merged), distinct pairs are counted again across them.
     """
-    conditions = _event_conditions(_event, project_id, flt)
-    owned = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(_fingerprint.c.project_id == project_id)
+    conditions = _grouped_conditions(project_id, flt)
+    owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(_fingerprint.c.project_id == project_id)
     if flt.issue_ids is not None:
-        owned = owned.where(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
-        conditions.append(_event.c.fingerprint.in_(select(owned.subquery().c.fingerprint)))
-    issue_of = {row.fingerprint: row.issue_id for row in session.execute(owned)}
+        owners = owners.where(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+    issue_of = {row.fingerprint: row.issue_id for row in session.execute(owners)}
     session_of = func.nullif(_event.c.session_id, "")
     groups: dict[uuid.UUID, list[Any]] = {}
     for row in session.execute(
@@ -592,20 +606,10 @@ def _distinct_per_issue(
     """Distinct values of ``column`` per issue, over all of each issue's fingerprints."""
     if not issue_ids:
         return {}
-    pairs = (
-        select(_event.c.fingerprint.label("fingerprint"), column.label("who"))
-        .where(*conditions, column.is_not(None))
-        .group_by(_event.c.fingerprint, column)
-        .subquery("pairs")
-    )
+    pairs = _distinct_pairs(conditions, column)
     rows = session.execute(
         select(_fingerprint.c.issue_id, func.count(distinct(pairs.c.who)))
-        .select_from(
-            pairs.join(
-                _fingerprint,
-                and_(_fingerprint.c.project_id == project_id, _fingerprint.c.fingerprint == pairs.c.fingerprint),
-            )
-        )
+        .select_from(_with_issue(pairs, project_id))
         .where(_fingerprint.c.issue_id.in_(issue_ids))
         .group_by(_fingerprint.c.issue_id)
     )
@@ -857,9 +861,7 @@ Step = Literal["newest", "oldest", "newer", "older"]
 
 
 def _owned_fingerprints(project_id: int, issue_id: uuid.UUID, fingerprint: str | None = None) -> Select[Any]:
-    owned = select(_fingerprint.c.fingerprint).where(
-        _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id == issue_id
-    )
+    owned = _fingerprints_of(project_id, [issue_id])
     return owned.where(_fingerprint.c.fingerprint == fingerprint) if fingerprint is not None else owned
 
 
