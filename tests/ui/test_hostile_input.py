@@ -12,22 +12,8 @@ from tests.factories import Tenant
 from tests.issue_data import make_event, make_issue
 from tests.ui.conftest import csrf_of
 from trapline.db.engine import Database
-from trapline.ui import (
-    account,
-    auth,
-    autocapture_page,
-    inbox,
-    issue_page,
-    members_page,
-    releases_page,
-    rules_pages,
-    sdk_page,
-    symbols_page,
-)
+from trapline.ui import PAGES
 
-PAGES = (
-    auth, account, inbox, issue_page, rules_pages, autocapture_page, symbols_page, releases_page, sdk_page, members_page
-)  # fmt: skip
 ROUTES = [
     (method, route.path)
     for module in PAGES

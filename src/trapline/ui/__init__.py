@@ -26,22 +26,17 @@ from trapline.ui.errors import error_page
 from trapline.ui.render import STATIC_DIR
 from trapline.ui.throttle import LoginThrottle
 
-__all__ = ["error_page", "install"]
+__all__ = ["PAGES", "error_page", "install"]
+
+
+# Every page module; each owns one router.
+PAGES = (
+    auth, account, inbox, issue_page, rules_pages, autocapture_page, symbols_page, releases_page, sdk_page, members_page
+)  # fmt: skip
 
 
 def install(app: FastAPI) -> None:
-    for module in (
-        auth,
-        account,
-        inbox,
-        issue_page,
-        rules_pages,
-        autocapture_page,
-        symbols_page,
-        releases_page,
-        sdk_page,
-        members_page,
-    ):
+    for module in PAGES:
         app.include_router(module.router)
     app.state.login_throttle = LoginThrottle()
     app.mount("/assets", StaticFiles(directory=STATIC_DIR), name="ui-assets")
