@@ -162,24 +162,26 @@ def _not_found(request: Request, what: str) -> Response:
 _UNKNOWN_TOKEN = "Project API key invalid. You can find your project API key in your project settings."
 
 
-@router.get("/array/{token}/config.js")
-async def config_js(token: str, request: Request) -> Response:
+async def _config(request: Request, token: str, *, script: bool) -> Response:
     entry = await _entry(request, token)
     if entry.settings is None:
         return _not_found(request, _UNKNOWN_TOKEN)
-    response = Response(entry.script, media_type="application/javascript")
+    if script:
+        response = Response(entry.script, media_type="application/javascript")
+    else:
+        response = Response(entry.body, media_type="application/json")
     response.headers["cache-control"] = f"public, max-age={int(CONFIG_TTL_SECONDS)}"
     return _cors(request, response)
+
+
+@router.get("/array/{token}/config.js")
+async def config_js(token: str, request: Request) -> Response:
+    return await _config(request, token, script=True)
 
 
 @router.get("/array/{token}/config")
 async def config_json(token: str, request: Request) -> Response:
-    entry = await _entry(request, token)
-    if entry.settings is None:
-        return _not_found(request, _UNKNOWN_TOKEN)
-    response = Response(entry.body, media_type="application/json")
-    response.headers["cache-control"] = f"public, max-age={int(CONFIG_TTL_SECONDS)}"
-    return _cors(request, response)
+    return await _config(request, token, script=False)
 
 
 async def _flags(request: Request, *, with_config: bool) -> Response:
