@@ -49,18 +49,10 @@ add_shared_rule_routes(router, model=AssignmentRule, resource=RESOURCE, out=Assi
     summary="Create an assignment rule",
 )
 def create(project: WriteProject, session: SessionDep, body: AssignmentRuleCreate) -> dict[str, Any]:
-    user_id, role_id = service.resolve_assignee(
-        session, project.organization_id, (body.assignee.type, body.assignee.id)
-    )
-    rule = AssignmentRule(
-        project_id=project.id,
-        filters=body.filters,
-        order_key=body.order_key,
-        user_id=user_id,
-        role_id=role_id,
-    )
-    session.add(rule)
-    session.commit()
+    rule = service.create_rule(
+        session, AssignmentRule, project.id, project.organization_id,
+        filters=body.filters, order_key=body.order_key, assignee=(body.assignee.type, body.assignee.id),
+    )  # fmt: skip
     return serialize(session, [rule])[0]
 
 

@@ -55,21 +55,11 @@ add_shared_rule_routes(router, model=GroupingRule, resource=RESOURCE, out=Groupi
     summary="Create a grouping rule",
 )
 def create(project: WriteProject, session: SessionDep, body: GroupingRuleCreate) -> dict[str, Any]:
-    user_id, role_id = (None, None)
-    if body.assignee is not None:
-        user_id, role_id = service.resolve_assignee(
-            session, project.organization_id, (body.assignee.type, body.assignee.id)
-        )
-    rule = GroupingRule(
-        project_id=project.id,
-        filters=body.filters,
-        order_key=body.order_key,
-        description=body.description,
-        user_id=user_id,
-        role_id=role_id,
-    )
-    session.add(rule)
-    session.commit()
+    rule = service.create_rule(
+        session, GroupingRule, project.id, project.organization_id,
+        filters=body.filters, order_key=body.order_key, description=body.description,
+        assignee=(body.assignee.type, body.assignee.id) if body.assignee is not None else None,
+    )  # fmt: skip
     return serialize(session, [rule])[0]
 
 

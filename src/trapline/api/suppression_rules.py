@@ -50,14 +50,11 @@ add_shared_rule_routes(router, model=SuppressionRule, resource=RESOURCE, out=Sup
     summary="Create a suppression rule",
 )
 def create(project: WriteProject, session: SessionDep, body: SuppressionRuleCreate) -> dict[str, Any]:
-    rule = SuppressionRule(
-        project_id=project.id,
+    rule = service.create_rule(
+        session, SuppressionRule, project.id, project.organization_id,
         filters=body.filters if body.filters is not None else dict(MATCH_ALL),
-        order_key=body.order_key,
-        sampling_rate=body.sampling_rate,
-    )
-    session.add(rule)
-    session.commit()
+        order_key=body.order_key, sampling_rate=body.sampling_rate,
+    )  # fmt: skip
     return serialize(session, [rule])[0]
 
 

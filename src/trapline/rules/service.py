@@ -18,6 +18,7 @@ from trapline.rules.models import AssignmentRule, GroupingRule, Rule, Suppressio
 __all__ = [
     "Assignee",
     "assignee_of",
+    "create_rule",
     "custom_rule_fingerprint",
     "delete_rule",
     "get_rule",
@@ -73,6 +74,26 @@ def resolve_assignee(
     if role is None:
         raise InvalidInput("Assignee role does not belong to this organization.", attr="assignee__id")
     return None, uuid.UUID(str(ident))
+
+
+def create_rule(
+    session: Session,
+    model: type[R],
+    project_id: int,
+    organization_id: uuid.UUID,
+    *,
+    filters: Any,
+    order_key: int,
+    assignee: Assignee | None = None,
+    **fields: Any,
+) -> R:
+    """Add and commit a rule of any kind; an assignee must belong to the organization."""
+    if assignee is not None:
+        fields["user_id"], fields["role_id"] = resolve_assignee(session, organization_id, assignee)
+    rule = model(project_id=project_id, filters=filters, order_key=order_key, **fields)
+    session.add(rule)
+    session.commit()
+    return rule
 
 
 def assignee_of(rule: GroupingRule | AssignmentRule) -> dict[str, Any] | None:

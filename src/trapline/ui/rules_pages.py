@@ -383,28 +383,19 @@ def _assignee_ids(session: Session, project: Project, assignee: Any) -> tuple[in
 
 def _create(session: Session, project: Project, kind: RuleKind, body: Any) -> Any:
     """What ``api/<kind>_rules.create`` does with the same validated body."""
-    rule: Any
     if kind.key == "suppression":
-        rule = SuppressionRule(
-            project_id=project.id,
-            filters=body.filters if body.filters is not None else dict(MATCH_ALL),
-            order_key=body.order_key,
-            sampling_rate=body.sampling_rate,
-        )
+        fields: dict[str, Any] = {
+            "filters": body.filters if body.filters is not None else dict(MATCH_ALL),
+            "sampling_rate": body.sampling_rate,
+        }
     else:
-        user_id, role_id = _assignee_ids(session, project, body.assignee)
-        extra = {"description": body.description} if kind.key == "grouping" else {}
-        rule = kind.model(
-            project_id=project.id,
-            filters=body.filters,
-            order_key=body.order_key,
-            user_id=user_id,
-            role_id=role_id,
-            **extra,
-        )
-    session.add(rule)
-    session.commit()
-    return rule
+        assignee = body.assignee
+        fields = {"filters": body.filters, "assignee": (assignee.type, assignee.id) if assignee is not None else None}
+        if kind.key == "grouping":
+            fields["description"] = body.description
+    return service.create_rule(
+        session, kind.model, project.id, project.organization_id, order_key=body.order_key, **fields
+    )
 
 
 def _update(session: Session, project: Project, kind: RuleKind, rule: Any, body: Any) -> None:
