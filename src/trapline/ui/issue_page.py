@@ -347,8 +347,12 @@ def _steps(session: Session, project_id: int, issue_id: uuid.UUID, event: Except
     )
 
 
+def _find_issue(session: Session, project_id: int, issue_id: uuid.UUID) -> Issue | None:
+    return session.scalar(select(Issue).where(Issue.project_id == project_id, Issue.id == issue_id))
+
+
 def _issue(session: Session, project_id: int, issue_id: str) -> Issue:
-    issue = session.scalar(select(Issue).where(Issue.project_id == project_id, Issue.id == parse_issue_id(issue_id)))
+    issue = _find_issue(session, project_id, parse_issue_id(issue_id))
     if issue is None:
         raise NotFound("There is no such issue in this project. It may have been merged into another issue.")
     return issue
@@ -372,13 +376,13 @@ def issue_page(
     frames: Annotated[str, Query(max_length=10)] = "app",
     order: Annotated[str, Query(max_length=10)] = "oldest",
 ) -> Response:
-    found = session.scalar(select(Issue).where(Issue.project_id == project.id, Issue.id == parse_issue_id(issue_id)))
-    if found is None:
-        target = queries.merged_into(session, project.id, parse_issue_id(issue_id))
+    ident = parse_issue_id(issue_id)
+    issue = _find_issue(session, project.id, ident)
+    if issue is None:
+        target = queries.merged_into(session, project.id, ident)
         if target is None:
             raise NotFound("There is no such issue in this project.")
         return redirect(_issue_url(project.id, target), "That issue was merged into this one.")
-    issue = found
     wanted = _parse_event_id(event)
     date_range, bounds = chart_range(date_from, utcnow())
     [summary] = queries.summarize(session, project.id, IssueFilter.over(date_range), [issue.id])
