@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
 from tests.factories import Tenant
 from tests.ui.conftest import csrf_of, user_email
+from trapline.accounts.models import UserSession
 from trapline.db.engine import Database
+from trapline.db.types import utcnow
 from trapline.ui.auth import safe_next
 from trapline.ui.render import redirect
 from trapline.ui.sessions import COOKIE
@@ -218,3 +222,24 @@ def test_forms_from_the_public_url_pass_behind_a_proxy(ui: TestClient):
         follow_redirects=False,
     )
     assert answer.status_code == 303
+
+
+def test_use_slides_the_expiry_every_few_minutes(ui: TestClient, database: Database):
+    def stored() -> UserSession:
+        with database.session(write=False) as session:
+            row = session.scalar(select(UserSession))
+            assert row is not None
+            return row
+
+    fresh = stored()
+    assert ui.get("/account").status_code == 200
+    assert stored().expires_at == fresh.expires_at  # just signed in: nothing to write
+    with database.session(write=True) as session:
+        session.execute(
+            update(UserSession).values(
+                last_seen_at=utcnow() - timedelta(hours=1), expires_at=utcnow() + timedelta(hours=1)
+            )
+        )
+        session.commit()
+    assert ui.get("/account").status_code == 200
+    assert stored().expires_at > utcnow() + timedelta(days=13)  # pushed out to a full lifetime again

@@ -58,13 +58,11 @@ def _login_form(request: Request, next_url: str, *, error: str = "", email: str 
 
 
 @router.get("/login")
-def login_page(
-    request: Request, db: DatabaseDep, settings: SettingsDep, next: Annotated[str, Query()] = "/"
-) -> Response:
+def login_page(request: Request, db: DatabaseDep, next: Annotated[str, Query()] = "/") -> Response:
     value = request.cookies.get(COOKIE, "")
     if value:
-        with db.session(write=True) as session:
-            if find_session(session, value, lifetime=session_lifetime(settings)) is not None:
+        with db.session(write=False) as session:
+            if find_session(session, value) is not None:
                 return RedirectResponse(safe_next(next), status_code=303)
     return _login_form(request, safe_next(next))
 

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from trapline.accounts.models import Membership, Organization
 from trapline.api.deps import DatabaseDep, SessionDep, SettingsDep
+from trapline.db.types import utcnow
 from trapline.errors import NotFound, PermissionDenied
 from trapline.projects.models import Project
 from trapline.settings import Settings
-from trapline.ui.sessions import COOKIE, SignedIn, csrf_token, find_session, tokens_match
+from trapline.ui.sessions import COOKIE, SignedIn, csrf_token, find_session, needs_touch, tokens_match, touch_session
 
 __all__ = [
     "CSRF_FIELD",
@@ -69,12 +70,18 @@ def user_projects(session: Session, user_id: int) -> list[ProjectChoice]:
 
 def _signed_in(request: Request, db: DatabaseDep, settings: SettingsDep) -> SignedIn:
     value = request.cookies.get(COOKIE, "")
-    with db.session(write=True) as session:
-        user = find_session(session, value, lifetime=session_lifetime(settings)) if value else None
+    # A read session: on SQLite a write one would take the database's write lock, which
+    # ingestion needs, on every page view. The sliding expiry is written every few minutes.
+    with db.session(write=False) as session:
+        user = find_session(session, value) if value else None
         if user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise LoginRequired(target)
         projects = user_projects(session, user.user_id)
+    now = utcnow()
+    if needs_touch(user, now):
+        with db.session(write=True) as session:
+            touch_session(session, value, lifetime=session_lifetime(settings), now=now)
     request.state.ui_user = user
     request.state.ui_csrf = csrf_token(settings.secret_key.get_secret_value() if settings.secret_key else "", value)
     request.state.ui_projects = projects

@@ -30,9 +30,11 @@ __all__ = [
     "csrf_token",
     "end_session",
     "find_session",
+    "needs_touch",
     "start_session",
     "stored_key",
     "tokens_match",
+    "touch_session",
 ]
 
 COOKIE = "trapline_session"
@@ -50,6 +52,7 @@ class SignedIn:
     email: str
     name: str
     session_value: str
+    last_seen_at: datetime
 
 
 def stored_key(value: str) -> str:
@@ -96,8 +99,8 @@ def start_session(session: Session, user_id: int, *, lifetime: timedelta) -> str
     return value
 
 
-def find_session(session: Session, value: str, *, lifetime: timedelta, now: datetime | None = None) -> SignedIn | None:
-    """Who the cookie signs in, if its session is live; slides the expiry on use."""
+def find_session(session: Session, value: str, *, now: datetime | None = None) -> SignedIn | None:
+    """Who the cookie signs in, if its session is live. Only reads: see ``touch_session``."""
     if not value or len(value) > 100:
         return None
     now = now or utcnow()
@@ -106,14 +109,27 @@ def find_session(session: Session, value: str, *, lifetime: timedelta, now: date
     )
     if row is None or not row.user.is_active:
         return None
-    if now - row.last_seen_at >= _TOUCH_EVERY:
-        session.execute(
-            update(UserSession)
-            .where(UserSession.secure_value == row.secure_value)
-            .values(last_seen_at=now, expires_at=now + lifetime)
-        )
-        session.commit()
-    return SignedIn(user_id=row.user_id, email=row.user.email, name=row.user.first_name, session_value=value)
+    return SignedIn(
+        user_id=row.user_id,
+        email=row.user.email,
+        name=row.user.first_name,
+        session_value=value,
+        last_seen_at=row.last_seen_at,
+    )
+
+
+def needs_touch(signed_in: SignedIn, now: datetime) -> bool:
+    return now - signed_in.last_seen_at >= _TOUCH_EVERY
+
+
+def touch_session(session: Session, value: str, *, lifetime: timedelta, now: datetime) -> None:
+    """Slide the session's expiry from now; the caller knows ``needs_touch`` said so."""
+    session.execute(
+        update(UserSession)
+        .where(UserSession.secure_value == stored_key(value))
+        .values(last_seen_at=now, expires_at=now + lifetime)
+    )
+    session.commit()
 
 
 def end_session(session: Session, value: str) -> None:
