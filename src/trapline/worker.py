@@ -122,6 +122,7 @@ class Worker:
         except Exception:
             log.exception("could not check for dead workers")
         next_prune = 0.0
+        total = BatchResult()
         while not stop.is_set():
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
@@ -135,9 +136,14 @@ class Worker:
                 log.exception("worker could not claim a batch")
                 stop.wait(self.options.idle_wait_seconds)
                 continue
+            total = total + result
             if not result.requests and not result.failed_requests:
                 stop.wait(self.options.idle_wait_seconds)
-        log.info("worker stopped", extra={"worker": self.id})
+        # What this worker did over its life: operators read it, and tests count on it.
+        log.info(
+            "worker stopped",
+            extra={"worker": self.id, "requests": total.requests, "events": total.events, "stored": total.stored},
+        )
 
     def _park(self, rows: list[queue.Claimed], exc: BaseException) -> None:
         log.error(
