@@ -468,3 +468,45 @@ def test_fingerprint_rows_keep_first_and_last_seen(client: TestClient, tenant: T
     with database.session(write=False) as session:
         [row] = session.scalars(select(IssueFingerprint))
     assert (row.occurrences, row.first_seen.day, row.last_seen and row.last_seen.day) == (2, 20, 21)
+
+
+def test_a_client_fingerprint_with_a_nul_is_stored_and_found_by_it(
+    client: TestClient, tenant: Tenant, database: Database
+):
+    # PostgreSQL text cannot hold NUL: the pipeline stores U+FFFD, and a lookup by the value
+    # the client sent finds it there.
+    send(client, tenant, database, exception_event(exception("ValueError"), **{"$exception_fingerprint": "a\x00b"}))
+    [row] = stored(database)
+    assert row.fingerprint == "a\ufffdb"
+    response = client.get(
+        f"/api/projects/{tenant.project_id}/error_tracking/fingerprints/resolve",
+        params={"fingerprint": "a\x00b"},
+        headers=tenant.headers(),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["issue_id"] == row.properties["$exception_issue_id"]
+
+
+def test_nul_anywhere_in_an_event_is_stored_as_a_replacement_character(
+    client: TestClient, tenant: Tenant, database: Database
+):
+    event = exception_event(
+        exception("ValueError", "bad\x00value"),
+        **{
+            "$session_id": "s\x00",
+            "$current_url": "https://example.com/\x00",
+            "$release": "1.0\x00",
+            "plan\x00": ["pro\x00", {"nested\x00": "deep\x00"}],
+        },
+    )
+    event["distinct_id"] = "user\x00"
+    send(client, tenant, database, event)
+    [row] = stored(database)  # on PostgreSQL, one NUL anywhere used to fail the whole batch
+    props = row.properties
+    assert (row.distinct_id, row.session_id) == ("user\ufffd", "s\ufffd")
+    assert props["$current_url"] == "https://example.com/\ufffd"
+    assert props["$release"] == "1.0\ufffd"
+    assert props["plan\ufffd"] == ["pro\ufffd", {"nested\ufffd": "deep\ufffd"}]
+    # The exception list keeps cymbal's own rule (NUL replaced there too).
+    assert props["$exception_list"][0]["value"] == "bad\ufffdvalue"
+    assert only_issue(client, tenant)["description"] == "bad\ufffdvalue"

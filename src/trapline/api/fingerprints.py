@@ -13,6 +13,7 @@ from trapline.api.pagination import PageParamsDep, paginate
 from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
 from trapline.api.schemas.common import Page
 from trapline.api.schemas.fingerprints import FingerprintOut
+from trapline.db.types import storable_text
 from trapline.errors import InvalidInput, NotFound
 from trapline.issues.models import IssueFingerprint
 
@@ -63,7 +64,7 @@ def resolve(
         raise InvalidInput("fingerprint query parameter is required")
     fp = session.scalar(
         select(IssueFingerprint).where(
-            IssueFingerprint.project_id == project.id, IssueFingerprint.fingerprint == fingerprint
+            IssueFingerprint.project_id == project.id, IssueFingerprint.fingerprint == storable_text(fingerprint)
         )
     )
     if fp is None:

@@ -26,6 +26,7 @@ from trapline.api.schemas.query import (
     IssuesQuery,
     IssuesQueryOut,
 )
+from trapline.db.types import storable_text
 from trapline.events.models import ExceptionEvent
 from trapline.issues import queries
 from trapline.issues.queries import DateRange, IssueFilter, IssueSummary
@@ -242,7 +243,7 @@ def _list_entry(summary: IssueSummary) -> dict[str, Any]:
 
 def _texts(value: str | list[str] | None) -> list[str]:
     values = [value] if isinstance(value, str) else value or []
-    return [queries.text_param(text) for text in values]
+    return [storable_text(text) for text in values]
 
 
 def _page(results: list[dict[str, Any]], more: bool, limit: int, offset: int) -> dict[str, Any]:
@@ -270,7 +271,7 @@ def issues(project: ReadProject, session: SessionDep, body: IssuesQuery) -> dict
         search=queries.search_tokens(search, attr="searchQuery"),
         libraries=_texts(body.library),
         fingerprints=_texts(body.fingerprint),
-        url=queries.text_param(body.url) if body.url else None,
+        url=storable_text(body.url) if body.url else None,
     )
     stmt = queries.issue_order(project.id, flt, order_by=body.orderBy, direction=body.orderDirection)
     # One row more than asked for tells whether there is a next page, without a count.

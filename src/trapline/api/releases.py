@@ -13,6 +13,7 @@ from trapline.api.pagination import PageParamsDep, paginate
 from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
 from trapline.api.schemas.common import Page
 from trapline.api.schemas.releases import ReleaseOut, ReleaseWrite
+from trapline.db.types import storable_text
 from trapline.errors import NotFound
 from trapline.releases import service
 from trapline.releases.models import Release
@@ -63,7 +64,9 @@ def create(project: WriteProject, session: SessionDep, body: ReleaseWrite) -> di
 
 @router.get("/hash/{hash_id}", name=f"error_tracking_{RESOURCE}_by_hash", response_model=ReleaseOut, responses=_ERRORS)
 def by_hash(hash_id: str, project: ReadProject, session: SessionDep) -> dict[str, Any]:
-    release = session.scalar(select(Release).where(Release.project_id == project.id, Release.hash_id == hash_id))
+    release = session.scalar(
+        select(Release).where(Release.project_id == project.id, Release.hash_id == storable_text(hash_id))
+    )
     if release is None:
         raise NotFound()
     return serialize(release)

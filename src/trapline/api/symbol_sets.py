@@ -25,8 +25,8 @@ from trapline.api.schemas.symbol_sets import (
     SuccessOut,
     SymbolSetOut,
 )
+from trapline.db.types import storable_text
 from trapline.errors import InvalidInput, NotFound
-from trapline.issues.queries import text_param
 from trapline.symbols import service
 from trapline.symbols.models import SymbolSet
 
@@ -76,7 +76,7 @@ def list_(
     order_by: Annotated[str | None, Query(description="±created_at (default -created_at), ±ref, ±last_used.")] = None,
 ) -> dict[str, Any]:
     # Stored text never holds NUL (PostgreSQL cannot): searched for, it is U+FFFD, as stored.
-    ref, search = (None if v is None else text_param(v) for v in (ref, search))
+    ref, search = (None if v is None else storable_text(v) for v in (ref, search))
     stmt = service.list_query(project.id, ref=ref, search=search, status=status, order_by=order_by)
     return paginate(session, stmt, dataclasses.replace(page, limit=min(page.limit, MAX_LIMIT)), serialize)
 

@@ -11,11 +11,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSONType", "TextDecimal", "UTCDateTime", "utcnow"]
+__all__ = ["JSONType", "TextDecimal", "UTCDateTime", "storable_text", "utcnow"]
 
 # JSONB on PostgreSQL (indexable, compact); SQLite stores the JSON text. Python None is SQL
 # NULL, not the JSON value null: "disabled_data IS NULL" must be true after `= None`.
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def storable_text(value: str) -> str:
+    """``value`` as Trapline stores text: PostgreSQL text and JSONB cannot hold NUL, so the
+    pipeline stores U+FFFD in its place (on SQLite too, so that both group and search alike),
+    and a value compared with stored text (a search, a lookup) goes through this as well."""
+    return value.replace("\x00", "\ufffd")
 
 
 def utcnow() -> datetime:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, FromClause, Select, and_, case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from trapline.db.types import utcnow
+from trapline.db.types import storable_text, utcnow
 from trapline.errors import InvalidInput, NotFound
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint, MergedIssue
@@ -72,7 +72,6 @@ __all__ = [
     "search_tokens",
     "step_event",
     "summarize",
-    "text_param",
 ]
 
 OrderKey = Literal["last_seen", "first_seen", "occurrences", "users", "sessions"]
@@ -107,16 +106,10 @@ def search_tokens(query: str | None, *, attr: str | None = None) -> list[str]:
     if not query:
         return []
     tokens = [token.strip("'\"").lower() for token in _TOKEN.findall(query)]
-    tokens = [text_param(token) for token in tokens if token]
+    tokens = [storable_text(token) for token in tokens if token]
     if len(tokens) > MAX_SEARCH_TOKENS:
         raise InvalidInput("Too many search tokens", attr=attr)
     return tokens
-
-
-def text_param(value: str) -> str:
-    """``value`` made comparable with stored text: PostgreSQL text cannot hold NUL, and the
-    pipeline stores NUL as U+FFFD, so a NUL searched for is that character."""
-    return value.replace("\x00", "\ufffd")
 
 
 def _like_pattern(value: str) -> str:
@@ -788,7 +781,7 @@ def fingerprint_owner(session: Session, project_id: int, fingerprint: str) -> uu
     """The issue a fingerprint belongs to now, if it is known."""
     return session.scalar(
         select(IssueFingerprint.issue_id).where(
-            IssueFingerprint.project_id == project_id, IssueFingerprint.fingerprint == text_param(fingerprint)
+            IssueFingerprint.project_id == project_id, IssueFingerprint.fingerprint == storable_text(fingerprint)
         )
     )
 
@@ -809,7 +802,7 @@ def issue_values(session: Session, project_id: int, key: str | None, value: str 
         .where(
             _issue.c.project_id == project_id,
             column.is_not(None),
-            column.ilike(_like_pattern(text_param(value)), escape="\\"),
+            column.ilike(_like_pattern(storable_text(value)), escape="\\"),
         )
         .order_by(column)
         .limit(VALUES_LIMIT)

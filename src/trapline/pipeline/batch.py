@@ -16,6 +16,7 @@ from uuid import UUID
 
 import orjson
 
+from trapline.db.types import storable_text
 from trapline.events.queue import Claimed
 from trapline.events.times import event_time, parse_timestamp
 from trapline.ids import uuid7
@@ -80,9 +81,44 @@ def items_from_queue(rows: Sequence[Claimed]) -> list[Item]:
     items: list[Item] = []
     for row in rows:
         sent_at = parse_timestamp(row.sent_at)
-        for event in orjson.loads(row.payload):
+        events = orjson.loads(row.payload)
+        if _ESCAPED_NUL in row.payload:  # the usual payload pays one byte search for this
+            events = [_event_without_nul(event) for event in events]
+        for event in events:
             items.append(_item(row, event, sent_at))
     return items
+
+
+# How orjson (which wrote the queued payload) writes a NUL inside a string.
+_ESCAPED_NUL = b"\\u0000"
+
+
+def _event_without_nul(event: Any) -> Any:
+    """The event with NUL replaced by U+FFFD in every string and key, but its exception list.
+
+    An event carrying a NUL anywhere (a property, its distinct id, a client fingerprint) could
+    not be stored on PostgreSQL (``storable_text``). ``$exception_list`` is left to
+    normalisation, which applies cymbal's own rule to it.
+    """
+    if not isinstance(event, dict):
+        return _without_nul(event)
+    properties = event.get("properties")
+    exception_list = properties.get("$exception_list") if isinstance(properties, dict) else None
+    clean = _without_nul(event)
+    if exception_list is not None:
+        clean["properties"]["$exception_list"] = exception_list
+    return clean
+
+
+def _without_nul(value: Any) -> Any:
+    # Recursion is safe: queued payloads are at most 254 levels deep (orjson wrote them).
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {storable_text(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _item(row: Claimed, event: dict[str, Any], sent_at: datetime | None) -> Item:

@@ -13,8 +13,8 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from trapline.api.deps import ObjectStoreDep, SessionDep, SettingsDep
+from trapline.db.types import storable_text
 from trapline.errors import NotFound
-from trapline.issues.queries import text_param
 from trapline.projects.models import Project
 from trapline.settings import Settings
 from trapline.symbols import service as symbols
@@ -76,7 +76,7 @@ def symbol_sets(
     order: Annotated[str, Query()] = "-created_at",
 ) -> Response:
     stmt = symbols.list_query(
-        project.id, ref=None, search=text_param(search.strip()) or None, status=status, order_by=order
+        project.id, ref=None, search=storable_text(search.strip()) or None, status=status, order_by=order
     )
     count, rows = paged(session, stmt, offset)
     return render(
