@@ -202,8 +202,9 @@ def test_missing_token_is_401(client: TestClient, database: Database):
     assert queued_events(database) == []
 
 
-def test_unknown_token_is_401(client: TestClient, tenant: Tenant, database: Database):
-    response = post_batch(client, "phc_not_a_project", exception_event())
+@pytest.mark.parametrize("token", ["phc_not_a_project", "phc_\x00"])  # PostgreSQL refuses NUL in a query
+def test_unknown_token_is_401(client: TestClient, tenant: Tenant, database: Database, token: str):
+    response = post_batch(client, token, exception_event())
     assert response.status_code == 401
     assert error(response)["code"] == "invalid_api_key"
     assert queued_events(database) == []

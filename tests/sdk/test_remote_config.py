@@ -81,8 +81,9 @@ def test_config_js_registers_the_same_config_for_the_token(client: TestClient, t
 
 
 @pytest.mark.parametrize("path", ["/array/{}/config", "/array/{}/config.js"])
-def test_an_unknown_token_is_404_in_posthogs_shape(client: TestClient, path: str):
-    response = client.get(path.format("phc_nobody"), headers={"Origin": ORIGIN})
+@pytest.mark.parametrize("token", ["phc_nobody", "phc_%00"])  # PostgreSQL refuses NUL in a query
+def test_an_unknown_token_is_404_in_posthogs_shape(client: TestClient, path: str, token: str):
+    response = client.get(path.format(token), headers={"Origin": ORIGIN})
     assert response.status_code == 404
     assert response.json()["type"] == "invalid_request"
     assert response.json()["code"] == "not_found"
@@ -198,9 +199,10 @@ def test_flags_with_a_form_encoded_body(client: TestClient, tenant: Tenant):
 
 
 def test_flags_refuses_unknown_or_missing_tokens_and_bad_bodies(client: TestClient):
-    unknown = client.post("/flags/?v=2", json={"token": "phc_nobody", "distinct_id": "u1"})
-    assert unknown.status_code == 401
-    assert unknown.json()["code"] == "invalid_api_key"
+    for token in ("phc_nobody", "phc_\x00"):
+        unknown = client.post("/flags/?v=2", json={"token": token, "distinct_id": "u1"})
+        assert unknown.status_code == 401
+        assert unknown.json()["code"] == "invalid_api_key"
     missing = client.post("/flags/?v=2", json={"distinct_id": "u1"})
     assert missing.status_code == 401
     assert "token" in missing.json()["detail"]

@@ -8,6 +8,7 @@ import time
 from sqlalchemy import select
 
 from trapline.db.engine import Database
+from trapline.db.types import storable_text
 from trapline.projects.models import Project
 
 __all__ = ["ProjectTokens"]
@@ -41,4 +42,4 @@ class ProjectTokens:
 
     def _lookup(self, token: str) -> int | None:
         with self._db.session(write=False) as session:
-            return session.scalar(select(Project.id).where(Project.api_token == token))
+            return session.scalar(select(Project.id).where(Project.api_token == storable_text(token)))

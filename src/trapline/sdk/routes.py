@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.engine import Database
+from trapline.db.types import storable_text
 from trapline.ingest.decode import DecodeError, Limits, TooLarge, decode_capture
 from trapline.projects.models import Project
 from trapline.rules.models import SuppressionRule
@@ -91,7 +92,7 @@ class ConfigCache:
 
 
 def _load(session: Session, token: str) -> CaptureSettings | None:
-    project = session.scalar(select(Project).where(Project.api_token == token))
+    project = session.scalar(select(Project).where(Project.api_token == storable_text(token)))
     if project is None:
         return None
     rules = session.execute(
