@@ -25,6 +25,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+# posthog-js has loaded, taken its remote config and started catching errors: an error thrown
+# before this is not captured (a fixed wait loses that race on a busy machine). Pages under
+# test expose their instance as window.posthog.
+AUTOCAPTURE_READY = """() => {
+  const ph = window.posthog;
+  return Boolean(ph && ph.__loaded && ph.exceptionObserver && ph.exceptionObserver.isEnabled
+    && window.__PosthogExtensions__ && window.__PosthogExtensions__.errorWrappingFunctions);
+}"""
+
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
 )

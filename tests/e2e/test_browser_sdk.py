@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
+from tests.e2e.browser import AUTOCAPTURE_READY, CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
 from tests.js import esbuild_binary, npm_packages
 from tests.live.support import Project, bootstrap
 from tests.server import Server, run_trapline, running_server, trapline_env
@@ -136,11 +136,6 @@ def bundle_site(root: Path, server: Server, project: Project, *, external: bool 
 
 
 # Ready to capture: remote config applied and the lazily loaded exception autocapture running.
-AUTOCAPTURE_READY = """() => {
-  const ph = window.posthog;
-  return Boolean(ph && ph.__loaded && ph.exceptionObserver && ph.exceptionObserver.isEnabled
-    && window.__PosthogExtensions__ && window.__PosthogExtensions__.errorWrappingFunctions);
-}"""
 CONFIG_LOADED = "token => Boolean(window.posthog && window.posthog.__loaded && window._POSTHOG_REMOTE_CONFIG?.[token])"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
+from tests.e2e.browser import AUTOCAPTURE_READY, CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
 from tests.js import esbuild_binary, npm_packages
 from tests.live.support import Project, bootstrap
 from tests.server import TRAPLINE, Server, run_trapline, running_server, trapline_env
@@ -144,6 +144,7 @@ posthog.init({json.dumps(project.token)}, {{
   request_batching: false,
   opt_out_useragent_filter: true, // headless Chromium looks like a bot to posthog-js
 }});
+window.posthog = posthog; // for the test to see when it is ready
 document.getElementById("buy").addEventListener("click", () => placeOrder({{ qty: 0, price: 5 }}));
 """
     )
@@ -162,8 +163,7 @@ document.getElementById("buy").addEventListener("click", () => placeOrder({{ qty
             page.on("requestfinished", lambda request: seen.append(f"{request.method} {request.url}"))
             page.on("requestfailed", lambda request: seen.append(f"FAILED {request.method} {request.url}"))
             page.goto(f"{site}/index.html")
-            page.wait_for_function("() => window.posthog === undefined || true")
-            page.wait_for_timeout(500)  # posthog-js starts its exception observer after init
+            page.wait_for_function(AUTOCAPTURE_READY, timeout=20_000)
             page.click("#buy")
             client = api(server, project)
             try:

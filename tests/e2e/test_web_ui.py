@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
+from tests.e2e.browser import AUTOCAPTURE_READY, CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
 from tests.e2e.test_sourcemaps import ORDERS, build, sourcemap_process
 from tests.live.support import Project, bootstrap
 from tests.server import Server, running_server
@@ -58,6 +58,7 @@ posthog.init({token}, {{
   request_batching: false,
   opt_out_useragent_filter: true, // headless Chromium looks like a bot to posthog-js
 }});
+window.posthog = posthog; // for the test to see when it is ready
 const on = (id, handler) => document.getElementById(id).addEventListener("click", handler);
 on("buy", () => placeOrder({{ qty: 0, price: 5 }}));
 on("empty", () => emptyCart({{ items: [] }}));
@@ -109,7 +110,7 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
         try:
             app = browser.new_page()
             app.goto(f"{site}/index.html")
-            app.wait_for_timeout(500)  # posthog-js starts its exception observer after init
+            app.wait_for_function(AUTOCAPTURE_READY, timeout=20_000)
             for button in ("#buy", "#empty"):
                 app.click(button)
 
@@ -159,7 +160,7 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
             expect(ui.locator("main")).to_contain_text("coupon")
             shot(ui, "suppression-rules")
             app.reload()
-            app.wait_for_timeout(500)
+            app.wait_for_function(AUTOCAPTURE_READY, timeout=20_000)
             app.click("#coupon")
             app.click("#ship")
             wait_for(lambda: listed("SyntaxError"), "the error sent after the coupon one")
