@@ -382,6 +382,53 @@ def test_a_release_is_deleted_with_its_symbol_sets(ui: TestClient, tenant: Tenan
     assert post(ui, settings_url(tenant, "releases", "nope", "delete"), {}).status_code == 404
 
 
+def test_a_release_is_edited_from_its_form(ui: TestClient, tenant: Tenant, other_tenant: Tenant):
+    post(ui, settings_url(tenant, "releases"), {"version": "1.0.0", "app": "web", "hash_id": "h-1"})
+    post(ui, settings_url(tenant, "releases"), {"version": "2.0.0", "app": "web", "hash_id": "h-2"})
+    releases = {r["version"]: r for r in api(ui, tenant, "error_tracking/releases")["results"]}
+    first = releases["1.0.0"]["id"]
+    assert f"/settings/releases/{first}/edit" in ui.get(settings_url(tenant, "releases")).text
+    form = ui.get(settings_url(tenant, "releases", first, "edit"))
+    assert form.status_code == 200
+    assert 'name="version" value="1.0.0"' in form.text and 'name="hash_id" value="h-1"' in form.text
+
+    answer = post(
+        ui, settings_url(tenant, "releases", first, "edit"), {"version": "1.0.1", "app": "shop", "hash_id": "h-9"}
+    )
+    assert answer.status_code == 303
+    shown = ui.get(f"/api/projects/{tenant.project_id}/error_tracking/releases/{first}", headers=tenant.headers())
+    assert {k: shown.json()[k] for k in ("version", "project", "hash_id")} == {
+        "version": "1.0.1",
+        "project": "shop",
+        "hash_id": "h-9",
+    }
+    assert "Release shop 1.0.1 saved." in ui.get(settings_url(tenant, "releases")).text
+
+    # Refusals keep what was typed and change nothing.
+    taken = post(
+        ui, settings_url(tenant, "releases", first, "edit"), {"version": "1.0.2", "app": "shop", "hash_id": "h-2"}
+    )
+    assert taken.status_code == 400
+    assert "Hash id h-2 already in use" in taken.text and 'name="version" value="1.0.2"' in taken.text
+    emptied = post(ui, settings_url(tenant, "releases", first, "edit"), {"version": "", "app": "shop", "hash_id": ""})
+    assert emptied.status_code == 400 and "needs a version and an app name" in emptied.text
+    too_long = post(
+        ui, settings_url(tenant, "releases", first, "edit"), {"version": "1", "app": "a", "hash_id": "x" * 129}
+    )
+    assert too_long.status_code == 400 and "128" in too_long.text
+    again = ui.get(f"/api/projects/{tenant.project_id}/error_tracking/releases/{first}", headers=tenant.headers())
+    assert again.json()["version"] == "1.0.1" and again.json()["hash_id"] == "h-9"
+
+    # Another project's release, or no release, is not found.
+    other = settings_url(other_tenant, "releases", first, "edit")
+    assert ui.get(other).status_code == 404
+    assert ui.get(settings_url(tenant, "releases", "nope", "edit")).status_code == 404
+    assert (
+        post(ui, settings_url(tenant, "releases", str(uuid.uuid4()), "edit"), {"version": "1", "app": "a"}).status_code
+        == 404
+    )
+
+
 # --- SDK setup ---------------------------------------------------------------------------------
 
 

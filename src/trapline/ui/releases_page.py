@@ -1,5 +1,5 @@
-"""``/project/{id}/settings/releases``: releases with their symbol sets, made and deleted
-through ``releases.service`` and validated with the API's schema."""
+"""``/project/{id}/settings/releases``: releases with their symbol sets, made, edited and
+deleted through ``releases.service`` and validated with the API's schema."""
 
 from __future__ import annotations
 
@@ -105,13 +105,72 @@ def releases_create(
     )
 
 
-@router.post("/project/{project_id}/settings/releases/{release_id}/delete", name="ui_release_delete")
-def release_delete(project: UiProject, _: CsrfChecked, session: SessionDep, release_id: str) -> Response:
+def _release(session: Session, project: Project, release_id: str) -> Release:
     try:
         parsed = uuid.UUID(release_id)
     except ValueError:
         raise NotFound("There is no such release in this project.") from None
-    release = releases.get_release(session, project.id, parsed)
+    return releases.get_release(session, project.id, parsed)
+
+
+def _edit_page(
+    request: Request,
+    release: Release,
+    posted: ReleaseInput,
+    problems: Sequence[str] = (),
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "settings_release_edit.html",
+        {"section": "releases", "release": release, "posted": posted, "problems": list(problems)},
+        status_code=status,
+    )
+
+
+@router.get("/project/{project_id}/settings/releases/{release_id}/edit", name="ui_release_edit")
+def release_edit(request: Request, project: UiProject, session: SessionDep, release_id: str) -> Response:
+    release = _release(session, project, release_id)
+    return _edit_page(request, release, ReleaseInput(release.version, release.project_name, release.hash_id))
+
+
+@router.post("/project/{project_id}/settings/releases/{release_id}/edit", name="ui_release_save")
+def release_save(
+    request: Request,
+    project: UiProject,
+    _: CsrfChecked,
+    session: SessionDep,
+    release_id: str,
+    version: Annotated[str, Form()] = "",
+    app: Annotated[str, Form()] = "",
+    hash_id: Annotated[str, Form()] = "",
+) -> Response:
+    release = _release(session, project, release_id)
+    posted = ReleaseInput(version.strip(), app.strip(), hash_id.strip())
+    no_nul(posted.version, posted.project, posted.hash_id)
+    if not posted.version or not posted.project:
+        # The API keeps a field sent empty; a form that was emptied means a mistake.
+        return _edit_page(request, release, posted, ["A release needs a version and an app name."], status=400)
+    try:
+        body = ReleaseWrite.model_validate(
+            {"version": posted.version, "project": posted.project, "hash_id": posted.hash_id or None}
+        )
+        releases.update_release(
+            session, release, version=body.version, project_name=body.project, hash_id=body.hash_id, metadata=None
+        )
+    except ValidationError as exc:
+        return _edit_page(request, release, posted, in_words(exc), status=400)
+    except InvalidInput as exc:
+        session.rollback()
+        return _edit_page(request, _release(session, project, release_id), posted, [exc.detail], status=400)
+    return redirect(
+        f"/project/{project.id}/settings/releases", f"Release {release.project_name} {release.version} saved."
+    )
+
+
+@router.post("/project/{project_id}/settings/releases/{release_id}/delete", name="ui_release_delete")
+def release_delete(project: UiProject, _: CsrfChecked, session: SessionDep, release_id: str) -> Response:
+    release = _release(session, project, release_id)
     name = f"{release.project_name} {release.version}"
     session.delete(release)
     session.commit()
