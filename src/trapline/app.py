@@ -32,14 +32,14 @@ from trapline.db.engine import Database, make_engine
 from trapline.health import router as health_router
 from trapline.ingest.capture import Capture
 from trapline.ingest.decode import Limits
-from trapline.ingest.projects import ProjectTokens
+from trapline.ingest.projects import ProjectTokens, SentryKeys
 from trapline.ingest.spool import Spool
 from trapline.objects import routes as object_routes
 from trapline.objects.local import LocalStore
 from trapline.objects.store import open_store
 from trapline.sdk import routes as sdk_routes
 from trapline.sdk.routes import ConfigCache
-from trapline.sentry.endpoint import SentryIngest, SentryKeys, SentryLimits
+from trapline.sentry.endpoint import SentryIngest, SentryLimits
 from trapline.settings import Settings
 
 __all__ = ["PROJECT_PREFIXES", "Trapline", "create_app"]

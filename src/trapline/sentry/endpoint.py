@@ -20,17 +20,14 @@ import base64
 import binascii
 import logging
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
-from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.events.queue import NewDrop, NewRequest
 from trapline.ingest.asgi import (
@@ -43,13 +40,13 @@ from trapline.ingest.asgi import (
     respond,
 )
 from trapline.ingest.decode import DecodeError, TooLarge, decompress
+from trapline.ingest.projects import SentryKeys
 from trapline.ingest.spool import Spool, SpoolClosed
-from trapline.projects.models import Project
 from trapline.sentry.auth import key_from_dsn, key_from_headers
 from trapline.sentry.envelope import EnvelopeError, parse_envelope
 from trapline.sentry.mapping import to_posthog_event
 
-__all__ = ["SentryIngest", "SentryKeys", "SentryLimits"]
+__all__ = ["SentryIngest", "SentryLimits"]
 
 log = logging.getLogger("trapline.ingest")
 
@@ -72,35 +69,6 @@ class SentryLimits:
     max_body_bytes: int = 20 * 1024 * 1024
     max_envelope_bytes: int = 100 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
-
-
-class SentryKeys:
-    """Project id → its DSN's public key, cached for a few seconds: every request needs it,
-    and a rotated key must stop working soon after."""
-
-    def __init__(self, db: Database, *, ttl: float = 10.0, max_entries: int = 10_000) -> None:
-        self._db = db
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._cache: dict[int, tuple[str | None, float]] = {}
-
-    async def key_of(self, project_id: int) -> str | None:
-        now = time.monotonic()
-        hit = self._cache.get(project_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        key = await asyncio.to_thread(self._lookup, project_id)
-        if len(self._cache) >= self._max_entries:
-            self._cache.clear()
-        self._cache[project_id] = (key, now + self._ttl)
-        return key
-
-    def clear(self) -> None:
-        self._cache.clear()
-
-    def _lookup(self, project_id: int) -> str | None:
-        with self._db.session(write=False) as session:
-            return session.scalar(select(Project.sentry_public_key).where(Project.id == project_id))
 
 
 class _Reject(Exception):
