@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -35,6 +35,24 @@ class ReleaseInput:
     version: str = ""
     project: str = ""
     hash_id: str = ""
+
+    def body(self) -> ReleaseWrite:
+        """What was typed, as the API would take it (raises ``ValidationError``)."""
+        return ReleaseWrite.model_validate(
+            {"version": self.version, "project": self.project, "hash_id": self.hash_id or None}
+        )
+
+
+def _posted(
+    version: Annotated[str, Form()] = "", app: Annotated[str, Form()] = "", hash_id: Annotated[str, Form()] = ""
+) -> ReleaseInput:
+    posted = ReleaseInput(version.strip(), app.strip(), hash_id.strip())
+    no_nul(posted.version, posted.project, posted.hash_id)
+    return posted
+
+
+# The create and edit forms' fields, trimmed; NUL refused.
+PostedRelease = Annotated[ReleaseInput, Depends(_posted)]
 
 
 def _releases_page(
@@ -78,20 +96,10 @@ def releases_page(request: Request, project: UiProject, session: SessionDep, off
 
 @router.post("/project/{project_id}/settings/releases", name="ui_releases_create")
 def releases_create(
-    request: Request,
-    project: UiProject,
-    _: CsrfChecked,
-    session: SessionDep,
-    version: Annotated[str, Form()] = "",
-    app: Annotated[str, Form()] = "",
-    hash_id: Annotated[str, Form()] = "",
+    request: Request, project: UiProject, _: CsrfChecked, session: SessionDep, posted: PostedRelease
 ) -> Response:
-    posted = ReleaseInput(version.strip(), app.strip(), hash_id.strip())
-    no_nul(posted.version, posted.project, posted.hash_id)
     try:
-        body = ReleaseWrite.model_validate(
-            {"version": posted.version, "project": posted.project, "hash_id": posted.hash_id or None}
-        )
+        body = posted.body()
         release = releases.create_release(
             session, project.id, version=body.version, project_name=body.project, hash_id=body.hash_id, metadata=None
         )
@@ -141,20 +149,14 @@ def release_save(
     _: CsrfChecked,
     session: SessionDep,
     release_id: str,
-    version: Annotated[str, Form()] = "",
-    app: Annotated[str, Form()] = "",
-    hash_id: Annotated[str, Form()] = "",
+    posted: PostedRelease,
 ) -> Response:
     release = _release(session, project, release_id)
-    posted = ReleaseInput(version.strip(), app.strip(), hash_id.strip())
-    no_nul(posted.version, posted.project, posted.hash_id)
     if not posted.version or not posted.project:
         # The API keeps a field sent empty; a form that was emptied means a mistake.
         return _edit_page(request, release, posted, ["A release needs a version and an app name."], status=400)
     try:
-        body = ReleaseWrite.model_validate(
-            {"version": posted.version, "project": posted.project, "hash_id": posted.hash_id or None}
-        )
+        body = posted.body()
         releases.update_release(
             session, release, version=body.version, project_name=body.project, hash_id=body.hash_id, metadata=None
         )
@@ -162,7 +164,7 @@ def release_save(
         return _edit_page(request, release, posted, in_words(exc), status=400)
     except InvalidInput as exc:
         session.rollback()
-        return _edit_page(request, _release(session, project, release_id), posted, [exc.detail], status=400)
+        return _edit_page(request, release, posted, [exc.detail], status=400)  # rolled back: reads as stored
     return redirect(
         f"/project/{project.id}/settings/releases", f"Release {release.project_name} {release.version} saved."
     )
