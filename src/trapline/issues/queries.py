@@ -92,6 +92,11 @@ _event = ExceptionEvent.__table__
 _fingerprint = IssueFingerprint.__table__
 _issue = Issue.__table__
 _assignment = IssueAssignment.__table__
+# An event to its fingerprint's row, and so to the issue that fingerprint belongs to now.
+_EVENT_FINGERPRINT = and_(
+    IssueFingerprint.project_id == ExceptionEvent.project_id,
+    IssueFingerprint.fingerprint == ExceptionEvent.fingerprint,
+)
 
 
 # --- search ---------------------------------------------------------------------------------
@@ -705,13 +710,7 @@ def issue_events(
     order = (timestamp.asc(), ident.asc()) if direction == "ASC" else (timestamp.desc(), ident.desc())
     return (
         select(ExceptionEvent)
-        .join(
-            IssueFingerprint,
-            and_(
-                IssueFingerprint.project_id == ExceptionEvent.project_id,
-                IssueFingerprint.fingerprint == ExceptionEvent.fingerprint,
-            ),
-        )
+        .join(IssueFingerprint, _EVENT_FINGERPRINT)
         .where(IssueFingerprint.issue_id == issue_id, *conditions)
         .order_by(*order)
     )
@@ -828,13 +827,7 @@ def issue_event(session: Session, project_id: int, issue_id: uuid.UUID, event_uu
     """The event with this uuid, if its fingerprint belongs to the issue now."""
     return session.scalar(
         select(ExceptionEvent)
-        .join(
-            IssueFingerprint,
-            and_(
-                IssueFingerprint.project_id == ExceptionEvent.project_id,
-                IssueFingerprint.fingerprint == ExceptionEvent.fingerprint,
-            ),
-        )
+        .join(IssueFingerprint, _EVENT_FINGERPRINT)
         .where(
             ExceptionEvent.project_id == project_id,
             ExceptionEvent.uuid == event_uuid,
