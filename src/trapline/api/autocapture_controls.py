@@ -18,7 +18,7 @@ from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
 from trapline.api.schemas.autocapture import AutocaptureControlsOut, AutocaptureControlsWrite
 from trapline.api.schemas.common import Page
 from trapline.autocapture.models import AutocaptureControls
-from trapline.autocapture.service import create_web_controls
+from trapline.autocapture.service import WRITABLE_FIELDS, create_web_controls
 from trapline.errors import NotFound
 
 __all__ = ["router"]
@@ -26,18 +26,10 @@ __all__ = ["router"]
 router = ApiRouter(prefix="/error_tracking/autocapture_controls", tags=["error_tracking"])
 RESOURCE = "autocapture_controls"
 _ERRORS = error_responses(*STANDARD_ERRORS)
-_FIELDS = (
-    "match_type",
-    "sample_rate",
-    "linked_feature_flag",
-    "event_triggers",
-    "url_triggers",
-    "url_blocklist",
-)
 
 
 def serialize(controls: AutocaptureControls) -> dict[str, Any]:
-    return {"id": controls.id, "library": controls.library, **{f: getattr(controls, f) for f in _FIELDS}}
+    return {"id": controls.id, "library": controls.library, **{f: getattr(controls, f) for f in WRITABLE_FIELDS}}
 
 
 def _get(session: SessionDep, project_id: int, controls_id: uuid.UUID) -> AutocaptureControls:
@@ -74,7 +66,7 @@ def list_(
 def create(
     project: WriteProject, session: SessionDep, body: AutocaptureControlsWrite, response: Response
 ) -> dict[str, Any]:
-    controls, created = create_web_controls(session, project.id, body.model_dump(include=set(_FIELDS)))
+    controls, created = create_web_controls(session, project.id, body.model_dump(include=set(WRITABLE_FIELDS)))
     if not created:
         response.status_code = 200  # as PostHog: a second create answers with the existing ones
     return serialize(controls)
@@ -94,7 +86,7 @@ def _update(
     id: uuid.UUID, project: WriteProject, session: SessionDep, body: AutocaptureControlsWrite
 ) -> dict[str, Any]:
     controls = _get(session, project.id, id)
-    for field in body.model_fields_set & set(_FIELDS):
+    for field in body.model_fields_set & set(WRITABLE_FIELDS):
         setattr(controls, field, getattr(body, field))
     session.commit()
     return serialize(controls)

@@ -11,7 +11,17 @@ from sqlalchemy.orm import Session
 
 from trapline.autocapture.models import AutocaptureControls
 
-__all__ = ["create_web_controls", "web_controls"]
+__all__ = ["WRITABLE_FIELDS", "create_web_controls", "web_controls"]
+
+# The fields of the controls a client may write (the REST API and the UI's form alike).
+WRITABLE_FIELDS = (
+    "match_type",
+    "sample_rate",
+    "linked_feature_flag",
+    "event_triggers",
+    "url_triggers",
+    "url_blocklist",
+)
 
 
 def web_controls(session: Session, project_id: int) -> AutocaptureControls | None:

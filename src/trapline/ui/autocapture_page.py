@@ -18,7 +18,7 @@ from trapline.api.projects import ProjectUpdate
 from trapline.api.schemas.autocapture import AutocaptureControlsWrite
 from trapline.autocapture.controls import BLOCKED_URL, NOT_SAMPLED, NOT_TRIGGERED, Controls
 from trapline.autocapture.models import AutocaptureControls
-from trapline.autocapture.service import create_web_controls, web_controls
+from trapline.autocapture.service import WRITABLE_FIELDS, create_web_controls, web_controls
 from trapline.errors import InvalidInput
 from trapline.events.models import DroppedEvents
 from trapline.pipeline.suppression import SUPPRESSED
@@ -180,17 +180,6 @@ def autocapture_exceptions(
     )
 
 
-# What the form sets: every field the API lets a client write.
-_CONTROL_FIELDS = {
-    "match_type",
-    "sample_rate",
-    "linked_feature_flag",
-    "event_triggers",
-    "url_triggers",
-    "url_blocklist",
-}
-
-
 def _posted_controls(
     match_type: Annotated[str, Form()] = "all",
     sample_rate: Annotated[str, Form()] = "1.00",
@@ -220,7 +209,7 @@ def autocapture_controls(
         )
     except ValidationError as exc:
         return _autocapture_page(request, session, settings, project, posted, in_words(exc), status=400)
-    fields = body.model_dump(include=_CONTROL_FIELDS)
+    fields = body.model_dump(include=set(WRITABLE_FIELDS))
     controls, created = create_web_controls(session, project.id, fields)
     if not created:  # an update, also when someone else made them since the page was read
         for name, value in fields.items():
