@@ -116,6 +116,33 @@ class Settings(BaseSettings):
     # Processing attempts before a request is parked (kept, not retried until `trapline requeue`).
     worker_max_attempts: int = Field(default=5, ge=1)
 
+    # --- alerts -----------------------------------------------------------------------------
+    # Webhooks and other outbound notifications may not reach loopback, private, link-local or
+    # shared (CGNAT) addresses: a URL typed into a form must not become a way to probe the
+    # server's own network. True allows them (a LAN-only chat server, and the tests), except
+    # the cloud metadata addresses, which nothing has a reason to post alerts to.
+    alerts_allow_private_networks: bool = False
+    # One attempt to deliver a notification: connecting, sending and reading the answer.
+    alerts_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How much of a receiver's answer is read (and kept, cut, in the delivery log).
+    alerts_response_max_size: ByteSize = ByteSize(64 * 1024)
+    # Failed deliveries are retried with growing pauses for this long, then recorded as failed.
+    alerts_retry_hours: float = Field(default=24.0, gt=0)
+    # How often workers look for notifications due (retries, and those other processes queued).
+    alerts_poll_seconds: float = Field(default=1.0, gt=0, le=300)
+
+    # --- email (alerts whose destination is email) --------------------------------------------
+    # Empty host: email destinations cannot be saved (and nothing is sent).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls: plain connection upgraded with STARTTLS (port 587); tls: TLS from the start
+    # (port 465); none: no encryption (a relay on the same host or network only).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    # The From address of alert emails; empty means alerts@<the public URL's host>.
+    smtp_from: str = ""
+
     # --- web UI -----------------------------------------------------------------------------
     # How long a sign-in lasts without use; every visit pushes the end out again.
     ui_session_days: float = Field(default=14.0, gt=0)
@@ -128,6 +155,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def smtp_sender(self) -> str:
+        """The From address of alert emails."""
+        if self.smtp_from:
+            return self.smtp_from
+        host = urlsplit(self.public_url).hostname or "localhost"
+        return f"alerts@{host}"
 
     @property
     def base_url(self) -> str:

@@ -1,6 +1,15 @@
 """Imports every model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
 from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User, UserSession
+from trapline.alerts.models import (
+    Alert,
+    AlertDelivery,
+    AlertIssueState,
+    IssueBucket,
+    IssueSpikeCooldown,
+    SpikeDetectionConfig,
+    SpikeEvent,
+)
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
 from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest, SessionSignal
@@ -11,6 +20,9 @@ from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
 from trapline.symbols.models import StackFrame, SymbolSet
 
 __all__ = [
+    "Alert",
+    "AlertDelivery",
+    "AlertIssueState",
     "AssignmentRule",
     "AutocaptureControls",
     "Base",
@@ -19,7 +31,9 @@ __all__ = [
     "GroupingRule",
     "Issue",
     "IssueAssignment",
+    "IssueBucket",
     "IssueFingerprint",
+    "IssueSpikeCooldown",
     "Membership",
     "MergedIssue",
     "Organization",
@@ -30,6 +44,8 @@ __all__ = [
     "Release",
     "Role",
     "SessionSignal",
+    "SpikeDetectionConfig",
+    "SpikeEvent",
     "StackFrame",
     "SuppressionRule",
     "SymbolSet",

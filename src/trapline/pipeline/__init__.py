@@ -11,12 +11,15 @@ requests from the queue, is one transaction.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from trapline.autocapture.controls import load_controls, load_signals
 from trapline.db.engine import Database
+from trapline.db.types import utcnow
 from trapline.events import queue
+from trapline.pipeline.alerting import load_alerts, raise_alerts
 from trapline.pipeline.autocapture import enforce_controls, sessions_to_read
 from trapline.pipeline.batch import Item, items_from_queue
 from trapline.pipeline.grouping import group
@@ -42,6 +45,8 @@ class BatchResult:
     issues_created: int = 0
     issues_reopened: int = 0
     failed_requests: int = 0
+    # Alert notifications written, due to be sent now.
+    notifications: int = 0
 
     def __add__(self, other: BatchResult) -> BatchResult:
         return BatchResult(
@@ -52,14 +57,23 @@ class BatchResult:
             issues_created=self.issues_created + other.issues_created,
             issues_reopened=self.issues_reopened + other.issues_reopened,
             failed_requests=self.failed_requests + other.failed_requests,
+            notifications=self.notifications + other.notifications,
         )
 
 
 def process_batch(
-    db: Database, worker_id: str, claimed: Sequence[queue.Claimed], resolver: FrameResolver | None = None
+    db: Database,
+    worker_id: str,
+    claimed: Sequence[queue.Claimed],
+    resolver: FrameResolver | None = None,
+    *,
+    base_url: str = "",
+    clock: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
     """Run the pipeline over requests ``worker_id`` has claimed, and remove them from the queue.
 
+    ``base_url`` is Trapline's public URL, for the links in alerts; ``clock`` is the time of
+    processing (spike buckets and alert windows are in processing time).
     Raises ``queue.LeaseLost`` (and writes nothing) if another worker took a request over.
     """
     items = items_from_queue(claimed)
@@ -68,6 +82,7 @@ def process_batch(
         rules = load_rules(session, projects)
         controls = load_controls(session, projects)
         signals = load_signals(session, sessions_to_read(items, controls)) if controls else {}
+        alerts = load_alerts(session, projects, base_url)
 
     # Stages outside any write transaction (SQLite has one writer, and ingestion waits for it);
     # resolution only reads.
@@ -84,6 +99,7 @@ def process_batch(
         changes = link_issues(session, items, rules)  # find or create issues; reopen; assign
         _finish(items)
         stored = store_events(session, items)
+        due = raise_alerts(session, items, changes, alerts, clock())  # lifecycle, spikes, thresholds → outbox
         dropped = count_drops(session, items)
         save_failures(session, (failure for project in rules.values() for failure in project.failures))
         queue.ack(session, worker_id, [row.id for row in claimed])
@@ -96,6 +112,7 @@ def process_batch(
         dropped=dropped,
         issues_created=sum(change.kind == "created" for change in changes),
         issues_reopened=sum(change.kind == "reopened" for change in changes),
+        notifications=len(due),
     )
 
 

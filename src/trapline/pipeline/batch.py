@@ -57,6 +57,9 @@ class Item:
     # What went wrong without stopping the event: PostHog's $cymbal_errors.
     errors: list[str] = field(default_factory=list)
     rejected: Drop | None = None
+    # Set by storage: the event was inserted now (not a retry of one stored before). Only
+    # stored events count for alerts.
+    stored: bool = False
 
     def reject(self, reason: str, detail: str | None = None) -> None:
         """Take the event out of the batch; later stages skip it."""

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from sqlalchemy import Connection, Table, bindparam, case, update
@@ -44,7 +45,8 @@ def search_text(properties: dict[str, Any]) -> str:
 
 
 def store_events(session: Session, items: list[Item]) -> int:
-    """Insert the live items' events; returns how many were new."""
+    """Insert the live items' events and mark those that were new; returns how many."""
+    live = [item for item in items if item.live and item.issue_id is not None]
     rows = [
         {
             "project_id": item.project_id,
@@ -61,14 +63,19 @@ def store_events(session: Session, items: list[Item]) -> int:
             "properties": item.output,
             "unresolved_frames": dict(item.unresolved_frames) or None,
         }
-        for item in items
-        if item.live and item.issue_id is not None
+        for item in live
     ]
     if not rows:
         return 0
     connection = session.connection()
     inserted = _insert_sqlite(connection, rows) if connection.dialect.name == "sqlite" else _insert(connection, rows)
     _bump_totals(session, inserted)
+    new = {(row[0], row[3]) for row in inserted}
+    for item in live:
+        key = (item.project_id, item.uuid)
+        if key in new:
+            item.stored = True
+            new.discard(key)  # a uuid twice in one batch is stored (and counted) once
     return len(inserted)
 
 
@@ -87,12 +94,12 @@ def _insert(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[Any]
     return connection.execute(
         dialect_insert_for(connection, _EVENTS)
         .on_conflict_do_nothing(index_elements=["project_id", "uuid"])
-        .returning(_EVENTS.c.project_id, _EVENTS.c.fingerprint, _EVENTS.c.timestamp),
+        .returning(_EVENTS.c.project_id, _EVENTS.c.fingerprint, _EVENTS.c.timestamp, _EVENTS.c.uuid),
         rows,
     ).all()
 
 
-def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, datetime]]:
+def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, datetime, UUID]]:
     """The same on SQLite, where the batch holds the only write lock: look up which events are
     stored already, then insert the rest through the driver (SQLAlchemy's per-value processing
     cost more than SQLite's insert)."""
@@ -135,7 +142,7 @@ def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[t
             for row in fresh
         ],
     )
-    return [(row["project_id"], row["fingerprint"], row["timestamp"]) for row in fresh]
+    return [(row["project_id"], row["fingerprint"], row["timestamp"], row["uuid"]) for row in fresh]
 
 
 def count_drops(session: Session, items: list[Item]) -> Counter[str]:
@@ -178,7 +185,7 @@ def count_drops(session: Session, items: list[Item]) -> Counter[str]:
 
 def _bump_totals(session: Session, inserted: Sequence[Any]) -> None:
     totals: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [0, None, None])
-    for project_id, fingerprint, timestamp in inserted:
+    for project_id, fingerprint, timestamp, _uuid in inserted:
         entry = totals[(project_id, fingerprint)]
         entry[0] += 1
         entry[1] = timestamp if entry[1] is None or timestamp < entry[1] else entry[1]

@@ -1,0 +1,516 @@
+"""The alerting stage: what a batch's stored events set off, written to the alerts outbox.
+
+It runs in the batch's write transaction, after the events are stored, and looks only at
+events that were stored now: suppressed, dropped and retried events never fire anything, and
+reprocessing (which does not run this stage) never does either. What fires:
+
+* ``issue_created`` / ``issue_reopened``: the linking stage's changes, as cymbal emits
+  ``$error_tracking_issue_created`` / ``…_reopened``;
+* ``issue_spiking``: cymbal's detector (``alerts/spikes.py``) over 5-minute buckets of
+  processing time, kept per issue in ``issue_bucket``; a spike is recorded as a spike event
+  and snoozed per issue, whether or not an alert listens (PostHog lists spike events too);
+* ``issue_frequency`` / ``issue_users``: more than N events (distinct users) of an issue in
+  the last T minutes, decided by ``alerts/thresholds.py`` against each alert's state per issue.
+
+Each fired change goes to every enabled alert of its project with that trigger whose filters
+match the triggering event (its processed properties, and the issue: status, name,
+description, assignee). The notifications are written as outbox rows (``alerts/outbox.py``);
+workers send them after the commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from trapline.accounts.models import Role, User
+from trapline.alerts.messages import AlertRef, IssueFacts, ProjectRef, build_payload, issue_url
+from trapline.alerts.models import (
+    Alert,
+    AlertIssueState,
+    IssueBucket,
+    IssueSpikeCooldown,
+    SpikeDetectionConfig,
+    SpikeEvent,
+)
+from trapline.alerts.outbox import NewNotification, Throttle, enqueue
+from trapline.alerts.spikes import SpikeSettings, bucket_start, bucket_starts, find_spikes
+from trapline.alerts.thresholds import ThresholdState, decide
+from trapline.events.models import ExceptionEvent
+from trapline.ids import uuid7
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.pipeline.batch import Item
+from trapline.pipeline.linking import IssueChange, dialect_insert
+from trapline.projects.models import Project
+from trapline.rules.evaluate import EvaluationError, Predicate, Subject, compile_filters
+from trapline.rules.filters import has_filter_values
+
+__all__ = ["LoadedAlert", "ProjectAlerts", "load_alerts", "raise_alerts"]
+
+log = logging.getLogger("trapline.alerts")
+
+_CHANGE_TRIGGERS = {"created": "issue_created", "reopened": "issue_reopened"}
+_THRESHOLD_TRIGGERS = ("issue_frequency", "issue_users")
+
+
+@dataclass(frozen=True)
+class LoadedAlert:
+    id: uuid.UUID
+    name: str
+    trigger: str
+    matcher: Predicate
+    threshold: int = 0
+    window: timedelta = timedelta(minutes=60)
+    interval: timedelta | None = None
+    throttle: Throttle | None = None
+
+
+@dataclass
+class ProjectAlerts:
+    """A project's enabled alerts and spike detector, read once per batch."""
+
+    project: ProjectRef
+    base_url: str
+    spikes: SpikeSettings
+    alerts: list[LoadedAlert] = field(default_factory=list)
+
+    def listening(self, trigger: str) -> list[LoadedAlert]:
+        return [alert for alert in self.alerts if alert.trigger == trigger]
+
+
+def load_alerts(session: Session, project_ids: Iterable[int], base_url: str) -> dict[int, ProjectAlerts]:
+    """Each project's enabled alerts (filters compiled) and spike detector settings."""
+    ids = sorted(set(project_ids))
+    if not ids:
+        return {}
+    projects = session.execute(select(Project.id, Project.name).where(Project.id.in_(ids))).all()
+    configs = {row.project_id: row for row in session.scalars(select(SpikeDetectionConfig).where(
+        SpikeDetectionConfig.project_id.in_(ids)))}  # fmt: skip
+    loaded: dict[int, ProjectAlerts] = {}
+    for project_id, name in projects:
+        config = configs.get(project_id)
+        spikes = (
+            SpikeSettings(config.enabled, config.multiplier, config.threshold, config.snooze_duration_minutes)
+            if config is not None
+            else SpikeSettings()
+        )
+        ref = ProjectRef(project_id, name, f"{base_url}/project/{project_id}/error_tracking")
+        loaded[project_id] = ProjectAlerts(ref, base_url, spikes)
+    rows = session.scalars(
+        select(Alert).where(Alert.project_id.in_(ids), Alert.enabled.is_(True)).order_by(Alert.created_at, Alert.id)
+    )
+    for alert in rows:
+        matcher = _matcher(alert)
+        if matcher is None or alert.project_id not in loaded:
+            continue
+        throttle = (
+            Throttle(alert.throttle_max, alert.throttle_minutes)
+            if alert.throttle_max is not None and alert.throttle_minutes is not None
+            else None
+        )
+        loaded[alert.project_id].alerts.append(
+            LoadedAlert(
+                id=alert.id,
+                name=alert.name,
+                trigger=alert.trigger,
+                matcher=matcher,
+                threshold=alert.threshold or 0,
+                window=timedelta(minutes=alert.window_minutes or 60),
+                interval=timedelta(minutes=alert.interval_minutes) if alert.interval_minutes else None,
+                throttle=throttle,
+            )
+        )
+    return loaded
+
+
+def _matcher(alert: Alert) -> Predicate | None:
+    if not has_filter_values(alert.filters):
+        return _always
+    try:
+        return compile_filters(alert.filters)
+    except EvaluationError as exc:
+        # Filters are checked when an alert is saved; this only happens to filters that
+        # stopped compiling (a newer Trapline is stricter). Skipped, not fatal for the batch.
+        log.warning("alert skipped: its filters cannot be evaluated", extra={"alert": str(alert.id), "error": str(exc)})
+        return None
+
+
+def _always(_subject: Subject) -> bool:
+    return True
+
+
+# --- what fired ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fired:
+    trigger: str
+    project_id: int
+    issue_id: uuid.UUID
+    item: Item
+    extra: dict[str, Any] = field(default_factory=dict)
+    only_alert: uuid.UUID | None = None  # threshold triggers fire for one alert
+
+
+def raise_alerts(
+    session: Session,
+    items: Sequence[Item],
+    changes: Sequence[IssueChange],
+    alerts: dict[int, ProjectAlerts],
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Detect what the batch's stored events set off and write the notifications; returns the
+    ids of the notifications due now (the caller wakes a sender after committing)."""
+    by_issue: dict[uuid.UUID, list[Item]] = defaultdict(list)
+    for item in items:
+        if item.stored and item.issue_id is not None:
+            by_issue[item.issue_id].append(item)
+    if not by_issue:
+        return []
+    projects: dict[int, set[uuid.UUID]] = defaultdict(set)
+    for issue_id, stored in by_issue.items():
+        projects[stored[0].project_id].add(issue_id)
+
+    facts = _Facts(session)
+    fired: list[_Fired] = []
+    for change in changes:
+        trigger = _CHANGE_TRIGGERS[change.kind]
+        first = by_issue.get(change.issue_id)
+        config = alerts.get(change.project_id)
+        if first and config is not None and config.listening(trigger):
+            fired.append(_Fired(trigger, change.project_id, change.issue_id, first[0]))
+    for project_id in sorted(projects):
+        config = alerts.get(project_id)
+        if config is None:
+            continue
+        issues = {issue_id: by_issue[issue_id] for issue_id in sorted(projects[project_id])}
+        if config.spikes.enabled:
+            fired.extend(_spikes(session, project_id, issues, config, now))
+        for alert in config.alerts:
+            if alert.trigger in _THRESHOLD_TRIGGERS:
+                fired.extend(_thresholds(session, project_id, issues, alert, facts, now))
+    if not fired:
+        return []
+    notifications, throttles = _notifications(fired, alerts, facts.of(f.issue_id for f in fired), now)
+    return enqueue(session, notifications, throttles, now) if notifications else []
+
+
+def _notifications(
+    fired: Sequence[_Fired],
+    alerts: dict[int, ProjectAlerts],
+    known: dict[uuid.UUID, tuple[IssueFacts, dict[str, Any]]],
+    now: datetime,
+) -> tuple[list[NewNotification], dict[uuid.UUID, Throttle]]:
+    """One notification per fired change and matching alert (decided here, written by the caller)."""
+    notifications: list[NewNotification] = []
+    throttles: dict[uuid.UUID, Throttle] = {}
+    for change in fired:
+        if change.issue_id not in known:
+            continue  # deleted in the meantime
+        config = alerts[change.project_id]
+        issue, issue_properties = known[change.issue_id]
+        subject = Subject(properties=change.item.output, issue=issue_properties)
+        event_uuid = uuid7()  # one internal event per change, whichever alerts hear of it
+        for alert in config.listening(change.trigger):
+            if change.only_alert not in (None, alert.id) or not alert.matcher(subject):
+                continue
+            payload = build_payload(
+                change.trigger,
+                event_uuid=event_uuid,
+                now=now,
+                project=config.project,
+                issue=dataclasses.replace(issue, fingerprint=change.item.fingerprint),
+                alert=AlertRef(alert.id, alert.name, alert.trigger),
+                issue_link=issue_url(config.base_url, change.project_id, change.issue_id),
+                exception_timestamp=change.item.timestamp,
+                exception_props=change.item.output,
+                extra=change.extra,
+            )
+            notifications.append(
+                NewNotification(change.project_id, alert.id, change.issue_id, change.trigger, event_uuid, payload)
+            )
+            if alert.throttle is not None:
+                throttles[alert.id] = alert.throttle
+    return notifications, throttles
+
+
+# --- spikes ----------------------------------------------------------------------------------
+
+
+def _spikes(
+    session: Session, project_id: int, issues: dict[uuid.UUID, list[Item]], config: ProjectAlerts, now: datetime
+) -> list[_Fired]:
+    """Count the batch into the current bucket, then find, snooze and record spikes."""
+    current = bucket_start(now)
+    insert = dialect_insert(session, IssueBucket)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["issue_id", "bucket_start"], set_={"count": IssueBucket.count + insert.excluded.count}
+        ),
+        [
+            {"issue_id": issue_id, "bucket_start": current, "project_id": project_id, "count": len(stored)}
+            for issue_id, stored in issues.items()  # sorted by the caller: one lock order
+        ],
+    )
+    starts = bucket_starts(now)
+    position = {start: index for index, start in enumerate(starts)}
+    history: dict[uuid.UUID, list[int | None]] = {issue_id: [None] * len(starts) for issue_id in issues}
+    for issue_id, start, count in session.execute(
+        select(IssueBucket.issue_id, IssueBucket.bucket_start, IssueBucket.count).where(
+            IssueBucket.issue_id.in_(list(issues)), IssueBucket.bucket_start >= starts[-1]
+        )
+    ):
+        if start in position:
+            history[issue_id][position[start]] = count
+    totals: list[int | None] = [None] * len(starts)
+    distinct = [0] * len(starts)
+    for start, total, count in session.execute(
+        select(IssueBucket.bucket_start, func.sum(IssueBucket.count), func.count())
+        .where(IssueBucket.project_id == project_id, IssueBucket.bucket_start >= starts[-1])
+        .group_by(IssueBucket.bucket_start)
+    ):
+        if start in position:
+            totals[position[start]], distinct[position[start]] = int(total), int(count)
+
+    fired: list[_Fired] = []
+    for spike in sorted(find_spikes(history, totals, distinct, config.spikes), key=lambda s: s.issue_id):
+        if not _snooze(session, spike.issue_id, now, now + config.spikes.snooze):
+            continue
+        session.add(
+            SpikeEvent(
+                id=uuid7(),
+                project_id=project_id,
+                issue_id=spike.issue_id,
+                detected_at=now,
+                computed_baseline=spike.computed_baseline,
+                current_bucket_value=spike.current_bucket_value,
+            )
+        )
+        if config.listening("issue_spiking"):
+            latest = max(issues[spike.issue_id], key=lambda item: item.timestamp)
+            extra = {"computed_baseline": spike.computed_baseline, "current_bucket_value": spike.current_bucket_value}
+            fired.append(_Fired("issue_spiking", project_id, spike.issue_id, latest, extra))
+    return fired
+
+
+def _snooze(session: Session, issue_id: uuid.UUID, now: datetime, until: datetime) -> bool:
+    """Take the issue's spike cooldown (cymbal's SET NX EX); False if it is still snoozed."""
+    insert = dialect_insert(session, IssueSpikeCooldown)
+    taken = session.execute(
+        insert.values(issue_id=issue_id, until=until)
+        .on_conflict_do_update(
+            index_elements=["issue_id"], set_={"until": insert.excluded.until}, where=IssueSpikeCooldown.until <= now
+        )
+        .returning(IssueSpikeCooldown.issue_id)
+    ).first()
+    return taken is not None
+
+
+# --- frequency and users ---------------------------------------------------------------------
+
+
+def _thresholds(
+    session: Session,
+    project_id: int,
+    issues: dict[uuid.UUID, list[Item]],
+    alert: LoadedAlert,
+    facts: _Facts,
+    now: datetime,
+) -> list[_Fired]:
+    """Decide, for each issue whose newest event matches the alert, whether it crossed."""
+    latest = {issue_id: max(stored, key=lambda item: item.timestamp) for issue_id, stored in issues.items()}
+    known = facts.of(latest)
+    watched = [
+        issue_id
+        for issue_id in sorted(latest)
+        if issue_id in known and alert.matcher(Subject(properties=latest[issue_id].output, issue=known[issue_id][1]))
+    ]
+    if not watched:
+        return []
+    states = _lock_states(session, alert.id, watched)
+    since = now - alert.window
+    if alert.trigger == "issue_frequency":
+        after = _event_counts(session, project_id, watched, since)
+        before = {
+            issue_id: after.get(issue_id, 0) - sum(1 for item in issues[issue_id] if item.timestamp >= since)
+            for issue_id in watched
+        }
+    else:
+        before, after = _user_counts(session, project_id, issues, watched, since)
+    fired: list[_Fired] = []
+    for issue_id in watched:
+        fire, state = decide(
+            before.get(issue_id, 0), after.get(issue_id, 0), alert.threshold, states[issue_id], now, alert.interval
+        )
+        if state != states[issue_id]:
+            session.execute(
+                update(AlertIssueState)
+                .where(AlertIssueState.alert_id == alert.id, AlertIssueState.issue_id == issue_id)
+                .values(over=state.over, last_fired_at=state.last_fired_at)
+            )
+        if fire:
+            key = "count" if alert.trigger == "issue_frequency" else "users"
+            extra = {
+                key: after.get(issue_id, 0),
+                "threshold": alert.threshold,
+                "window_minutes": int(alert.window.total_seconds() // 60),
+            }
+            fired.append(_Fired(alert.trigger, project_id, issue_id, latest[issue_id], extra, alert.id))
+    return fired
+
+
+def _lock_states(session: Session, alert_id: uuid.UUID, issue_ids: list[uuid.UUID]) -> dict[uuid.UUID, ThresholdState]:
+    insert = dialect_insert(session, AlertIssueState)
+    session.execute(
+        insert.on_conflict_do_nothing(index_elements=["alert_id", "issue_id"]),
+        [{"alert_id": alert_id, "issue_id": issue_id, "over": False} for issue_id in issue_ids],
+    )
+    query = (
+        select(AlertIssueState.issue_id, AlertIssueState.over, AlertIssueState.last_fired_at)
+        .where(AlertIssueState.alert_id == alert_id, AlertIssueState.issue_id.in_(issue_ids))
+        .order_by(AlertIssueState.issue_id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Two workers deciding one issue at once would both see it cross; the second waits,
+        # then counts (at read committed) the first one's events too.
+        query = query.with_for_update()
+    return {row.issue_id: ThresholdState(row.over, row.last_fired_at) for row in session.execute(query)}
+
+
+def _event_counts(
+    session: Session, project_id: int, issue_ids: list[uuid.UUID], since: datetime
+) -> dict[uuid.UUID, int]:
+    rows = session.execute(
+        select(IssueFingerprint.issue_id, func.count())
+        .select_from(ExceptionEvent)
+        .join(
+            IssueFingerprint,
+            (IssueFingerprint.project_id == ExceptionEvent.project_id)
+            & (IssueFingerprint.fingerprint == ExceptionEvent.fingerprint),
+        )
+        .where(
+            ExceptionEvent.project_id == project_id,
+            IssueFingerprint.issue_id.in_(issue_ids),
+            ExceptionEvent.timestamp >= since,
+        )
+        .group_by(IssueFingerprint.issue_id)
+    ).all()
+    return {issue_id: int(count) for issue_id, count in rows}
+
+
+def _user_counts(
+    session: Session, project_id: int, issues: dict[uuid.UUID, list[Item]], issue_ids: list[uuid.UUID], since: datetime
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
+    """Distinct users of each issue in the window, without and with this batch's events."""
+    before: dict[uuid.UUID, int] = {}
+    after: dict[uuid.UUID, int] = {}
+    for issue_id in issue_ids:
+        batch = [item.uuid for item in issues[issue_id]]
+        row = session.execute(
+            select(
+                func.count(ExceptionEvent.distinct_id.distinct()),
+                func.count(case((ExceptionEvent.uuid.not_in(batch), ExceptionEvent.distinct_id)).distinct()),
+            )
+            .select_from(ExceptionEvent)
+            .join(
+                IssueFingerprint,
+                (IssueFingerprint.project_id == ExceptionEvent.project_id)
+                & (IssueFingerprint.fingerprint == ExceptionEvent.fingerprint),
+            )
+            .where(
+                ExceptionEvent.project_id == project_id,
+                IssueFingerprint.issue_id == issue_id,
+                ExceptionEvent.timestamp >= since,
+            )
+        ).one()
+        after[issue_id], before[issue_id] = int(row[0]), int(row[1])
+    return before, after
+
+
+# --- the issues' facts -----------------------------------------------------------------------
+
+
+class _Facts:
+    """The issues' facts, read once per batch for the issues that need them."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._known: dict[uuid.UUID, tuple[IssueFacts, dict[str, Any]]] = {}
+
+    def of(self, issue_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[IssueFacts, dict[str, Any]]]:
+        wanted = set(issue_ids)
+        missing = wanted - set(self._known)
+        if missing:
+            self._known.update(_issue_facts(self._session, missing))
+        return {issue_id: self._known[issue_id] for issue_id in wanted if issue_id in self._known}
+
+
+def _issue_facts(session: Session, issue_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[IssueFacts, dict[str, Any]]]:
+    """Each issue's facts for the payload, and its properties for issue filters."""
+    ids = sorted(issue_ids)
+    totals = {
+        row[0]: row[1:]
+        for row in session.execute(
+            select(
+                IssueFingerprint.issue_id,
+                func.sum(IssueFingerprint.occurrences),
+                func.min(IssueFingerprint.first_seen),
+                func.max(IssueFingerprint.last_seen),
+            )
+            .where(IssueFingerprint.issue_id.in_(ids))
+            .group_by(IssueFingerprint.issue_id)
+        )
+    }
+    rows = session.execute(
+        select(
+            Issue.id,
+            Issue.name,
+            Issue.description,
+            Issue.status,
+            IssueAssignment.user_id,
+            IssueAssignment.role_id,
+            User.email,
+            Role.name,
+        )
+        .outerjoin(IssueAssignment, IssueAssignment.issue_id == Issue.id)
+        .outerjoin(User, User.id == IssueAssignment.user_id)
+        .outerjoin(Role, Role.id == IssueAssignment.role_id)
+        .where(Issue.id.in_(ids))
+    ).all()
+    facts: dict[uuid.UUID, tuple[IssueFacts, dict[str, Any]]] = {}
+    for issue_id, name, description, status, user_id, role_id, email, role_name in rows:
+        occurrences, first_seen, last_seen = totals.get(issue_id, (0, None, None))
+        assignee: str | None = None
+        labels: list[str] | None = None
+        if user_id is not None:
+            assignee = json.dumps({"type": "user", "id": user_id}, separators=(",", ":"))
+            labels = [f"user:{user_id}", *([email] if email else [])]
+        elif role_id is not None:
+            assignee = json.dumps({"type": "role", "id": str(role_id)}, separators=(",", ":"))
+            labels = [f"role:{role_id}", *([role_name] if role_name else [])]
+        facts[issue_id] = (
+            IssueFacts(
+                id=issue_id,
+                name=name,
+                description=description,
+                status=status,
+                fingerprint=None,
+                occurrences=int(occurrences or 0),
+                first_seen=first_seen,
+                last_seen=last_seen,
+                assignee=assignee,
+            ),
+            # An assignee is matched by "user:42", "role:<uuid>", the person's email or the role's name.
+            {"status": status, "name": name, "description": description, "assignee": labels},
+        )
+    return facts
