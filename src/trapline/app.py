@@ -13,7 +13,9 @@ from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from trapline import __version__, ui
+from trapline.alerts import make_senders
 from trapline.api import (
+    alerts,
     assignment_rules,
     autocapture_controls,
     fingerprints,
@@ -22,6 +24,7 @@ from trapline.api import (
     projects,
     query,
     releases,
+    spikes,
     stack_frames,
     suppression_rules,
     symbol_sets,
@@ -58,6 +61,9 @@ _PROJECT_ROUTERS = (
     symbol_sets.router,
     stack_frames.router,
     projects.router,
+    alerts.router,
+    spikes.config_router,
+    spikes.events_router,
 )
 
 
@@ -142,6 +148,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     app.state.settings = settings
     app.state.db = db
     app.state.objects = open_store(settings)
+    app.state.senders = make_senders(settings)  # alerts' "send a test now"
     install_error_handlers(app, html_page=ui.error_page)
     app.state.sdk_config = ConfigCache(db)
     app.capture = Capture(

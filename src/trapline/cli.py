@@ -227,8 +227,10 @@ def _tune_gc() -> None:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import threading
 
+    from trapline.alerts import make_senders, outbox
+    from trapline.alerts.dispatch import Dispatcher
     from trapline.supervisor import exit_with_parent
-    from trapline.worker import Worker, WorkerThreads, worker_options
+    from trapline.worker import Worker, WorkerThreads, is_dead_local, local_id, worker_options
 
     if args.threads < 1:
         print("trapline: --threads must be at least 1", file=sys.stderr)
@@ -238,25 +240,44 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         migrate.upgrade(db.engine)
         _tune_gc()
+        dispatcher = Dispatcher(
+            db,
+            make_senders(settings),
+            sender_id=local_id(),
+            base_url=settings.base_url,
+            retry_hours=settings.alerts_retry_hours,
+            poll_seconds=settings.alerts_poll_seconds,
+        )
+        # Notifications a crashed process of this machine was sending go out again now.
+        outbox.release_dead(db, is_dead_local)
         if args.once:
             result = Worker(db, worker_options(settings), _symbols(db, settings)).drain()
+            sent = dispatcher.drain()
+            dispatcher.close()
             log.info(
                 "queue drained",
-                extra={"requests": result.requests, "events": result.events, "stored": result.stored},
+                extra={"requests": result.requests, "events": result.events, "stored": result.stored, "alerts": sent},
             )
             return 1 if result.failed_requests else 0
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         exit_with_parent(stop)
         resolver = _symbols(db, settings)  # one per process: it keeps parsed source maps
-        threads = WorkerThreads(lambda: Worker(db, worker_options(settings), resolver), args.threads)
+        threads = WorkerThreads(
+            lambda: Worker(db, worker_options(settings), resolver, on_notifications=dispatcher.wake), args.threads
+        )
+        sender = threading.Thread(target=dispatcher.run, args=(stop,), name="trapline-alerts", daemon=True)
         threads.start()
+        sender.start()
         try:
             stop.wait()
         finally:
             # A batch in progress finishes (or, if killed, its lease runs out and another
-            # worker takes it): nothing is lost either way.
+            # worker takes it): nothing is lost either way. So does a notification being sent.
             threads.stop(timeout=settings.shutdown_grace_seconds + settings.worker_lease_seconds)
+            dispatcher.wake()
+            sender.join(timeout=settings.shutdown_grace_seconds + settings.alerts_timeout_seconds)
+            dispatcher.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     finally:

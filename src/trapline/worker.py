@@ -18,8 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from trapline.alerts.dispatch import prune_spike_state
 from trapline.autocapture.controls import prune_signals
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
@@ -28,7 +29,7 @@ from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
 from trapline.settings import Settings
 
-__all__ = ["Worker", "WorkerOptions", "WorkerThreads", "worker_options"]
+__all__ = ["Worker", "WorkerOptions", "WorkerThreads", "is_dead_local", "local_id", "worker_options"]
 
 log = logging.getLogger("trapline.worker")
 
@@ -40,6 +41,17 @@ _PRUNE_EVERY_SECONDS = 600.0
 _OWN_IDS: set[str] = set()
 
 
+def local_id() -> str:
+    """An id for a worker or sender of this process that holds leases.
+
+    host:pid:random: lets a restarted process on this machine see that its predecessor is dead
+    (``is_dead_local``) and take its leases over at once.
+    """
+    ident = f"{_HOST}:{os.getpid()}:{uuid7().hex[-8:]}"
+    _OWN_IDS.add(ident)
+    return ident
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     batch_size: int = 500
@@ -48,6 +60,10 @@ class WorkerOptions:
     lease: timedelta = timedelta(seconds=120)
     max_attempts: int = 5
     idle_wait_seconds: float = 0.1
+    # The public URL, for the links alerts carry.
+    base_url: str = ""
+    # The time of processing (spike buckets and alert windows count in it); tests move it.
+    clock: Callable[[], datetime] = utcnow
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -57,19 +73,24 @@ def worker_options(settings: Settings) -> WorkerOptions:
         lease=timedelta(seconds=settings.worker_lease_seconds),
         max_attempts=settings.worker_max_attempts,
         idle_wait_seconds=settings.worker_poll_seconds,
+        base_url=settings.base_url,
     )
 
 
 class Worker:
     def __init__(
-        self, db: Database, options: WorkerOptions | None = None, resolver: FrameResolver | None = None
+        self,
+        db: Database,
+        options: WorkerOptions | None = None,
+        resolver: FrameResolver | None = None,
+        on_notifications: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.options = options or WorkerOptions()
         self.resolver = resolver
-        # host:pid:random: lets a restarted process on this machine see its predecessor is dead.
-        self.id = f"{_HOST}:{os.getpid()}:{uuid7().hex[-8:]}"
-        _OWN_IDS.add(self.id)
+        # Called after a batch committed alert notifications (wakes this process's sender).
+        self.on_notifications = on_notifications
+        self.id = local_id()
 
     def run_once(self) -> BatchResult:
         """Claim one batch and process it; an empty result means the queue was empty."""
@@ -79,7 +100,7 @@ class Worker:
         if not claimed:
             return BatchResult()
         try:
-            return process_batch(self.db, self.id, claimed, self.resolver)
+            return self._notified(self._process(claimed))
         except queue.LeaseLost as exc:
             log.warning("batch taken over by another worker; dropped", extra={"error": str(exc)})
             return BatchResult()
@@ -91,7 +112,7 @@ class Worker:
             result = BatchResult()
             for row in claimed:
                 try:
-                    result = result + process_batch(self.db, self.id, [row], self.resolver)
+                    result = result + self._notified(self._process([row]))
                 except queue.LeaseLost:
                     continue
                 except Exception as row_exc:
@@ -99,9 +120,19 @@ class Worker:
                     result = result + BatchResult(failed_requests=1)
             return result
 
+    def _process(self, claimed: list[queue.Claimed]) -> BatchResult:
+        return process_batch(
+            self.db, self.id, claimed, self.resolver, base_url=self.options.base_url, clock=self.options.clock
+        )
+
+    def _notified(self, result: BatchResult) -> BatchResult:
+        if result.notifications and self.on_notifications is not None:
+            self.on_notifications()
+        return result
+
     def release_dead_workers(self) -> None:
         """Free what crashed processes of this machine held, rather than wait out their leases."""
-        released = queue.release_dead(self.db, _dead_local_worker)
+        released = queue.release_dead(self.db, is_dead_local)
         if released:
             log.warning("took over requests of a worker that died", extra={"requests": released})
 
@@ -128,6 +159,7 @@ class Worker:
                 next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
                 try:
                     prune_signals(self.db, utcnow())
+                    prune_spike_state(self.db, utcnow())
                 except Exception:
                     log.exception("could not forget expired session signals")
             try:
@@ -160,7 +192,7 @@ class Worker:
             )
 
 
-def _dead_local_worker(worker_id: str) -> bool:
+def is_dead_local(worker_id: str) -> bool:
     """Whether ``worker_id`` names a process of this machine that no longer runs."""
     host, _, rest = worker_id.partition(":")
     pid_text = rest.partition(":")[0]

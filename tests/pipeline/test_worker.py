@@ -106,10 +106,12 @@ def test_a_request_that_keeps_failing_is_parked_not_lost(
     enqueue(database, tenant.project_id, [good], [poison], [exception_event()])
     real = pipeline.process_batch
 
-    def failing(db: Database, worker_id: str, claimed: Sequence[queue.Claimed], resolver: Any = None) -> Any:
+    def failing(
+        db: Database, worker_id: str, claimed: Sequence[queue.Claimed], resolver: Any = None, **options: Any
+    ) -> Any:
         if any(poison["uuid"].encode() in row.payload for row in claimed):
             raise RuntimeError("bug in processing")
-        return real(db, worker_id, claimed, resolver)
+        return real(db, worker_id, claimed, resolver, **options)
 
     monkeypatch.setattr("trapline.worker.process_batch", failing)
     worker = Worker(database, WorkerOptions(max_attempts=2))

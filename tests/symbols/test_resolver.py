@@ -18,11 +18,14 @@ from sqlalchemy import select
 
 from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant
+from trapline.alerts.models import AlertDelivery
+from trapline.alerts.service import AlertInput, create_alert
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.reprocess import reprocess
 from trapline.releases.models import Release
+from trapline.settings import Settings
 from trapline.symbols.container import pack_source_and_map
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.symbols.resolver import SymbolResolver
@@ -305,6 +308,24 @@ def test_events_sent_before_the_upload_are_resolved_again_by_reprocess(
     assert totals == {early.fingerprint: 0, late.fingerprint: 3}
     # Nothing left to do: a second run changes nothing.
     assert reprocess(database, SymbolResolver(database, blobs), tenant.project_id).improved == 0
+
+
+def test_issues_that_reprocessing_creates_fire_no_alerts(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any, settings: Settings
+):
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    with database.session(write=True) as session:
+        for trigger in ("issue_created", "issue_reopened", "issue_spiking"):
+            alert = AlertInput(name=trigger, trigger={"type": trigger}, destination={"type": "webhook",
+                               "url": "https://hooks.example.com/x"})  # fmt: skip
+            create_alert(session, tenant.project_id, alert, settings)
+    upload(database, blobs, tenant.project_id)
+    result = reprocess(database, SymbolResolver(database, blobs), tenant.project_id)
+    assert result.regrouped == 1  # into an issue of its own, made by reprocessing
+    with database.session(write=False) as session:
+        assert len(list(session.scalars(select(IssueFingerprint)))) == 2
+        assert list(session.scalars(select(AlertDelivery))) == []
 
 
 def test_reprocess_without_the_symbols_leaves_events_alone(

@@ -28,6 +28,7 @@ from trapline.db.engine import Database
 from trapline.ids import uuid7
 
 __all__ = [
+    "TEST_LEASE",
     "Due",
     "NewNotification",
     "Outcome",
@@ -53,6 +54,9 @@ _BACKOFF = (
 # A receiver asking for more than this in Retry-After is waited on only this long.
 _MAX_RETRY_AFTER = timedelta(hours=6)
 _ERROR_LIMIT = 2000
+# A test notification sent from a request: if that process dies mid-send, a worker takes the
+# row over after this long.
+TEST_LEASE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ def enqueue(
                 event_uuid=note.event_uuid,
                 payload=note.payload,
                 created_at=now,
+                attempts=0,
+                summary_count=0,
             )
             if index < allowed:
                 delivery.status, delivery.next_attempt_at = "pending", now
@@ -154,6 +160,8 @@ def _summary(session: Session, note: NewNotification, throttle: Throttle, now: d
             status="pending",
             created_at=now,
             next_attempt_at=now + timedelta(minutes=throttle.minutes),
+            attempts=0,
+            summary_count=0,
         )
         session.add(summary)
     summary.summary_count += 1
