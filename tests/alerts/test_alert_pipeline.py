@@ -179,7 +179,7 @@ def test_suppressed_dropped_and_retried_events_fire_nothing(
     send(client, tenant, database, clock, first)  # the SDK retried a request that got through
     assert kinds(database) == ["issue_created"]  # not counted again: still 1 event in the window
 
-    [issue] = [i for i in client.get(api(tenant, "issues"), headers=tenant.headers()).json()["results"]]
+    [issue] = client.get(api(tenant, "issues"), headers=tenant.headers()).json()["results"]
     set_status(client, tenant, issue["id"], "suppressed")
     send(client, tenant, database, clock, *errors(3, "KeyError"))
     assert kinds(database) == ["issue_created"]
@@ -269,7 +269,7 @@ def test_a_quiet_baseline_then_a_burst_spikes_once_within_the_cooldown(
 
     send(client, tenant, database, clock, *errors(19))  # 19 < threshold 20
     assert kinds(database) == []
-    send(client, tenant, database, clock, *errors(2))  # 21 > 2 × 10 and ≥ 20
+    send(client, tenant, database, clock, *errors(2))  # 21 > 2 * 10 and ≥ 20
     [row] = outbox(database)
     assert row.kind == "issue_spiking"
     props = row.payload["event"]["properties"]
@@ -303,7 +303,7 @@ def test_a_new_issue_is_measured_against_the_projects_baseline(
     send(client, tenant, database, clock, *errors(55, "TypeError"))
     with database.session(write=False) as session:
         assert list(session.scalars(select(SpikeEvent))) == []
-    send(client, tenant, database, clock, *errors(1, "TypeError"))  # (11 + 56) / 12 × 10 = 55.8 < 56
+    send(client, tenant, database, clock, *errors(1, "TypeError"))  # (11 + 56) / 12 * 10 = 55.8 < 56
     with database.session(write=False) as session:
         [spike] = session.scalars(select(SpikeEvent))
     assert spike.current_bucket_value == 56
