@@ -265,11 +265,13 @@ class Senders:
         import apprise  # imported when used: it loads a plugin per service
 
         rendered = describe(payload)
-        notifier = apprise.Apprise()
-        if not notifier.add(url):
+        # The service's plugin itself, not apprise.Apprise(), which may send from a pool of
+        # its own threads: the address guard is this thread's.
+        plugin = apprise.Apprise.instantiate(url)
+        if not plugin:
             return Outcome("failed", error="apprise does not understand this URL")
         with self._apprise_lock, apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
-            ok = notifier.notify(body=rendered.text, title=rendered.title)
+            ok = plugin.notify(body=rendered.text, title=rendered.title)
             problems = captured.getvalue().strip()
         if ok:
             return Outcome("delivered")
