@@ -6,6 +6,7 @@ kept; private addresses refused by default; a test notification sent now.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from fastapi.testclient import TestClient
 
 from tests.alerts.receiver import Answer, receiving
 from tests.factories import Tenant
+from trapline.alerts.models import Alert
+from trapline.db.engine import Database
 
 SLACK = "https://hooks.slack.com/services/T0AAA/B0BBB/abcdefSECRET"
 
@@ -70,7 +73,7 @@ def test_create_list_retrieve_update_delete_under_both_prefixes(
     assert client.get(url(tenant, prefix, alert["id"]), headers=headers).status_code == 404
 
 
-def test_secrets_are_masked_and_kept_when_sent_back(client: TestClient, tenant: Tenant):
+def test_secrets_are_masked_and_kept_when_sent_back(client: TestClient, tenant: Tenant, database: Database):
     alert = create(client, tenant, destination={"type": "slack", "url": SLACK})
     assert alert["destination"] == {"type": "slack", "url": "https://hooks.slack.com/••••••••"}
     hook = {"type": "webhook", "url": "https://hooks.example.com/t/abc123secret", "secret": "s3cr3t",
