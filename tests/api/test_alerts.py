@@ -92,10 +92,8 @@ def test_secrets_are_masked_and_kept_when_sent_back(client: TestClient, tenant: 
         headers=tenant.headers(),
     )
     assert again.status_code == 200, again.text
-    from trapline.alerts.models import Alert  # what is stored, not what is shown
-
-    with client.app.state.db.session(write=False) as session:  # type: ignore[attr-defined]
-        stored = session.get(Alert, __import__("uuid").UUID(alert["id"]))
+    with database.session(write=False) as session:  # what is stored, not what is shown
+        stored = session.get(Alert, uuid.UUID(alert["id"]))
         assert stored is not None
         assert stored.destination == {
             "url": hook["url"],
