@@ -282,7 +282,10 @@ def slack_body(message: Rendered) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _cut(heading, 3000)}}]
     if message.description:
         blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"```{message.description}```", 3000)}}
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(f"```{_slack_escape(message.description)}```", 3000)},
+            }
         )
     if message.facts:
         blocks.append(
