@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from trapline.alerts.dispatch import prune_spike_state
+from trapline.alerts.dispatch import prune_alert_state
 from trapline.autocapture.controls import prune_signals
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
@@ -159,7 +159,7 @@ class Worker:
                 next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
                 try:
                     prune_signals(self.db, utcnow())
-                    prune_spike_state(self.db, utcnow())
+                    prune_alert_state(self.db, utcnow())
                 except Exception:
                     log.exception("could not forget expired session signals")
             try:

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from tests.alerts.conftest import BASE_URL, Clock, api, create_alert, send, webhook
 from tests.capture import exception, exception_event
 from tests.factories import Tenant, make_user
-from trapline.alerts.models import AlertDelivery, IssueBucket, SpikeEvent
+from trapline.alerts.dispatch import prune_alert_state
+from trapline.alerts.models import AlertDelivery, FingerprintMinute, FingerprintUser, IssueBucket, SpikeEvent
 from trapline.db.engine import Database
 
 HOOK = webhook("https://hooks.example.com/trapline")
@@ -339,3 +340,26 @@ def test_a_throttled_alert_sends_n_then_one_summary(
     assert summary.summary_count == 4
     assert summary.next_attempt_at == clock.now + timedelta(minutes=29)  # made a minute ago, for 30
     assert all(row.summary_id == summary.id for row in rows if row.status == "throttled")
+
+
+def test_counts_are_kept_only_as_long_as_the_longest_window(
+    client: TestClient, tenant: Tenant, database: Database, clock: Clock
+):
+    create_alert(
+        client, tenant, destination=HOOK, trigger={"type": "issue_users", "threshold": 9, "window_minutes": 30}
+    )
+    create_alert(client, tenant, destination=HOOK, trigger={"type": "issue_frequency", "threshold": 9,
+                                                            "window_minutes": 90})  # fmt: skip
+    send(client, tenant, database, clock, *errors(3))
+    with database.session(write=False) as session:
+        assert len(list(session.scalars(select(FingerprintUser)))) == 3
+        assert [row.count for row in session.scalars(select(FingerprintMinute))] == [3]
+    prune_alert_state(database, clock.now + timedelta(minutes=32))
+    with database.session(write=False) as session:
+        assert list(session.scalars(select(FingerprintUser))) == []  # past the 30-minute window
+        assert len(list(session.scalars(select(FingerprintMinute)))) == 1  # within 90
+        assert len(list(session.scalars(select(IssueBucket)))) == 1
+    prune_alert_state(database, clock.now + timedelta(minutes=93))
+    with database.session(write=False) as session:
+        assert list(session.scalars(select(FingerprintMinute))) == []
+        assert list(session.scalars(select(IssueBucket))) == []  # the detector looks back an hour

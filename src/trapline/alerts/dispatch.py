@@ -15,12 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from trapline.alerts import outbox
 from trapline.alerts.messages import AlertRef, ProjectRef, summary_payload
-from trapline.alerts.models import Alert, AlertDelivery, IssueBucket, IssueSpikeCooldown
+from trapline.alerts.models import (
+    Alert,
+    AlertDelivery,
+    FingerprintMinute,
+    FingerprintUser,
+    IssueBucket,
+    IssueSpikeCooldown,
+)
 from trapline.alerts.outbox import Due, Outcome
 from trapline.alerts.senders import Senders
 from trapline.alerts.spikes import BUCKET_SIZE, BUCKETS
@@ -29,7 +36,7 @@ from trapline.db.types import utcnow
 from trapline.ids import uuid7
 from trapline.projects.models import Project
 
-__all__ = ["Dispatcher", "prune_spike_state"]
+__all__ = ["Dispatcher", "prune_alert_state"]
 
 log = logging.getLogger("trapline.alerts")
 
@@ -171,10 +178,14 @@ def _summary(session: Session, alert: Alert, summary: AlertDelivery, base_url: s
     )
 
 
-def prune_spike_state(db: Database, now: datetime) -> None:
-    """Forget buckets the detector no longer looks at, and cooldowns that ran out."""
+def prune_alert_state(db: Database, now: datetime) -> None:
+    """Forget buckets the detector no longer looks at, cooldowns that ran out, and counts older
+    than the longest window of the alerts that read them."""
     oldest = now - BUCKET_SIZE * (BUCKETS + 1)
     with db.session(write=True) as session:
         session.execute(delete(IssueBucket).where(IssueBucket.bucket_start < oldest))
         session.execute(delete(IssueSpikeCooldown).where(IssueSpikeCooldown.until < now))
+        for trigger, counts in (("issue_frequency", FingerprintMinute), ("issue_users", FingerprintUser)):
+            longest = session.scalar(select(func.max(Alert.window_minutes)).where(Alert.trigger == trigger)) or 0
+            session.execute(delete(counts).where(counts.minute < now - timedelta(minutes=longest + 1)))
         session.commit()

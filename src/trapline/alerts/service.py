@@ -36,6 +36,7 @@ from trapline.settings import Settings
 __all__ = [
     "DESTINATION_TYPES",
     "MASK",
+    "MAX_WINDOW_MINUTES",
     "THRESHOLD_TRIGGERS",
     "TRIGGERS",
     "AlertInput",
@@ -55,7 +56,8 @@ __all__ = [
 DESTINATION_TYPES = ("webhook", "slack", "discord", "teams", "email", "apprise")
 THRESHOLD_TRIGGERS = ("issue_frequency", "issue_users")
 MASK = "••••••••"
-_MAX_WINDOW_MINUTES = 7 * 24 * 60
+# The longest window (and throttle period) an alert may have: a week. Counts are kept that long.
+MAX_WINDOW_MINUTES = 7 * 24 * 60
 _MAX_HEADERS = 20
 _MAX_RECIPIENTS = 20
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -225,9 +227,9 @@ def _throttle(raw: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
     maximum, minutes = raw.get("max_messages"), raw.get("per_minutes")
     if not isinstance(maximum, int) or isinstance(maximum, bool) or not 1 <= maximum <= 10_000:
         raise InvalidInput("Ensure this value is an integer from 1 to 10000.", attr="throttle__max_messages")
-    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= _MAX_WINDOW_MINUTES:
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= MAX_WINDOW_MINUTES:
         raise InvalidInput(
-            f"Ensure this value is an integer from 1 to {_MAX_WINDOW_MINUTES}.", attr="throttle__per_minutes"
+            f"Ensure this value is an integer from 1 to {MAX_WINDOW_MINUTES}.", attr="throttle__per_minutes"
         )
     return maximum, minutes
 

@@ -11,6 +11,9 @@ reprocessing (which does not run this stage) never does either. What fires:
   and snoozed per issue, whether or not an alert listens (PostHog lists spike events too);
 * ``issue_frequency`` / ``issue_users``: more than N events (distinct users) of an issue in
   the last T minutes, decided by ``alerts/thresholds.py`` against each alert's state per issue.
+  Events are counted per minute of event time (``fingerprint_minute``) and users per minute
+  they were seen in (``fingerprint_user``), kept while the project has such an alert: a window
+  is whole minutes, and counts start when the first such alert is made.
 
 Each fired change goes to every enabled alert of its project with that trigger whose filters
 match the triggering event (its processed properties, and the issue: status, name,
@@ -21,16 +24,17 @@ workers send them after the commit.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trapline.accounts.models import Role, User
@@ -46,7 +50,6 @@ from trapline.alerts.models import (
 from trapline.alerts.outbox import NewNotification, Throttle, enqueue
 from trapline.alerts.spikes import SpikeSettings, bucket_start, bucket_starts, find_spikes
 from trapline.alerts.thresholds import ThresholdState, decide
-from trapline.events.models import ExceptionEvent
 from trapline.ids import uuid7
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.pipeline.batch import Item
@@ -55,12 +58,14 @@ from trapline.projects.models import Project
 from trapline.rules.evaluate import EvaluationError, Predicate, Subject, compile_filters
 from trapline.rules.filters import has_filter_values
 
-__all__ = ["LoadedAlert", "ProjectAlerts", "load_alerts", "raise_alerts"]
+__all__ = ["LoadedAlert", "ProjectAlerts", "key_hash", "load_alerts", "raise_alerts"]
 
 log = logging.getLogger("trapline.alerts")
 
 _CHANGE_TRIGGERS = {"created": "issue_created", "reopened": "issue_reopened"}
 _THRESHOLD_TRIGGERS = ("issue_frequency", "issue_users")
+# Stored events keep the first 200 characters of a distinct id (see storage): so do the counts.
+_USER_ID_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -196,9 +201,9 @@ def raise_alerts(
         issues = {issue_id: by_issue[issue_id] for issue_id in sorted(projects[project_id])}
         if config.spikes.enabled:
             fired.extend(_spikes(session, project_id, issues, config, now))
-        for alert in config.alerts:
-            if alert.trigger in _THRESHOLD_TRIGGERS:
-                fired.extend(_thresholds(session, project_id, issues, alert, facts, now))
+        thresholds = [alert for alert in config.alerts if alert.trigger in _THRESHOLD_TRIGGERS]
+        if thresholds:
+            fired.extend(_thresholds(session, project_id, issues, thresholds, facts, now))
     if not fired:
         return []
     notifications, throttles = _notifications(fired, alerts, facts.of(f.issue_id for f in fired), now)
@@ -323,50 +328,81 @@ def _thresholds(
     session: Session,
     project_id: int,
     issues: dict[uuid.UUID, list[Item]],
-    alert: LoadedAlert,
+    alerts: list[LoadedAlert],
     facts: _Facts,
     now: datetime,
 ) -> list[_Fired]:
-    """Decide, for each issue whose newest event matches the alert, whether it crossed."""
+    """The project's frequency and users alerts: for each issue whose newest event matches an
+    alert, count the window without and with the batch, and decide whether it crossed.
+
+    Counts come from per-minute event counters and per-user last-seen times, which this
+    batch's events are added to here (only while the project has such alerts): reading a
+    few rows per issue, where counting events (or their distinct users) would read them all.
+    """
     latest = {issue_id: max(stored, key=lambda item: item.timestamp) for issue_id, stored in issues.items()}
     known = facts.of(latest)
-    watched = [
-        issue_id
-        for issue_id in sorted(latest)
-        if issue_id in known and alert.matcher(Subject(properties=latest[issue_id].output, issue=known[issue_id][1]))
-    ]
-    if not watched:
-        return []
-    states = _lock_states(session, alert.id, watched)
-    since = now - alert.window
-    if alert.trigger == "issue_frequency":
-        after = _event_counts(session, project_id, watched, since)
-        before = {
-            issue_id: after.get(issue_id, 0) - sum(1 for item in issues[issue_id] if item.timestamp >= since)
-            for issue_id in watched
-        }
-    else:
-        before, after = _user_counts(session, project_id, issues, watched, since)
-    fired: list[_Fired] = []
-    for issue_id in watched:
-        fire, state = decide(
-            before.get(issue_id, 0), after.get(issue_id, 0), alert.threshold, states[issue_id], now, alert.interval
+    watched = {
+        alert.id: [
+            issue_id
+            for issue_id in sorted(latest)
+            if issue_id in known
+            and alert.matcher(Subject(properties=latest[issue_id].output, issue=known[issue_id][1]))
+        ]
+        for alert in sorted(alerts, key=lambda alert: alert.id)
+    }
+    # Lock what this batch may change first, in one order: on PostgreSQL a second worker
+    # deciding the same issue waits here, then counts (at read committed) the first one's events.
+    states = {alert_id: _lock_states(session, alert_id, ids) for alert_id, ids in watched.items() if ids}
+    by_kind = {kind: [a for a in alerts if a.trigger == kind and watched[a.id]] for kind in _THRESHOLD_TRIGGERS}
+    owned = _fingerprints(session, project_id, (i for ids in watched.values() for i in ids))
+
+    def of(alert: LoadedAlert) -> dict[uuid.UUID, list[str]]:
+        return {issue_id: owned[issue_id] for issue_id in watched[alert.id] if owned.get(issue_id)}
+
+    before: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for alert in by_kind["issue_frequency"]:
+        before[alert.id] = _minute_counts(session, project_id, of(alert), _minute(now - alert.window))
+    for alert in by_kind["issue_users"]:
+        before[alert.id] = _user_counts(
+            session, project_id, of(alert), _minute(now - alert.window), alert.threshold + 1
         )
-        if state != states[issue_id]:
-            session.execute(
-                update(AlertIssueState)
-                .where(AlertIssueState.alert_id == alert.id, AlertIssueState.issue_id == issue_id)
-                .values(over=state.over, last_fired_at=state.last_fired_at)
-            )
-        if fire:
-            key = "count" if alert.trigger == "issue_frequency" else "users"
-            extra = {
-                key: after.get(issue_id, 0),
-                "threshold": alert.threshold,
-                "window_minutes": int(alert.window.total_seconds() // 60),
+    stored = [item for items in issues.values() for item in items]
+    _count_in(session, project_id, stored, minutes=bool(by_kind["issue_frequency"]), users=bool(by_kind["issue_users"]))
+
+    fired: list[_Fired] = []
+    for alert in [*by_kind["issue_frequency"], *by_kind["issue_users"]]:
+        if alert.trigger == "issue_frequency":
+            since = _minute(now - alert.window)
+            after = {
+                issue_id: before[alert.id].get(issue_id, 0)
+                + sum(1 for item in issues[issue_id] if _minute(item.timestamp) >= since)
+                for issue_id in watched[alert.id]
             }
-            fired.append(_Fired(alert.trigger, project_id, issue_id, latest[issue_id], extra, alert.id))
+        else:
+            after = _user_counts(session, project_id, of(alert), _minute(now - alert.window), alert.threshold + 1)
+        for issue_id in watched[alert.id]:
+            current = states[alert.id][issue_id]
+            fire, state = decide(
+                before[alert.id].get(issue_id, 0), after.get(issue_id, 0), alert.threshold, current, now, alert.interval
+            )
+            if state != current:
+                session.execute(
+                    update(AlertIssueState)
+                    .where(AlertIssueState.alert_id == alert.id, AlertIssueState.issue_id == issue_id)
+                    .values(over=state.over, last_fired_at=state.last_fired_at)
+                )
+            if fire:
+                extra = {
+                    "count" if alert.trigger == "issue_frequency" else "users": after.get(issue_id, 0),
+                    "threshold": alert.threshold,
+                    "window_minutes": int(alert.window.total_seconds() // 60),
+                }
+                fired.append(_Fired(alert.trigger, project_id, issue_id, latest[issue_id], extra, alert.id))
     return fired
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 def _lock_states(session: Session, alert_id: uuid.UUID, issue_ids: list[uuid.UUID]) -> dict[uuid.UUID, ThresholdState]:
@@ -381,63 +417,120 @@ def _lock_states(session: Session, alert_id: uuid.UUID, issue_ids: list[uuid.UUI
         .order_by(AlertIssueState.issue_id)
     )
     if session.get_bind().dialect.name == "postgresql":
-        # Two workers deciding one issue at once would both see it cross; the second waits,
-        # then counts (at read committed) the first one's events too.
         query = query.with_for_update()
     return {row.issue_id: ThresholdState(row.over, row.last_fired_at) for row in session.execute(query)}
 
 
-def _event_counts(
-    session: Session, project_id: int, issue_ids: list[uuid.UUID], since: datetime
+def _fingerprints(session: Session, project_id: int, issue_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    owned: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for issue_id, fingerprint in session.execute(
+        select(IssueFingerprint.issue_id, IssueFingerprint.fingerprint).where(
+            IssueFingerprint.project_id == project_id, IssueFingerprint.issue_id.in_(sorted(set(issue_ids)))
+        )
+    ):
+        owned[issue_id].append(fingerprint)
+    return owned
+
+
+# The counters are the hot path of threshold alerts (every batch adds to them, and reads a
+# window of them per issue), so they are written and read through the driver, as storage does:
+# SQLAlchemy's per-statement and per-value work cost several times the statements themselves.
+# They are read by (project, fingerprint), their primary key's prefix: a few rows per issue.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DATETIME writes (naive UTC)
+_ADD_MINUTES = (
+    "INSERT INTO fingerprint_minute (project_id, fingerprint_hash, minute, count) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (project_id, fingerprint_hash, minute) DO UPDATE SET count = fingerprint_minute.count + excluded.count"
+)
+_SEE_USERS = (
+    "INSERT INTO fingerprint_user (project_id, fingerprint_hash, minute, user_hash) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (project_id, fingerprint_hash, minute, user_hash) DO NOTHING"
+)
+
+
+class _Driver:
+    """The session's connection, spoken to in plain SQL with ``?`` placeholders."""
+
+    def __init__(self, session: Session) -> None:
+        self.connection = session.connection()
+        self.sqlite = self.connection.dialect.name == "sqlite"
+
+    def time(self, moment: datetime) -> Any:
+        return moment.astimezone(UTC).strftime(_SQLITE_TIME) if self.sqlite else moment
+
+    def run(self, sql: str, params: Sequence[Any] | list[tuple[Any, ...]]) -> Any:
+        return self.connection.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), params)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def key_hash(text: str) -> int:
+    """The 64-bit key the counters use for a fingerprint or a distinct id (see their models)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big",
+                          signed=True)  # fmt: skip
+
+
+def _minute_counts(
+    session: Session, project_id: int, owned: dict[uuid.UUID, list[str]], since: datetime
 ) -> dict[uuid.UUID, int]:
-    rows = session.execute(
-        select(IssueFingerprint.issue_id, func.count())
-        .select_from(ExceptionEvent)
-        .join(
-            IssueFingerprint,
-            (IssueFingerprint.project_id == ExceptionEvent.project_id)
-            & (IssueFingerprint.fingerprint == ExceptionEvent.fingerprint),
+    issue_of = {key_hash(fingerprint): issue_id for issue_id, fps in owned.items() for fingerprint in fps}
+    counts: Counter[uuid.UUID] = Counter()
+    if issue_of:
+        driver = _Driver(session)
+        rows = driver.run(
+            "SELECT fingerprint_hash, sum(count) FROM fingerprint_minute WHERE project_id = ? "
+            f"AND fingerprint_hash IN ({_marks(len(issue_of))}) AND minute >= ? GROUP BY fingerprint_hash",
+            (project_id, *sorted(issue_of), driver.time(since)),
         )
-        .where(
-            ExceptionEvent.project_id == project_id,
-            IssueFingerprint.issue_id.in_(issue_ids),
-            ExceptionEvent.timestamp >= since,
-        )
-        .group_by(IssueFingerprint.issue_id)
-    ).all()
-    return {issue_id: int(count) for issue_id, count in rows}
+        for fingerprint, total in rows:
+            counts[issue_of[fingerprint]] += int(total or 0)
+    return dict(counts)
 
 
 def _user_counts(
-    session: Session, project_id: int, issues: dict[uuid.UUID, list[Item]], issue_ids: list[uuid.UUID], since: datetime
-) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
-    """Distinct users of each issue in the window, without and with this batch's events."""
-    before: dict[uuid.UUID, int] = {}
-    after: dict[uuid.UUID, int] = {}
-    for issue_id in issue_ids:
-        batch = [item.uuid for item in issues[issue_id]]
-        row = session.execute(
-            select(
-                func.count(ExceptionEvent.distinct_id.distinct()),
-                func.count(case((ExceptionEvent.uuid.not_in(batch), ExceptionEvent.distinct_id)).distinct()),
-            )
-            .select_from(ExceptionEvent)
-            .join(
-                IssueFingerprint,
-                (IssueFingerprint.project_id == ExceptionEvent.project_id)
-                & (IssueFingerprint.fingerprint == ExceptionEvent.fingerprint),
-            )
-            .where(
-                ExceptionEvent.project_id == project_id,
-                IssueFingerprint.issue_id == issue_id,
-                ExceptionEvent.timestamp >= since,
-            )
-        ).one()
-        after[issue_id], before[issue_id] = int(row[0]), int(row[1])
-    return before, after
+    session: Session, project_id: int, owned: dict[uuid.UUID, list[str]], since: datetime, cap: int
+) -> dict[uuid.UUID, int]:
+    """Distinct users of each issue seen since ``since``, counted up to ``cap``: whether there are
+    more than the threshold is all a decision needs, and a flood from a million browsers then
+    costs as much as one from ``cap`` of them. One statement for all the issues."""
+    issues = sorted(owned)
+    if not issues:
+        return {}
+    driver = _Driver(session)
+    columns: list[str] = []
+    params: list[Any] = []
+    for issue_id in issues:
+        hashes = sorted({key_hash(fingerprint) for fingerprint in owned[issue_id]})
+        columns.append(
+            "(SELECT count(*) FROM (SELECT DISTINCT user_hash FROM fingerprint_user WHERE project_id = ? "
+            f"AND fingerprint_hash IN ({_marks(len(hashes))}) AND minute >= ? LIMIT ?) AS seen)"
+        )
+        params.extend((project_id, *hashes, driver.time(since), cap))
+    row = driver.run(f"SELECT {', '.join(columns)}", tuple(params)).one()
+    return {issue_id: int(count or 0) for issue_id, count in zip(issues, row, strict=True)}
 
 
-# --- the issues' facts -----------------------------------------------------------------------
+def _count_in(session: Session, project_id: int, stored: list[Item], *, minutes: bool, users: bool) -> None:
+    """Add the batch's events to the per-minute counters and the users' last-seen times."""
+    driver = _Driver(session)
+    if minutes:
+        counts: Counter[tuple[int, datetime]] = Counter(
+            (key_hash(str(item.fingerprint)), _minute(item.timestamp)) for item in stored
+        )
+        driver.run(
+            _ADD_MINUTES,
+            # Sorted: one lock order for every worker.
+            [(project_id, fp, driver.time(minute), n) for (fp, minute), n in sorted(counts.items())],
+        )
+    if users:
+        seen = {
+            (key_hash(str(item.fingerprint)), _minute(item.timestamp), key_hash(item.distinct_id[:_USER_ID_LIMIT]))
+            for item in stored
+            if item.distinct_id
+        }
+        if seen:
+            driver.run(_SEE_USERS, [(project_id, fp, driver.time(minute), user) for fp, minute, user in sorted(seen)])
 
 
 class _Facts:

@@ -67,6 +67,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_alert_project_id"), ["project_id"], unique=False)
 
     op.create_table(
+        "fingerprint_minute",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("fingerprint_hash", sa.BigInteger(), nullable=False),
+        sa.Column("minute", trapline.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["project.id"], name=op.f("fk_fingerprint_minute_project_id_project"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("project_id", "fingerprint_hash", "minute", name=op.f("pk_fingerprint_minute")),
+    )
+    with op.batch_alter_table("fingerprint_minute", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_fingerprint_minute_minute"), ["minute"], unique=False)
+
+    op.create_table(
+        "fingerprint_user",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("fingerprint_hash", sa.BigInteger(), nullable=False),
+        sa.Column("minute", trapline.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("user_hash", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["project.id"], name=op.f("fk_fingerprint_user_project_id_project"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint(
+            "project_id", "fingerprint_hash", "minute", "user_hash", name=op.f("pk_fingerprint_user")
+        ),
+    )
+
+    op.create_table(
         "issue_bucket",
         sa.Column("issue_id", sa.Uuid(), nullable=False),
         sa.Column("bucket_start", trapline.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -187,6 +215,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_issue_bucket_project_start")
 
     op.drop_table("issue_bucket")
+
+    op.drop_table("fingerprint_user")
+    with op.batch_alter_table("fingerprint_minute", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_fingerprint_minute_minute"))
+
+    op.drop_table("fingerprint_minute")
     with op.batch_alter_table("alert", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_project_id"))
 
