@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 from tests.factories import Tenant
 from tests.issue_data import make_event, make_issue
 from tests.ui.conftest import csrf_of
+from trapline.alerts.models import Alert
 from trapline.db.engine import Database
+from trapline.ids import uuid7
 from trapline.ui import PAGES
 
 ROUTES = [
@@ -31,6 +33,8 @@ FORM_KEYS = (
     "email", "password", "label", "scopes", "action", "ids", "primary", "assign_to", "status", "assignee",
     "fingerprint", "key", "operator", "value", "match", "filters_json", "mode", "sampling_rate", "name", "level",
     "version", "project", "hash_id", "url_blocklist", "sample_rate", "current_password", "new_password",
+    "trigger", "threshold", "window_minutes", "interval_minutes", "destination_type", "url", "secret", "headers", "to",
+    "throttle_max", "throttle_minutes", "enabled", "back", "multiplier", "snooze_minutes",
 )  # fmt: skip
 PARAM = re.compile(r"{(\w+)}")
 
@@ -43,10 +47,28 @@ def issue_id(database: Database, tenant: Tenant) -> str:
         return str(issue.id)
 
 
-def urls(path: str, tenant: Tenant, issue_id: str) -> list[str]:
+@pytest.fixture
+def alert_id(database: Database, tenant: Tenant) -> str:
+    # A .invalid host never resolves (RFC 6761): "Send test" fails at once, without a network.
+    with database.session(write=True) as session:
+        alert = Alert(
+            id=uuid7(), project_id=tenant.project_id, name="hostile", trigger="issue_created",
+            filters={"type": "AND", "values": []}, destination_type="webhook",
+            destination={"url": "https://hooks.invalid/x", "secret": "s"},
+        )  # fmt: skip
+        session.add(alert)
+        session.commit()
+        return str(alert.id)
+
+
+def urls(path: str, tenant: Tenant, issue_id: str, alert_id: str) -> list[str]:
     """The path with real ids where there are some, then with each id made bad in turn."""
     names = PARAM.findall(path)
-    real = dict.fromkeys(names, "1") | {"project_id": str(tenant.project_id), "issue_id": issue_id}
+    real = dict.fromkeys(names, "1") | {
+        "project_id": str(tenant.project_id),
+        "issue_id": issue_id,
+        "alert_id": alert_id,
+    }
 
     def fill(values: dict[str, str]) -> str:
         return PARAM.sub(lambda found: values[found.group(1)], path)
@@ -55,9 +77,9 @@ def urls(path: str, tenant: Tenant, issue_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_no_route_answers_a_500(ui: TestClient, tenant: Tenant, issue_id: str, method: str, path: str):
+def test_no_route_answers_a_500(ui: TestClient, tenant: Tenant, issue_id: str, alert_id: str, method: str, path: str):
     csrf = csrf_of(ui.get("/account").text)
-    for url in urls(path, tenant, issue_id):
+    for url in urls(path, tenant, issue_id, alert_id):
         for value in HOSTILE:
             if method == "GET":
                 answer = ui.get(url, params=dict.fromkeys(QUERY_KEYS, value), follow_redirects=False)

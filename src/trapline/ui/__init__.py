@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from trapline.ui import (
     account,
+    alerts_page,
     auth,
     autocapture_page,
     inbox,
@@ -31,7 +32,8 @@ __all__ = ["PAGES", "error_page", "install"]
 
 # Every page module; each owns one router.
 PAGES = (
-    auth, account, inbox, issue_page, rules_pages, autocapture_page, symbols_page, releases_page, sdk_page, members_page
+    auth, account, inbox, issue_page, rules_pages, alerts_page, autocapture_page, symbols_page, releases_page, sdk_page,
+    members_page,
 )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""One issue: its numbers and volume, one of its events with the stack traces, its fingerprints.
+"""One issue: its numbers and volume, one of its events with the stack traces, its fingerprints,
+the alerts sent about it.
 
 ``GET /project/{id}/error_tracking/{issue_id}`` (PostHog's own path) shows the latest event
 unless ``?event=<uuid>`` names another; newer/older links step through the issue's events
@@ -26,6 +27,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trapline.alerts import service as alerts
+from trapline.alerts.models import Alert, AlertDelivery
 from trapline.api.deps import SessionDep
 from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
@@ -34,6 +37,7 @@ from trapline.issues import queries, service
 from trapline.issues.models import Issue, IssueFingerprint
 from trapline.issues.queries import DateRange, EventRef, IssueFilter, VolumeBucket
 from trapline.symbols.models import StackFrame
+from trapline.ui.alerts_page import LogRow, log_row
 from trapline.ui.assignees import assignable, form_value, parse_form_value
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
@@ -49,6 +53,7 @@ from trapline.ui.stacktrace import (
 )
 
 __all__ = [
+    "ALERTS_SHOWN",
     "DEFAULT_RANGE",
     "RANGES",
     "chart_range",
@@ -86,6 +91,8 @@ DEFAULT_RANGE = "-7d"
 # Fingerprints whose "why grouped here" record is read (one event's properties each); an
 # issue that merged hundreds of others lists the rest with their numbers only.
 RECORDS_SHOWN = 20
+# The newest notifications about the issue; the alert's page has its whole log.
+ALERTS_SHOWN = 20
 _STATUS_WORDS = {"active": "reopened", "resolved": "resolved", "suppressed": "suppressed"}
 _CONTEXT_CHUNK = 500
 
@@ -347,6 +354,24 @@ def _steps(session: Session, project_id: int, issue_id: uuid.UUID, event: Except
     )
 
 
+@dataclass(frozen=True)
+class SentAlert:
+    entry: LogRow
+    alert_id: uuid.UUID
+    alert_name: str
+
+
+def _alerts_sent(session: Session, project_id: int, issue_id: uuid.UUID) -> list[SentAlert]:
+    """One query on the delivery log's (issue_id, created_at) index, with each alert's name."""
+    query = (
+        alerts.alert_deliveries(project_id, issue_id=issue_id)
+        .join(Alert, Alert.id == AlertDelivery.alert_id)
+        .add_columns(Alert.name)
+        .limit(ALERTS_SHOWN)
+    )
+    return [SentAlert(log_row(delivery), delivery.alert_id, name) for delivery, name in session.execute(query)]
+
+
 def _find_issue(session: Session, project_id: int, issue_id: uuid.UUID) -> Issue | None:
     return session.scalar(select(Issue).where(Issue.project_id == project_id, Issue.id == issue_id))
 
@@ -455,6 +480,8 @@ def issue_page(
             "assignee": assignee,
             "assignee_label": members.name(summary.issue.assignee) or assignee,
             "issue_url": _issue_url(project.id, issue.id),
+            "alerts_sent": _alerts_sent(session, project.id, issue.id),
+            "alerts_shown": ALERTS_SHOWN,
             **context,
         },
     )

@@ -1,0 +1,723 @@
+"""``/project/{id}/settings/alerts``: who hears about new, reopened, spiking and frequent issues.
+
+The list shows a project's alerts in words (trigger, filters, masked destination, throttle,
+last delivery), the create form and the project's spike detector; ``…/{alert_id}`` edits one
+alert and shows its delivery log. A form goes through what the REST API uses: its request
+schema (``AlertCreate``), then ``alerts.service``, which checks the destination's address and
+stores the alert, so an alert made here is the API's alert. Secrets are only ever shown
+masked: the edit form holds the masked values, and the service keeps the stored secret when
+one comes back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Form, Request, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from trapline.alerts import service
+from trapline.alerts.models import Alert, AlertDelivery
+from trapline.alerts.senders import Senders
+from trapline.alerts.service import AlertInput
+from trapline.alerts.spikes import SpikeSettings
+from trapline.api.deps import SessionDep, SettingsDep
+from trapline.api.schemas.alerts import AlertCreate, SpikeDetectionConfigUpdate
+from trapline.errors import InvalidInput, NotFound
+from trapline.projects.models import Project
+from trapline.rules.filters import MATCH_ALL
+from trapline.settings import Settings
+from trapline.ui import filter_form
+from trapline.ui.deps import CsrfChecked, UiProject
+from trapline.ui.errors import UiRoute
+from trapline.ui.filter_form import FilterForm, FormProblems
+from trapline.ui.forms import PAGE_SIZE, Offset, no_nul, paged
+from trapline.ui.render import redirect, render
+
+__all__ = [
+    "DESTINATION_LABELS",
+    "TRIGGER_CHOICES",
+    "AlertForm",
+    "LogRow",
+    "SpikeForm",
+    "header_lines",
+    "kind_words",
+    "log_row",
+    "router",
+    "throttle_words",
+    "trigger_words",
+]
+
+router = APIRouter(route_class=UiRoute, include_in_schema=False)
+
+BASE = "/project/{project_id}/settings/alerts"
+TRIGGER_CHOICES: tuple[tuple[str, str], ...] = (
+    ("issue_created", "New issue"),
+    ("issue_reopened", "Reopened issue"),
+    ("issue_spiking", "Spiking issue (found by the spike detector)"),
+    ("issue_frequency", "More than N events in a window"),
+    ("issue_users", "More than N users in a window"),
+)
+# A trigger, or what a delivery was: the trigger that fired, or a test.
+_KIND_WORDS = {
+    "issue_created": "New issue",
+    "issue_reopened": "Reopened issue",
+    "issue_spiking": "Spiking issue",
+    "issue_frequency": "Too many events",
+    "issue_users": "Too many users",
+    "test": "Test",
+}
+DESTINATION_LABELS: dict[str, str] = {
+    "webhook": "Webhook",
+    "slack": "Slack",
+    "discord": "Discord",
+    "teams": "Microsoft Teams",
+    "email": "Email",
+    "apprise": "Apprise",
+}
+# Where a problem is, by the service's ``attr`` or the schema's location joined with "__".
+_LABELS = {
+    "name": "Name",
+    "trigger": "Trigger",
+    "trigger__type": "Trigger",
+    "trigger__threshold": "Threshold",
+    "trigger__window_minutes": "Window",
+    "trigger__interval_minutes": "Repeat every",
+    "destination": "Destination",
+    "destination__type": "Destination",
+    "destination__url": "URL",
+    "destination__secret": "Secret",
+    "destination__headers": "Headers",
+    "destination__to": "Recipients",
+    "throttle": "Throttle",
+    "throttle__max_messages": "Throttle (messages)",
+    "throttle__per_minutes": "Throttle (minutes)",
+    "threshold": "Threshold",
+    "multiplier": "Multiplier",
+    "snooze_duration_minutes": "Snooze",
+}
+_NO_SUCH_ALERT = "There is no such alert in this project."
+
+
+# --- in words (pure) ---------------------------------------------------------------------------
+
+
+def _minutes(count: int) -> str:
+    return f"{count} minute{'' if count == 1 else 's'}"
+
+
+def trigger_words(trigger: str, threshold: int | None, window: int | None, interval: int | None) -> str:
+    """ "New issue", "More than 100 events in 15 minutes, repeats every 60 minutes"."""
+    if trigger not in service.THRESHOLD_TRIGGERS:
+        return _KIND_WORDS.get(trigger, trigger)
+    noun = ("event" if trigger == "issue_frequency" else "user") + ("" if threshold == 1 else "s")
+    words = f"More than {threshold} {noun} in {_minutes(window or 60)}"
+    return f"{words}, repeats every {_minutes(interval)}" if interval else words
+
+
+def throttle_words(maximum: int | None, minutes: int | None) -> str | None:
+    if maximum is None or minutes is None:
+        return None
+    return f"at most {maximum} message{'' if maximum == 1 else 's'} per {_minutes(minutes)}"
+
+
+def kind_words(kind: str, summary_count: int = 0) -> str:
+    """What a delivery was: the trigger that fired, a test, or a summary of throttled ones."""
+    if kind == "summary":
+        return f"Summary, stands for {summary_count}"
+    return _KIND_WORDS.get(kind, kind)
+
+
+def header_lines(text: str) -> tuple[dict[str, str], list[str]]:
+    """ "Name: value" lines as headers, and the lines that are not that, in words."""
+    headers: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            problems.append(f"Headers: line {number} is not “Name: value”.")
+            continue
+        headers[name.strip()] = value.strip()
+    return headers, problems
+
+
+def _label(where: str) -> str:
+    return _LABELS.get(where, where or "The form")
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!", ")")) else text + "."
+
+
+def _schema_problems(exc: ValidationError, form: FilterForm | None) -> list[str]:
+    """The schema's complaints in words, naming fields (and rows) rather than JSON paths."""
+    found: list[str] = []
+    for error in exc.errors():
+        where = "__".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "is not valid"))
+        if where == "filters":
+            text = filter_form.humanize_filter_error(message, form)
+        else:
+            text = f"{_label(where)}: {_schema_message(error['type'], message, error.get('ctx') or {})}"
+        text = _sentence(text)
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def _schema_message(kind: str, message: str, ctx: dict[str, Any]) -> str:
+    # pydantic's own sentences name types ("a valid integer"); a form's reader typed text.
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "enter a whole number"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if kind == "string_too_short":
+        return "this field may not be blank"
+    if kind == "literal_error":
+        return "choose one of the listed choices"
+    return message
+
+
+def _service_problem(exc: InvalidInput, form: FilterForm | None) -> str:
+    if exc.attr == "filters":
+        return filter_form.humanize_filter_error(exc.detail, form)
+    return f"{_label(exc.attr)}: {exc.detail}" if exc.attr else exc.detail
+
+
+# --- what the alert form posts -----------------------------------------------------------------
+
+
+def _text(number: int | None) -> str:
+    return "" if number is None else str(number)
+
+
+def _pretty(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+@dataclass(frozen=True)
+class AlertForm:
+    """The alert form's fields as typed; numbers stay text until the schema reads them."""
+
+    name: str = ""
+    enabled: bool = True
+    trigger: str = "issue_created"
+    threshold: str = ""
+    window_minutes: str = ""
+    interval_minutes: str = ""
+    filters: FilterForm = field(default_factory=FilterForm)
+    json_mode: bool = False
+    filters_json: str = ""
+    destination_type: str = "webhook"
+    url: str = ""
+    secret: str = ""
+    headers: str = ""
+    to: str = ""
+    throttle_max: str = ""
+    throttle_minutes: str = ""
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertForm:
+        """The alert as the edit form shows it: its secrets masked."""
+        shown = service.masked_destination(alert)
+        rows = filter_form.from_filters(alert.filters)
+        return cls(
+            name=alert.name,
+            enabled=alert.enabled,
+            trigger=alert.trigger,
+            threshold=_text(alert.threshold),
+            window_minutes=_text(alert.window_minutes),
+            interval_minutes=_text(alert.interval_minutes),
+            filters=rows or FilterForm(),
+            json_mode=rows is None,
+            filters_json=_pretty(alert.filters),
+            destination_type=alert.destination_type,
+            url=str(shown.get("url") or ""),
+            secret=str(shown.get("secret") or ""),
+            headers="\n".join(f"{name}: {value}" for name, value in (shown.get("headers") or {}).items()),
+            to=", ".join(shown.get("to") or []),
+            throttle_max=_text(alert.throttle_max),
+            throttle_minutes=_text(alert.throttle_minutes),
+        )
+
+
+def _posted(
+    name: Annotated[str, Form()] = "",
+    enabled: Annotated[str, Form()] = "",
+    trigger: Annotated[str, Form()] = "",
+    threshold: Annotated[str, Form()] = "",
+    window_minutes: Annotated[str, Form()] = "",
+    interval_minutes: Annotated[str, Form()] = "",
+    match: Annotated[str, Form()] = "AND",
+    shape: Annotated[str, Form()] = "nested",
+    key: Annotated[list[str] | None, Form()] = None,
+    operator: Annotated[list[str] | None, Form()] = None,
+    value: Annotated[list[str] | None, Form()] = None,
+    property_type: Annotated[list[str] | None, Form()] = None,
+    mode: Annotated[str, Form()] = "builder",
+    filters_json: Annotated[str, Form()] = "",
+    destination_type: Annotated[str, Form()] = "",
+    url: Annotated[str, Form()] = "",
+    secret: Annotated[str, Form()] = "",
+    headers: Annotated[str, Form()] = "",
+    to: Annotated[str, Form()] = "",
+    throttle_max: Annotated[str, Form()] = "",
+    throttle_minutes: Annotated[str, Form()] = "",
+) -> AlertForm:
+    rows = (key or [], operator or [], value or [], property_type or [])
+    texts = (name, trigger, threshold, window_minutes, interval_minutes, match, filters_json, destination_type)
+    no_nul(*texts, url, secret, headers, to, throttle_max, throttle_minutes, *(text for row in rows for text in row))
+    return AlertForm(
+        name=name.strip(),
+        enabled=bool(enabled),
+        trigger=trigger.strip(),
+        threshold=threshold.strip(),
+        window_minutes=window_minutes.strip(),
+        interval_minutes=interval_minutes.strip(),
+        filters=filter_form.form_from_rows(match, *rows, nested=shape != "flat"),
+        json_mode=mode == "json",
+        filters_json=filters_json,
+        destination_type=destination_type.strip(),
+        url=url.strip(),
+        secret=secret,
+        headers=headers,
+        to=to,
+        throttle_max=throttle_max.strip(),
+        throttle_minutes=throttle_minutes.strip(),
+    )
+
+
+PostedAlert = Annotated[AlertForm, Depends(_posted)]
+
+
+def _filters(posted: AlertForm, problems: list[str]) -> Any:
+    if posted.json_mode:
+        try:
+            return orjson.loads(posted.filters_json or "null")
+        except orjson.JSONDecodeError as exc:
+            problems.append(f"The filters are not valid JSON: {exc}.")
+            return None
+    try:
+        return filter_form.to_filters(posted.filters)
+    except FormProblems as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _trigger(posted: AlertForm) -> dict[str, Any]:
+    trigger: dict[str, Any] = {"type": posted.trigger}
+    # The number fields stay on the form whatever the trigger (they are hidden only with
+    # JavaScript); for the other triggers they mean nothing, and are not sent.
+    if posted.trigger in service.THRESHOLD_TRIGGERS:
+        trigger.update(
+            threshold=posted.threshold or None,
+            window_minutes=posted.window_minutes or None,
+            interval_minutes=posted.interval_minutes or None,
+        )
+    return trigger
+
+
+def _destination(posted: AlertForm, problems: list[str]) -> dict[str, Any]:
+    """The destination the form stands for: only the fields its type has."""
+    kind = posted.destination_type
+    if kind == "email":
+        return {"type": kind, "to": posted.to}
+    if kind == "webhook":
+        headers, bad_lines = header_lines(posted.headers)
+        problems.extend(bad_lines)
+        return {"type": kind, "url": posted.url, "secret": posted.secret.strip(), "headers": headers}
+    return {"type": kind, "url": posted.url}
+
+
+def _throttle(posted: AlertForm, problems: list[str]) -> dict[str, Any] | None:
+    if not posted.throttle_max and not posted.throttle_minutes:
+        return None
+    if not posted.throttle_max or not posted.throttle_minutes:
+        problems.append(
+            "Throttle: give both the number of messages and the minutes, or leave both empty for no throttle."
+        )
+        return None
+    return {"max_messages": posted.throttle_max, "per_minutes": posted.throttle_minutes}
+
+
+def _input(posted: AlertForm, current: Alert | None) -> tuple[AlertInput | None, list[str]]:
+    """The service's input for the form, or the problems that keep it from being one."""
+    problems: list[str] = []
+    destination = _destination(posted, problems)
+    if current is not None:
+        destination = _unchanged_url_kept(destination, current)
+    body = {
+        "name": posted.name,
+        "enabled": posted.enabled,
+        "trigger": _trigger(posted),
+        "filters": _filters(posted, problems),
+        "destination": destination,
+        "throttle": _throttle(posted, problems),
+    }
+    try:
+        valid = AlertCreate.model_validate(body)
+    except ValidationError as exc:
+        return None, problems + _schema_problems(exc, None if posted.json_mode else posted.filters)
+    if problems:
+        return None, problems
+    return AlertInput(
+        name=valid.name,
+        enabled=valid.enabled,
+        trigger=valid.trigger.model_dump(),
+        # The form always says what its filters are: JSON "null" is every issue, not "keep".
+        filters=valid.filters if valid.filters is not None else dict(MATCH_ALL),
+        destination=valid.destination,
+        throttle=valid.throttle.model_dump() if valid.throttle is not None else None,
+        throttle_given=True,  # the form always says: both fields empty means no throttle
+    ), []
+
+
+def _unchanged_url_kept(destination: dict[str, Any], alert: Alert) -> dict[str, Any]:
+    # An apprise URL's masked form may hide nothing (a public ntfy topic) and drops the query:
+    # sent back as shown, it stands for the stored URL, not for a new one without its options.
+    if destination.get("type") != alert.destination_type or "url" not in destination:
+        return destination
+    if destination["url"] != service.masked_destination(alert).get("url"):
+        return destination
+    return {**destination, "url": service.MASK}
+
+
+# --- the spike detector's form -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpikeForm:
+    enabled: bool = True
+    threshold: str = ""
+    multiplier: str = ""
+    snooze_minutes: str = ""
+
+    @classmethod
+    def of(cls, settings: SpikeSettings) -> SpikeForm:
+        return cls(
+            enabled=settings.enabled,
+            threshold=str(settings.threshold),
+            multiplier=str(settings.multiplier),
+            snooze_minutes=str(settings.snooze_duration_minutes),
+        )
+
+
+def _posted_spikes(
+    enabled: Annotated[str, Form()] = "",
+    threshold: Annotated[str, Form()] = "",
+    multiplier: Annotated[str, Form()] = "",
+    snooze_minutes: Annotated[str, Form()] = "",
+) -> SpikeForm:
+    no_nul(threshold, multiplier, snooze_minutes)
+    return SpikeForm(bool(enabled), threshold.strip(), multiplier.strip(), snooze_minutes.strip())
+
+
+PostedSpikes = Annotated[SpikeForm, Depends(_posted_spikes)]
+
+
+def _spike_changes(posted: SpikeForm) -> tuple[dict[str, Any], list[str]]:
+    fields = {
+        "threshold": posted.threshold,
+        "multiplier": posted.multiplier,
+        "snooze_duration_minutes": posted.snooze_minutes,
+    }
+    # Every field is on the form: an empty one is a mistake, not "keep what is stored".
+    problems = [f"{_label(name)}: enter a whole number." for name, text in fields.items() if not text]
+    if problems:
+        return {}, problems
+    try:
+        valid = SpikeDetectionConfigUpdate.model_validate({**fields, "enabled": posted.enabled})
+    except ValidationError as exc:
+        return {}, _schema_problems(exc, None)
+    return valid.model_dump(), []
+
+
+# --- showing alerts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: Alert
+    trigger: str
+    words: list[tuple[str, str]]
+    destination: dict[str, Any]
+    throttle: str | None
+    last: AlertDelivery | None
+
+
+@dataclass(frozen=True)
+class LogRow:
+    delivery: AlertDelivery
+    kind: str
+    issue_name: str | None
+
+
+def _issue_name(payload: Any) -> str | None:
+    # The issue's name as it was when the message was built: the log outlives the issue.
+    issue = payload.get("issue") if isinstance(payload, dict) else None
+    name = issue.get("name") if isinstance(issue, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def log_row(delivery: AlertDelivery) -> LogRow:
+    return LogRow(delivery, kind_words(delivery.kind, delivery.summary_count), _issue_name(delivery.payload))
+
+
+def _last_delivery(session: Session, alert: Alert) -> AlertDelivery | None:
+    return session.scalars(service.alert_deliveries(alert.project_id, alert_id=alert.id).limit(1)).first()
+
+
+def _row(session: Session, alert: Alert) -> AlertRow:
+    return AlertRow(
+        alert=alert,
+        trigger=trigger_words(alert.trigger, alert.threshold, alert.window_minutes, alert.interval_minutes),
+        words=filter_form.describe_parts(alert.filters),
+        destination=service.masked_destination(alert),
+        throttle=throttle_words(alert.throttle_max, alert.throttle_minutes),
+        last=_last_delivery(session, alert),
+    )
+
+
+def _form_context(posted: AlertForm, settings: Settings) -> dict[str, Any]:
+    current_ops = [c.operator for c in posted.filters.conditions]
+    current_types = [c.type for c in posted.filters.conditions]
+    # The issue's own properties (status, name) can be tested too: the service evaluates them.
+    types = [*filter_form.PROPERTY_TYPE_CHOICES, ("error_tracking_issue", "issue")]
+    if not posted.filters_json:
+        posted = replace(posted, filters_json=_pretty(MATCH_ALL))
+    return {
+        "posted": posted,
+        "rows": posted.filters.rows(),
+        "operator_choices": filter_form.choices_with(filter_form.OPERATOR_CHOICES, current_ops),
+        "type_choices": filter_form.choices_with(types, current_types),
+        "common_keys": filter_form.COMMON_KEYS,
+        "no_value_operators": sorted(filter_form.NO_VALUE_OPERATORS),
+        "trigger_choices": TRIGGER_CHOICES,
+        "threshold_triggers": service.THRESHOLD_TRIGGERS,
+        "destination_labels": DESTINATION_LABELS,
+        "email_ready": bool(settings.smtp_host),
+        "mask": service.MASK,
+    }
+
+
+def _base(project_id: int) -> str:
+    return BASE.format(project_id=project_id)
+
+
+def _list_page(
+    request: Request,
+    session: Session,
+    project: Project,
+    settings: Settings,
+    posted: AlertForm,
+    problems: Sequence[str] = (),
+    spikes: SpikeForm | None = None,
+    spike_problems: Sequence[str] = (),
+    status: int = 200,
+) -> Response:
+    detector = service.spike_settings(session, project.id)
+    context = _form_context(posted, settings)
+    context.update(
+        section="alerts",
+        base=_base(project.id),
+        alerts=[_row(session, alert) for alert in session.scalars(service.list_alerts(project.id))],
+        problems=list(problems),
+        action=_base(project.id),
+        detector=detector,
+        spikes=spikes or SpikeForm.of(detector),
+        spike_problems=list(spike_problems),
+        retry_hours=settings.alerts_retry_hours,
+    )
+    return render(request, "alerts.html", context, status_code=status)
+
+
+def _edit_page(
+    request: Request,
+    session: Session,
+    project: Project,
+    settings: Settings,
+    alert: Alert,
+    posted: AlertForm,
+    offset: int = 0,
+    problems: Sequence[str] = (),
+    status: int = 200,
+) -> Response:
+    count, deliveries = paged(session, service.alert_deliveries(project.id, alert_id=alert.id), offset)
+    context = _form_context(posted, settings)
+    context.update(
+        section="alerts",
+        base=_base(project.id),
+        row=_row(session, alert),
+        problems=list(problems),
+        action=f"{_base(project.id)}/{alert.id}",
+        deliveries=[log_row(delivery) for delivery in deliveries],
+        count=count,
+        offset=offset,
+        page_size=PAGE_SIZE,
+    )
+    return render(request, "alerts_edit.html", context, status_code=status)
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+def _alert(session: Session, project_id: int, text: str) -> Alert:
+    try:
+        return service.get_alert(session, project_id, uuid.UUID(text))
+    except (ValueError, NotFound):
+        raise NotFound(_NO_SUCH_ALERT) from None
+
+
+def _back(project_id: int, alert_id: uuid.UUID, back: str) -> str:
+    # Only ever one of our two pages: "back" is a choice, never a URL.
+    if back == "edit":
+        return f"{_base(project_id)}/{alert_id}"
+    return f"{_base(project_id)}#alert-{alert_id}"
+
+
+def _test_notice(delivery: AlertDelivery) -> str:
+    if delivery.status == "delivered":
+        if delivery.response_code is None:
+            return "Sent: the test notification was accepted."
+        return f"Sent: the receiver answered {delivery.response_code}."
+    return f"The test failed: {delivery.error or 'no answer'}"
+
+
+@router.get(BASE, name="ui_alerts")
+def list_page(request: Request, project: UiProject, session: SessionDep, settings: SettingsDep) -> Response:
+    return _list_page(request, session, project, settings, AlertForm())
+
+
+@router.post(BASE, name="ui_alerts_create")
+def create(
+    request: Request,
+    project: UiProject,
+    _: CsrfChecked,
+    session: SessionDep,
+    settings: SettingsDep,
+    posted: PostedAlert,
+) -> Response:
+    given, problems = _input(posted, None)
+    if given is not None:
+        try:
+            alert = service.create_alert(session, project.id, given, settings)
+        except InvalidInput as exc:
+            session.rollback()
+            problems = [_service_problem(exc, None if posted.json_mode else posted.filters)]
+        else:
+            return redirect(f"{_base(project.id)}#alert-{alert.id}", f"The alert “{alert.name}” was created.")
+    return _list_page(request, session, project, settings, posted, problems, status=400)
+
+
+# Registered before /{alert_id}, whose POST would take "spike-detector" for an alert id.
+@router.post(BASE + "/spike-detector", name="ui_alerts_spike_detector")
+def save_spike_detector(
+    request: Request,
+    project: UiProject,
+    _: CsrfChecked,
+    session: SessionDep,
+    settings: SettingsDep,
+    posted: PostedSpikes,
+) -> Response:
+    changes, problems = _spike_changes(posted)
+    if problems:
+        return _list_page(
+            request, session, project, settings, AlertForm(), spikes=posted, spike_problems=problems, status=400
+        )
+    saved = service.update_spike_settings(session, project.id, changes)
+    notice = "The spike detector was saved."
+    if not saved.enabled:
+        notice = "The spike detector is off: no issue is reported spiking."
+    return redirect(f"{_base(project.id)}#spike-detector", notice)
+
+
+@router.get(BASE + "/{alert_id}", name="ui_alert")
+def edit_page(
+    request: Request,
+    project: UiProject,
+    session: SessionDep,
+    settings: SettingsDep,
+    alert_id: str,
+    offset: Offset = 0,
+) -> Response:
+    alert = _alert(session, project.id, alert_id)
+    return _edit_page(request, session, project, settings, alert, AlertForm.of(alert), offset)
+
+
+@router.post(BASE + "/{alert_id}", name="ui_alert_update")
+def update(
+    request: Request,
+    project: UiProject,
+    _: CsrfChecked,
+    session: SessionDep,
+    settings: SettingsDep,
+    posted: PostedAlert,
+    alert_id: str,
+) -> Response:
+    alert = _alert(session, project.id, alert_id)
+    given, problems = _input(posted, alert)
+    if given is not None:
+        try:
+            service.update_alert(session, alert, given, settings)
+        except InvalidInput as exc:
+            session.rollback()
+            problems = [_service_problem(exc, None if posted.json_mode else posted.filters)]
+        else:
+            return redirect(f"{_base(project.id)}#alert-{alert.id}", f"The alert “{alert.name}” was saved.")
+    return _edit_page(request, session, project, settings, alert, posted, problems=problems, status=400)
+
+
+@router.post(BASE + "/{alert_id}/delete", name="ui_alert_delete")
+def delete(project: UiProject, _: CsrfChecked, session: SessionDep, alert_id: str) -> Response:
+    alert = _alert(session, project.id, alert_id)
+    name = alert.name
+    service.delete_alert(session, project.id, alert.id)
+    return redirect(_base(project.id), f"The alert “{name}” was deleted, with its delivery log.")
+
+
+@router.post(BASE + "/{alert_id}/toggle", name="ui_alert_toggle")
+def toggle(
+    project: UiProject,
+    _: CsrfChecked,
+    session: SessionDep,
+    settings: SettingsDep,
+    alert_id: str,
+    enabled: Annotated[str, Form(max_length=10)] = "",
+    back: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    alert = _alert(session, project.id, alert_id)
+    # The state wanted, not "flip": a form sent twice must not switch the alert back.
+    if enabled not in ("true", "false"):
+        raise InvalidInput("Choose whether to enable or disable the alert.", attr="enabled")
+    service.update_alert(session, alert, AlertInput(enabled=enabled == "true"), settings)
+    notice = (
+        f"The alert “{alert.name}” is enabled."
+        if alert.enabled
+        else f"The alert “{alert.name}” is disabled: it sends nothing until it is enabled again."
+    )
+    return redirect(_back(project.id, alert.id, back), notice)
+
+
+@router.post(BASE + "/{alert_id}/test", name="ui_alert_test")
+def send_test(
+    request: Request,
+    project: UiProject,
+    _: CsrfChecked,
+    session: SessionDep,
+    settings: SettingsDep,
+    alert_id: str,
+    back: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    alert = _alert(session, project.id, alert_id)
+    senders: Senders = request.app.state.senders
+    delivery = service.send_test(session, alert, project, senders, settings.base_url, settings.alerts_retry_hours)
+    return redirect(_back(project.id, alert.id, back), _test_notice(delivery))
