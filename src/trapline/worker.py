@@ -27,6 +27,7 @@ from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
+from trapline.pipeline.alerting import SeenUsers
 from trapline.settings import Settings
 
 __all__ = ["Worker", "WorkerOptions", "WorkerThreads", "is_dead_local", "local_id", "worker_options"]
@@ -90,6 +91,7 @@ class Worker:
         self.resolver = resolver
         # Called after a batch committed alert notifications (wakes this process's sender).
         self.on_notifications = on_notifications
+        self.seen_users = SeenUsers()
         self.id = local_id()
 
     def run_once(self) -> BatchResult:
@@ -122,7 +124,13 @@ class Worker:
 
     def _process(self, claimed: list[queue.Claimed]) -> BatchResult:
         return process_batch(
-            self.db, self.id, claimed, self.resolver, base_url=self.options.base_url, clock=self.options.clock
+            self.db,
+            self.id,
+            claimed,
+            self.resolver,
+            base_url=self.options.base_url,
+            clock=self.options.clock,
+            seen_users=self.seen_users,
         )
 
     def _notified(self, result: BatchResult) -> BatchResult:

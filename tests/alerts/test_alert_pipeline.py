@@ -16,11 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.alerts.conftest import BASE_URL, Clock, api, create_alert, send, webhook
-from tests.capture import exception, exception_event
+from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant, make_user
 from trapline.alerts.dispatch import prune_alert_state
 from trapline.alerts.models import AlertDelivery, FingerprintMinute, FingerprintUser, IssueBucket, SpikeEvent
 from trapline.db.engine import Database
+from trapline.worker import Worker, WorkerOptions
 
 HOOK = webhook("https://hooks.example.com/trapline")
 
@@ -363,3 +364,35 @@ def test_counts_are_kept_only_as_long_as_the_longest_window(
     with database.session(write=False) as session:
         assert list(session.scalars(select(FingerprintMinute))) == []
         assert list(session.scalars(select(IssueBucket))) == []  # the detector looks back an hour
+
+
+def test_a_flood_of_users_records_no_more_per_minute_than_the_thresholds_need(
+    client: TestClient, tenant: Tenant, database: Database, clock: Clock
+):
+    create_alert(
+        client, tenant, destination=HOOK, trigger={"type": "issue_users", "threshold": 4, "window_minutes": 10}
+    )
+    worker = Worker(database, WorkerOptions(base_url=BASE_URL, clock=clock))
+
+    def flood(*events: dict[str, Any]) -> None:
+        for event in events:
+            event["timestamp"] = clock.now.isoformat()
+        assert post_batch(client, tenant.project_token, *events).status_code == 200
+        worker.drain()
+
+    def recorded() -> int:
+        with database.session(write=False) as session:
+            return len(list(session.scalars(select(FingerprintUser))))
+
+    flood(*errors(40))  # 40 users in one minute
+    flood(*[exception_event(distinct_id=f"more-{n}") for n in range(40)])
+    assert recorded() == 5  # 4 + 1: enough to know the minute is above 4
+    [row] = outbox(database)
+    assert row.payload["event"]["properties"]["users"] == 5
+    clock.advance(minutes=1)
+    flood(*errors(3))  # a new minute is counted from scratch
+    assert recorded() == 8
+    assert len(outbox(database)) == 1  # still above: no second message
+    # Another worker knows nothing of the first's rows: it records up to the cap again.
+    send(client, tenant, database, clock, *[exception_event(distinct_id=f"late-{n}") for n in range(9)])
+    assert recorded() == 8 + 5  # it does not know of the 3 the first one wrote this minute

@@ -19,7 +19,7 @@ from trapline.autocapture.controls import load_controls, load_signals
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.events import queue
-from trapline.pipeline.alerting import load_alerts, raise_alerts
+from trapline.pipeline.alerting import SeenUsers, load_alerts, raise_alerts
 from trapline.pipeline.autocapture import enforce_controls, sessions_to_read
 from trapline.pipeline.batch import Item, items_from_queue
 from trapline.pipeline.grouping import group
@@ -69,11 +69,13 @@ def process_batch(
     *,
     base_url: str = "",
     clock: Callable[[], datetime] = utcnow,
+    seen_users: SeenUsers | None = None,
 ) -> BatchResult:
     """Run the pipeline over requests ``worker_id`` has claimed, and remove them from the queue.
 
     ``base_url`` is Trapline's public URL, for the links in alerts; ``clock`` is the time of
-    processing (spike buckets and alert windows are in processing time).
+    processing (spike buckets and alert windows are in processing time); ``seen_users`` is the
+    worker's memory of the users it recorded for users alerts.
     Raises ``queue.LeaseLost`` (and writes nothing) if another worker took a request over.
     """
     items = items_from_queue(claimed)
@@ -93,17 +95,20 @@ def process_batch(
     suppress(items, rules)  # suppression rules, sampled by event uuid
     group(items, rules)  # grouping rule, else the automatic fingerprint; client fingerprint last
 
+    seen_users = seen_users if seen_users is not None else SeenUsers()
+    seen_users.rolled_back()  # whatever an earlier attempt counted was not committed
     with db.session(write=True) as session:
         if symbols is not None:
             symbols.save(session)  # new stack frames, missing chunks, unusable symbol sets
         changes = link_issues(session, items, rules)  # find or create issues; reopen; assign
         _finish(items)
         stored = store_events(session, items)
-        due = raise_alerts(session, items, changes, alerts, clock())  # lifecycle, spikes, thresholds → outbox
+        due = raise_alerts(session, items, changes, alerts, clock(), seen_users)  # lifecycle, spikes, thresholds
         dropped = count_drops(session, items)
         save_failures(session, (failure for project in rules.values() for failure in project.failures))
         queue.ack(session, worker_id, [row.id for row in claimed])
         session.commit()
+    seen_users.committed()
 
     return BatchResult(
         requests=len(claimed),

@@ -42,13 +42,12 @@ from trapline.alerts.messages import AlertRef, IssueFacts, ProjectRef, build_pay
 from trapline.alerts.models import (
     Alert,
     AlertIssueState,
-    IssueBucket,
     IssueSpikeCooldown,
     SpikeDetectionConfig,
     SpikeEvent,
 )
 from trapline.alerts.outbox import NewNotification, Throttle, enqueue
-from trapline.alerts.spikes import SpikeSettings, bucket_start, bucket_starts, find_spikes
+from trapline.alerts.spikes import SpikeSettings, bucket_starts, find_spikes
 from trapline.alerts.thresholds import ThresholdState, decide
 from trapline.ids import uuid7
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
@@ -58,7 +57,7 @@ from trapline.projects.models import Project
 from trapline.rules.evaluate import EvaluationError, Predicate, Subject, compile_filters
 from trapline.rules.filters import has_filter_values
 
-__all__ = ["LoadedAlert", "ProjectAlerts", "key_hash", "load_alerts", "raise_alerts"]
+__all__ = ["LoadedAlert", "ProjectAlerts", "SeenUsers", "key_hash", "load_alerts", "raise_alerts"]
 
 log = logging.getLogger("trapline.alerts")
 
@@ -78,6 +77,8 @@ class LoadedAlert:
     window: timedelta = timedelta(minutes=60)
     interval: timedelta | None = None
     throttle: Throttle | None = None
+    # Whether its filters look at the issue (status, assignee…), which then has to be read.
+    reads_issue: bool = False
 
 
 @dataclass
@@ -133,9 +134,20 @@ def load_alerts(session: Session, project_ids: Iterable[int], base_url: str) -> 
                 window=timedelta(minutes=alert.window_minutes or 60),
                 interval=timedelta(minutes=alert.interval_minutes) if alert.interval_minutes else None,
                 throttle=throttle,
+                reads_issue=_reads_issue(alert.filters),
             )
         )
     return loaded
+
+
+def _reads_issue(group: Any, depth: int = 0) -> bool:
+    if not isinstance(group, dict) or depth > 20:
+        return False
+    return any(
+        entry.get("type") == "error_tracking_issue" or _reads_issue(entry, depth + 1)
+        for entry in group.get("values") or []
+        if isinstance(entry, dict)
+    )
 
 
 def _matcher(alert: Alert) -> Predicate | None:
@@ -157,6 +169,38 @@ def _always(_subject: Subject) -> bool:
 # --- what fired ------------------------------------------------------------------------------
 
 
+class SeenUsers:
+    """How many users a worker has recorded per project, fingerprint and minute.
+
+    A minute that already holds more users than every users alert's threshold keeps any window
+    that contains it above the threshold, so more users of that minute change no decision: they
+    are not recorded, and a flood from a million browsers writes a bounded number of rows. The
+    counts only ever stay below the truth (they are this worker's rows, added once committed),
+    so no minute is skipped too early.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._counts: dict[tuple[int, int, Any], int] = {}
+        self._pending: Counter[tuple[int, int, Any]] = Counter()
+        self._max_entries = max_entries
+
+    def room(self, key: tuple[int, int, Any], cap: int) -> int:
+        return cap - self._counts.get(key, 0) - self._pending[key]
+
+    def add(self, key: tuple[int, int, Any], count: int = 1) -> None:
+        self._pending[key] += count
+
+    def committed(self) -> None:
+        if len(self._counts) > self._max_entries:
+            self._counts.clear()  # forgetting only costs rows, never a decision
+        for key, count in self._pending.items():
+            self._counts[key] = self._counts.get(key, 0) + count
+        self._pending.clear()
+
+    def rolled_back(self) -> None:
+        self._pending.clear()
+
+
 @dataclass(frozen=True)
 class _Fired:
     trigger: str
@@ -173,9 +217,12 @@ def raise_alerts(
     changes: Sequence[IssueChange],
     alerts: dict[int, ProjectAlerts],
     now: datetime,
+    seen: SeenUsers | None = None,
 ) -> list[uuid.UUID]:
     """Detect what the batch's stored events set off and write the notifications; returns the
-    ids of the notifications due now (the caller wakes a sender after committing)."""
+    ids of the notifications due now (the caller wakes a sender after committing, and tells
+    ``seen`` the batch was committed)."""
+    seen = seen if seen is not None else SeenUsers()
     by_issue: dict[uuid.UUID, list[Item]] = defaultdict(list)
     for item in items:
         if item.stored and item.issue_id is not None:
@@ -203,7 +250,7 @@ def raise_alerts(
             fired.extend(_spikes(session, project_id, issues, config, now))
         thresholds = [alert for alert in config.alerts if alert.trigger in _THRESHOLD_TRIGGERS]
         if thresholds:
-            fired.extend(_thresholds(session, project_id, issues, thresholds, facts, now))
+            fired.extend(_thresholds(session, project_id, issues, thresholds, facts, now, seen))
     if not fired:
         return []
     notifications, throttles = _notifications(fired, alerts, facts.of(f.issue_id for f in fired), now)
@@ -256,33 +303,30 @@ def _spikes(
     session: Session, project_id: int, issues: dict[uuid.UUID, list[Item]], config: ProjectAlerts, now: datetime
 ) -> list[_Fired]:
     """Count the batch into the current bucket, then find, snooze and record spikes."""
-    current = bucket_start(now)
-    insert = dialect_insert(session, IssueBucket)
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["issue_id", "bucket_start"], set_={"count": IssueBucket.count + insert.excluded.count}
-        ),
-        [
-            {"issue_id": issue_id, "bucket_start": current, "project_id": project_id, "count": len(stored)}
-            for issue_id, stored in issues.items()  # sorted by the caller: one lock order
-        ],
-    )
+    driver = _Driver(session)
     starts = bucket_starts(now)
-    position = {start: index for index, start in enumerate(starts)}
+    when = [driver.time(start) for start in starts]
+    position = {start: index for index, start in enumerate(when)}
+    driver.run(
+        _ADD_BUCKETS,
+        # Sorted by the caller: one lock order for every worker.
+        [(driver.uuid(issue_id), when[0], project_id, len(stored)) for issue_id, stored in issues.items()],
+    )
     history: dict[uuid.UUID, list[int | None]] = {issue_id: [None] * len(starts) for issue_id in issues}
-    for issue_id, start, count in session.execute(
-        select(IssueBucket.issue_id, IssueBucket.bucket_start, IssueBucket.count).where(
-            IssueBucket.issue_id.in_(list(issues)), IssueBucket.bucket_start >= starts[-1]
-        )
+    by_key = {driver.uuid(issue_id): issue_id for issue_id in issues}
+    for key, start, count in driver.run(
+        f"SELECT issue_id, bucket_start, count FROM issue_bucket WHERE issue_id IN ({_marks(len(by_key))}) "
+        "AND bucket_start >= ?",
+        (*by_key, when[-1]),
     ):
         if start in position:
-            history[issue_id][position[start]] = count
+            history[by_key[key]][position[start]] = count
     totals: list[int | None] = [None] * len(starts)
     distinct = [0] * len(starts)
-    for start, total, count in session.execute(
-        select(IssueBucket.bucket_start, func.sum(IssueBucket.count), func.count())
-        .where(IssueBucket.project_id == project_id, IssueBucket.bucket_start >= starts[-1])
-        .group_by(IssueBucket.bucket_start)
+    for start, total, count in driver.run(
+        "SELECT bucket_start, sum(count), count(*) FROM issue_bucket WHERE project_id = ? AND bucket_start >= ? "
+        "GROUP BY bucket_start",
+        (project_id, when[-1]),
     ):
         if start in position:
             totals[position[start]], distinct[position[start]] = int(total), int(count)
@@ -331,6 +375,7 @@ def _thresholds(
     alerts: list[LoadedAlert],
     facts: _Facts,
     now: datetime,
+    seen: SeenUsers,
 ) -> list[_Fired]:
     """The project's frequency and users alerts: for each issue whose newest event matches an
     alert, count the window without and with the batch, and decide whether it crossed.
@@ -340,14 +385,15 @@ def _thresholds(
     few rows per issue, where counting events (or their distinct users) would read them all.
     """
     latest = {issue_id: max(stored, key=lambda item: item.timestamp) for issue_id, stored in issues.items()}
-    known = facts.of(latest)
+    known = facts.of(latest) if any(alert.reads_issue for alert in alerts) else {}
+
+    def matches(alert: LoadedAlert, issue_id: uuid.UUID) -> bool:
+        if not alert.reads_issue:
+            return alert.matcher(Subject(properties=latest[issue_id].output))
+        return issue_id in known and alert.matcher(Subject(latest[issue_id].output, issue=known[issue_id][1]))
+
     watched = {
-        alert.id: [
-            issue_id
-            for issue_id in sorted(latest)
-            if issue_id in known
-            and alert.matcher(Subject(properties=latest[issue_id].output, issue=known[issue_id][1]))
-        ]
+        alert.id: [issue_id for issue_id in sorted(latest) if matches(alert, issue_id)]
         for alert in sorted(alerts, key=lambda alert: alert.id)
     }
     # Lock what this batch may change first, in one order: on PostgreSQL a second worker
@@ -367,7 +413,8 @@ def _thresholds(
             session, project_id, of(alert), _minute(now - alert.window), alert.threshold + 1
         )
     stored = [item for items in issues.values() for item in items]
-    _count_in(session, project_id, stored, minutes=bool(by_kind["issue_frequency"]), users=bool(by_kind["issue_users"]))
+    user_cap = max((alert.threshold + 1 for alert in by_kind["issue_users"]), default=0)
+    _count_in(session, project_id, stored, minutes=bool(by_kind["issue_frequency"]), user_cap=user_cap, seen=seen)
 
     fired: list[_Fired] = []
     for alert in [*by_kind["issue_frequency"], *by_kind["issue_users"]]:
@@ -406,19 +453,21 @@ def _minute(moment: datetime) -> datetime:
 
 
 def _lock_states(session: Session, alert_id: uuid.UUID, issue_ids: list[uuid.UUID]) -> dict[uuid.UUID, ThresholdState]:
-    insert = dialect_insert(session, AlertIssueState)
-    session.execute(
-        insert.on_conflict_do_nothing(index_elements=["alert_id", "issue_id"]),
-        [{"alert_id": alert_id, "issue_id": issue_id, "over": False} for issue_id in issue_ids],
+    driver = _Driver(session)
+    alert = driver.uuid(alert_id)
+    keys = {driver.uuid(issue_id): issue_id for issue_id in issue_ids}
+    driver.run(
+        "INSERT INTO alert_issue_state (alert_id, issue_id, over) VALUES (?, ?, ?) "
+        "ON CONFLICT (alert_id, issue_id) DO NOTHING",
+        [(alert, key, False) for key in keys],
     )
     query = (
-        select(AlertIssueState.issue_id, AlertIssueState.over, AlertIssueState.last_fired_at)
-        .where(AlertIssueState.alert_id == alert_id, AlertIssueState.issue_id.in_(issue_ids))
-        .order_by(AlertIssueState.issue_id)
+        f"SELECT issue_id, over, last_fired_at FROM alert_issue_state WHERE alert_id = ? AND issue_id IN "
+        f"({_marks(len(keys))}) ORDER BY issue_id"
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {row.issue_id: ThresholdState(row.over, row.last_fired_at) for row in session.execute(query)}
+    # On PostgreSQL a second worker deciding the same issue waits here (see _thresholds).
+    rows = driver.run(query if driver.sqlite else query + " FOR UPDATE", (alert, *keys))
+    return {keys[key]: ThresholdState(bool(over), driver.read_time(fired)) for key, over, fired in rows}
 
 
 def _fingerprints(session: Session, project_id: int, issue_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
@@ -441,10 +490,15 @@ _ADD_MINUTES = (
     "INSERT INTO fingerprint_minute (project_id, fingerprint_hash, minute, count) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (project_id, fingerprint_hash, minute) DO UPDATE SET count = fingerprint_minute.count + excluded.count"
 )
-_SEE_USERS = (
-    "INSERT INTO fingerprint_user (project_id, fingerprint_hash, minute, user_hash) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (project_id, fingerprint_hash, minute, user_hash) DO NOTHING"
+_ADD_BUCKETS = (
+    "INSERT INTO issue_bucket (issue_id, bucket_start, project_id, count) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (issue_id, bucket_start) DO UPDATE SET count = issue_bucket.count + excluded.count"
 )
+_SEE_USERS = "INSERT INTO fingerprint_user (project_id, fingerprint_hash, minute, user_hash)"
+_SEE_USERS_END = (
+    "ON CONFLICT (project_id, fingerprint_hash, minute, user_hash) DO NOTHING RETURNING fingerprint_hash, minute"
+)
+_USERS_PER_STATEMENT = 500  # four values each: well under SQLite's limit on bound parameters
 
 
 class _Driver:
@@ -456,6 +510,14 @@ class _Driver:
 
     def time(self, moment: datetime) -> Any:
         return moment.astimezone(UTC).strftime(_SQLITE_TIME) if self.sqlite else moment
+
+    def uuid(self, value: uuid.UUID) -> Any:
+        return value.hex if self.sqlite else value
+
+    def read_time(self, value: Any) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return value.astimezone(UTC) if value is not None else None
+        return datetime.strptime(value, _SQLITE_TIME).replace(tzinfo=UTC)
 
     def run(self, sql: str, params: Sequence[Any] | list[tuple[Any, ...]]) -> Any:
         return self.connection.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), params)
@@ -511,26 +573,47 @@ def _user_counts(
     return {issue_id: int(count or 0) for issue_id, count in zip(issues, row, strict=True)}
 
 
-def _count_in(session: Session, project_id: int, stored: list[Item], *, minutes: bool, users: bool) -> None:
-    """Add the batch's events to the per-minute counters and the users' last-seen times."""
+def _count_in(
+    session: Session, project_id: int, stored: list[Item], *, minutes: bool, user_cap: int, seen: SeenUsers
+) -> None:
+    """Add the batch's events to the per-minute counters and to the users seen per minute (up
+    to ``user_cap`` users per minute and fingerprint, see ``SeenUsers``)."""
     driver = _Driver(session)
+    # A batch has few fingerprints and minutes and many events: each is hashed or formatted once.
+    fingerprints: dict[str | None, int] = {}
+    times: dict[datetime, Any] = {}
+    keyed: list[tuple[int, Any, Item]] = []
+    for item in stored:
+        fp = fingerprints.get(item.fingerprint)
+        if fp is None:
+            fp = fingerprints[item.fingerprint] = key_hash(str(item.fingerprint))
+        minute = _minute(item.timestamp)
+        when = times.get(minute)
+        if when is None:
+            when = times[minute] = driver.time(minute)
+        keyed.append((fp, when, item))
     if minutes:
-        counts: Counter[tuple[int, datetime]] = Counter(
-            (key_hash(str(item.fingerprint)), _minute(item.timestamp)) for item in stored
-        )
-        driver.run(
-            _ADD_MINUTES,
-            # Sorted: one lock order for every worker.
-            [(project_id, fp, driver.time(minute), n) for (fp, minute), n in sorted(counts.items())],
-        )
-    if users:
-        seen = {
-            (key_hash(str(item.fingerprint)), _minute(item.timestamp), key_hash(item.distinct_id[:_USER_ID_LIMIT]))
-            for item in stored
-            if item.distinct_id
-        }
-        if seen:
-            driver.run(_SEE_USERS, [(project_id, fp, driver.time(minute), user) for fp, minute, user in sorted(seen)])
+        counts = Counter((fp, when) for fp, when, _ in keyed)
+        # Sorted: one lock order for every worker.
+        driver.run(_ADD_MINUTES, [(project_id, fp, when, n) for (fp, when), n in sorted(counts.items())])
+    if user_cap:
+        rows: list[tuple[int, Any, int]] = []
+        taken: Counter[tuple[int, Any]] = Counter()
+        for fp, when, user in sorted(
+            {(fp, when, key_hash(item.distinct_id[:_USER_ID_LIMIT])) for fp, when, item in keyed if item.distinct_id}
+        ):
+            if taken[(fp, when)] < seen.room((project_id, fp, when), user_cap):
+                taken[(fp, when)] += 1
+                rows.append((fp, when, user))
+        for start in range(0, len(rows), _USERS_PER_STATEMENT):
+            chunk = rows[start : start + _USERS_PER_STATEMENT]
+            # RETURNING tells which were new: only those count towards a minute's users.
+            inserted = driver.run(
+                f"{_SEE_USERS} VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))} {_SEE_USERS_END}",
+                tuple(value for fp, when, user in chunk for value in (project_id, fp, when, user)),
+            )
+            for fp, when in inserted:
+                seen.add((project_id, fp, when if driver.sqlite else driver.read_time(when)))
 
 
 class _Facts:
