@@ -99,12 +99,13 @@ def load_alerts(session: Session, project_ids: Iterable[int], base_url: str) -> 
     ids = sorted(set(project_ids))
     if not ids:
         return {}
-    projects = session.execute(select(Project.id, Project.name).where(Project.id.in_(ids))).all()
-    configs = {row.project_id: row for row in session.scalars(select(SpikeDetectionConfig).where(
-        SpikeDetectionConfig.project_id.in_(ids)))}  # fmt: skip
+    projects = session.execute(
+        select(Project.id, Project.name, SpikeDetectionConfig)
+        .outerjoin(SpikeDetectionConfig, SpikeDetectionConfig.project_id == Project.id)
+        .where(Project.id.in_(ids))
+    ).all()
     loaded: dict[int, ProjectAlerts] = {}
-    for project_id, name in projects:
-        config = configs.get(project_id)
+    for project_id, name, config in projects:
         spikes = (
             SpikeSettings(config.enabled, config.multiplier, config.threshold, config.snooze_duration_minutes)
             if config is not None
@@ -398,7 +399,7 @@ def _thresholds(
     }
     # Lock what this batch may change first, in one order: on PostgreSQL a second worker
     # deciding the same issue waits here, then counts (at read committed) the first one's events.
-    states = {alert_id: _lock_states(session, alert_id, ids) for alert_id, ids in watched.items() if ids}
+    states = _lock_states(session, watched)
     by_kind = {kind: [a for a in alerts if a.trigger == kind and watched[a.id]] for kind in _THRESHOLD_TRIGGERS}
     owned = _fingerprints(session, project_id, (i for ids in watched.values() for i in ids))
 
@@ -452,22 +453,34 @@ def _minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def _lock_states(session: Session, alert_id: uuid.UUID, issue_ids: list[uuid.UUID]) -> dict[uuid.UUID, ThresholdState]:
+def _lock_states(
+    session: Session, watched: dict[uuid.UUID, list[uuid.UUID]]
+) -> dict[uuid.UUID, dict[uuid.UUID, ThresholdState]]:
+    """Each alert's state for each of its watched issues, made if missing, locked (PostgreSQL)."""
     driver = _Driver(session)
-    alert = driver.uuid(alert_id)
-    keys = {driver.uuid(issue_id): issue_id for issue_id in issue_ids}
+    pairs = sorted(
+        (driver.uuid(alert_id), driver.uuid(issue_id)) for alert_id, ids in watched.items() for issue_id in ids
+    )
+    if not pairs:
+        return {}
     driver.run(
         "INSERT INTO alert_issue_state (alert_id, issue_id, over) VALUES (?, ?, ?) "
         "ON CONFLICT (alert_id, issue_id) DO NOTHING",
-        [(alert, key, False) for key in keys],
+        [(alert, issue, False) for alert, issue in pairs],
     )
+    alerts = sorted({alert for alert, _ in pairs})
+    issues = sorted({issue for _, issue in pairs})
     query = (
-        f"SELECT issue_id, over, last_fired_at FROM alert_issue_state WHERE alert_id = ? AND issue_id IN "
-        f"({_marks(len(keys))}) ORDER BY issue_id"
+        f"SELECT alert_id, issue_id, over, last_fired_at FROM alert_issue_state WHERE alert_id IN "
+        f"({_marks(len(alerts))}) AND issue_id IN ({_marks(len(issues))}) ORDER BY alert_id, issue_id"
     )
     # On PostgreSQL a second worker deciding the same issue waits here (see _thresholds).
-    rows = driver.run(query if driver.sqlite else query + " FOR UPDATE", (alert, *keys))
-    return {keys[key]: ThresholdState(bool(over), driver.read_time(fired)) for key, over, fired in rows}
+    rows = driver.run(query if driver.sqlite else query + " FOR UPDATE", (*alerts, *issues))
+    ids = {driver.uuid(i): i for i in {*watched, *(i for ids in watched.values() for i in ids)}}
+    states: dict[uuid.UUID, dict[uuid.UUID, ThresholdState]] = defaultdict(dict)
+    for alert, issue, over, fired in rows:
+        states[ids[alert]][ids[issue]] = ThresholdState(bool(over), driver.read_time(fired))
+    return states
 
 
 def _fingerprints(session: Session, project_id: int, issue_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
