@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.factories import Tenant, make_tenant
+from trapline.alerts import make_senders
 from trapline.app import create_app
 from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
@@ -150,3 +152,21 @@ def prefix(request: pytest.FixtureRequest) -> str:
     """Both path prefixes PostHog serves the project API under."""
     value: str = request.param
     return value
+
+
+def open_settings(app: FastAPI, **overrides: Any) -> Settings:
+    """The app's settings with alerts allowed to reach this machine (the tests' receivers)."""
+    settings: Settings = app.state.settings
+    return settings.model_copy(update={"alerts_allow_private_networks": True, **overrides})
+
+
+@pytest.fixture
+def local_alerts(app: FastAPI) -> Iterator[Settings]:
+    """Alerts may reach 127.0.0.1 (the receivers the tests start) for the length of the test."""
+    saved = app.state.settings, app.state.senders
+    app.state.settings = open_settings(app)
+    app.state.senders = make_senders(app.state.settings)
+    try:
+        yield app.state.settings
+    finally:
+        app.state.settings, app.state.senders = saved

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.capture import post_batch
@@ -40,23 +38,6 @@ class Clock:
 def clock() -> Clock:
     # A bucket's start, plus a minute: the 5-minute buckets are easy to reason about.
     return Clock(datetime(2026, 12, 2, 12, 1, tzinfo=UTC))
-
-
-def open_settings(app: FastAPI, **overrides: Any) -> Settings:
-    settings: Settings = app.state.settings
-    return settings.model_copy(update={"alerts_allow_private_networks": True, **overrides})
-
-
-@pytest.fixture
-def local_alerts(app: FastAPI) -> Iterator[Settings]:
-    """Alerts may reach 127.0.0.1 (the receivers the tests start) for the length of the test."""
-    saved = app.state.settings, app.state.senders
-    app.state.settings = open_settings(app)
-    app.state.senders = make_senders(app.state.settings)
-    try:
-        yield app.state.settings
-    finally:
-        app.state.settings, app.state.senders = saved
 
 
 def api(tenant: Tenant, *parts: str, prefix: str = "/api/projects") -> str:

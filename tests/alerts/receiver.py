@@ -37,7 +37,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, answers: Sequence[Answer] = (Answer(),)) -> None:
+    def __init__(self, answers: Sequence[Answer] = (Answer(),), port: int = 0) -> None:
         self.answers = list(answers)
         self.requests: list[Received] = []
         self._lock = threading.Lock()
@@ -70,7 +70,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _bound(Handler, port)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -88,9 +88,22 @@ class Receiver:
         raise AssertionError(f"expected {count} requests, got {len(self.received())}")
 
 
+def _bound(handler: type[BaseHTTPRequestHandler], port: int) -> ThreadingHTTPServer:
+    # A chosen port may still be held for a moment by what listened there before.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:
+            if not port or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @contextmanager
-def receiving(*answers: Answer) -> Iterator[Receiver]:
-    receiver = Receiver(answers or (Answer(),))
+def receiving(*answers: Answer, port: int = 0) -> Iterator[Receiver]:
+    """A receiver answering ``answers`` in turn, on ``port`` (any free one by default)."""
+    receiver = Receiver(answers or (Answer(),), port)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -22,9 +22,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.alerts.conftest import Clock, create_alert, dispatcher, open_settings, send, webhook
+from tests.alerts.conftest import Clock, create_alert, dispatcher, send, webhook
 from tests.alerts.receiver import Answer, receiving
 from tests.capture import exception, exception_event
+from tests.conftest import open_settings
 from tests.factories import Tenant
 from tests.server import free_port
 from trapline.alerts import outbox

@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.alerts.receiver import Answer, receiving
@@ -182,21 +181,13 @@ def test_scopes(client: TestClient, tenant: Tenant, other_tenant: Tenant):
     assert client.get(base, headers=other_tenant.headers()).status_code == 404
 
 
-def test_send_test_reports_what_the_receiver_said(client: TestClient, tenant: Tenant, app: FastAPI, prefix: str):
-    from tests.alerts.conftest import open_settings
-    from trapline.alerts import make_senders
-
-    saved = app.state.settings, app.state.senders
-    app.state.settings = open_settings(app)
-    app.state.senders = make_senders(app.state.settings)
-    try:
-        with receiving(Answer(200), Answer(410, b"gone")) as receiver:
-            alert = create(client, tenant, destination={"type": "webhook", "url": receiver.url + "/x"})
-            first = client.post(url(tenant, prefix, alert["id"], "test"), headers=tenant.headers())
-            second = client.post(url(tenant, prefix, alert["id"], "test/"), headers=tenant.headers())
-            [sample, _] = receiver.received()
-    finally:
-        app.state.settings, app.state.senders = saved
+@pytest.mark.usefixtures("local_alerts")
+def test_send_test_reports_what_the_receiver_said(client: TestClient, tenant: Tenant, prefix: str):
+    with receiving(Answer(200), Answer(410, b"gone")) as receiver:
+        alert = create(client, tenant, destination={"type": "webhook", "url": receiver.url + "/x"})
+        first = client.post(url(tenant, prefix, alert["id"], "test"), headers=tenant.headers())
+        second = client.post(url(tenant, prefix, alert["id"], "test/"), headers=tenant.headers())
+        [sample, _] = receiver.received()
     assert first.status_code == 200, first.text
     assert (first.json()["status"], first.json()["response_code"], first.json()["kind"]) == ("delivered", 200, "test")
     assert (second.json()["status"], second.json()["response_code"]) == ("failed", 410)

@@ -242,7 +242,7 @@ def test_a_worker_killed_after_the_commit_and_before_the_send_delivers_it_once_a
             first.process.send_signal(signal.SIGKILL)
             first.process.wait(timeout=10)
         # What was written to the tarpit went with it; a real receiver takes its port.
-        with _receiver_on(port, (Answer(200),)) as receiver:
+        with receiving(Answer(200), port=port) as receiver:
             _delivered_after_restart(backend, project, tmp_path, started)
             settle(receiver)
             requests = receiver.received()
@@ -267,32 +267,3 @@ def test_a_worker_killed_mid_send_resends_with_the_same_idempotency_key(backend:
         requests = receiver.received()
     assert len(requests) == 2
     assert len({request.headers["idempotency-key"] for request in requests}) == 1, "one message, twice"
-
-
-@contextmanager
-def _receiver_on(port: int, answers: tuple[Answer, ...]) -> Iterator[Receiver]:
-    """A receiver on a chosen port (where the tarpit was)."""
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    receiver = Receiver(answers)
-    handler = receiver.server.RequestHandlerClass
-    receiver.server.server_close()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            receiver.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    receiver.server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{port}"
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.server.shutdown()
-        receiver.server.server_close()

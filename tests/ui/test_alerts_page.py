@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.alerts.conftest import open_settings
 from tests.alerts.receiver import Answer, receiving
 from tests.factories import Tenant
 from tests.issue_data import make_issue
 from tests.ui.conftest import csrf_of
-from trapline.alerts import make_senders, service
+from trapline.alerts import service
 from trapline.alerts.models import Alert, AlertDelivery
 from trapline.alerts.spikes import SpikeSettings
 from trapline.db.engine import Database
@@ -193,18 +190,6 @@ def add_delivery(database: Database, alert_id: str, project_id: int, **fields: A
         session.add(AlertDelivery(**values))
         session.commit()
     return uuid.UUID(str(values["id"]))
-
-
-@pytest.fixture
-def local_alerts(app: FastAPI) -> Iterator[Settings]:
-    """Alerts may reach 127.0.0.1 (the receivers the tests start) for the length of the test."""
-    saved = app.state.settings, app.state.senders
-    app.state.settings = open_settings(app)
-    app.state.senders = make_senders(app.state.settings)
-    try:
-        yield app.state.settings
-    finally:
-        app.state.settings, app.state.senders = saved
 
 
 # --- making and showing alerts --------------------------------------------------------------------

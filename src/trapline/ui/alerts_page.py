@@ -36,7 +36,7 @@ from trapline.ui import filter_form
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
 from trapline.ui.filter_form import FilterForm, FormProblems
-from trapline.ui.forms import PAGE_SIZE, Offset, no_nul, paged
+from trapline.ui.forms import PAGE_SIZE, Offset, PostedFiltersDep, no_nul, paged
 from trapline.ui.render import redirect, render
 
 __all__ = [
@@ -251,20 +251,13 @@ class AlertForm:
 
 
 def _posted(
+    filters: PostedFiltersDep,
     name: Annotated[str, Form()] = "",
     enabled: Annotated[str, Form()] = "",
     trigger: Annotated[str, Form()] = "",
     threshold: Annotated[str, Form()] = "",
     window_minutes: Annotated[str, Form()] = "",
     interval_minutes: Annotated[str, Form()] = "",
-    match: Annotated[str, Form()] = "AND",
-    shape: Annotated[str, Form()] = "nested",
-    key: Annotated[list[str] | None, Form()] = None,
-    operator: Annotated[list[str] | None, Form()] = None,
-    value: Annotated[list[str] | None, Form()] = None,
-    property_type: Annotated[list[str] | None, Form()] = None,
-    mode: Annotated[str, Form()] = "builder",
-    filters_json: Annotated[str, Form()] = "",
     destination_type: Annotated[str, Form()] = "",
     url: Annotated[str, Form()] = "",
     secret: Annotated[str, Form()] = "",
@@ -273,9 +266,8 @@ def _posted(
     throttle_max: Annotated[str, Form()] = "",
     throttle_minutes: Annotated[str, Form()] = "",
 ) -> AlertForm:
-    rows = (key or [], operator or [], value or [], property_type or [])
-    texts = (name, trigger, threshold, window_minutes, interval_minutes, match, filters_json, destination_type)
-    no_nul(*texts, url, secret, headers, to, throttle_max, throttle_minutes, *(text for row in rows for text in row))
+    texts = (name, trigger, threshold, window_minutes, interval_minutes, destination_type)
+    no_nul(*texts, url, secret, headers, to, throttle_max, throttle_minutes)
     return AlertForm(
         name=name.strip(),
         enabled=bool(enabled),
@@ -283,9 +275,9 @@ def _posted(
         threshold=threshold.strip(),
         window_minutes=window_minutes.strip(),
         interval_minutes=interval_minutes.strip(),
-        filters=filter_form.form_from_rows(match, *rows, nested=shape != "flat"),
-        json_mode=mode == "json",
-        filters_json=filters_json,
+        filters=filters.form,
+        json_mode=filters.json_mode,
+        filters_json=filters.filters_json,
         destination_type=destination_type.strip(),
         url=url.strip(),
         secret=secret,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Form, Query
 from pydantic import ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from trapline.errors import InvalidInput
+from trapline.ui import filter_form
+from trapline.ui.filter_form import FilterForm
 
-__all__ = ["PAGE_SIZE", "Offset", "in_words", "lines", "no_nul", "paged"]
+__all__ = ["PAGE_SIZE", "Offset", "PostedFilters", "PostedFiltersDep", "in_words", "lines", "no_nul", "paged"]
 
 PAGE_SIZE = 50
 _FIELD_WORDS = {
@@ -32,6 +35,33 @@ def no_nul(*texts: str) -> None:
     # PostgreSQL text cannot hold NUL; the API refuses it in every body, and so do forms.
     if any("\x00" in text for text in texts):
         raise InvalidInput("Text cannot contain NUL characters.")
+
+
+@dataclass(frozen=True)
+class PostedFilters:
+    """The condition builder's fields as posted (rules and alerts pages): its rows, or the JSON."""
+
+    form: FilterForm
+    json_mode: bool
+    filters_json: str
+
+
+def _posted_filters(
+    match: Annotated[str, Form()] = "AND",
+    shape: Annotated[str, Form()] = "nested",
+    key: Annotated[list[str] | None, Form()] = None,
+    operator: Annotated[list[str] | None, Form()] = None,
+    value: Annotated[list[str] | None, Form()] = None,
+    property_type: Annotated[list[str] | None, Form()] = None,
+    mode: Annotated[str, Form()] = "builder",
+    filters_json: Annotated[str, Form()] = "",
+) -> PostedFilters:
+    rows = (key or [], operator or [], value or [], property_type or [])
+    no_nul(match, filters_json, *(text for row in rows for text in row))
+    return PostedFilters(filter_form.form_from_rows(match, *rows, nested=shape != "flat"), mode == "json", filters_json)
+
+
+PostedFiltersDep = Annotated[PostedFilters, Depends(_posted_filters)]
 
 
 def in_words(exc: ValidationError) -> list[str]:

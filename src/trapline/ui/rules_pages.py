@@ -45,7 +45,7 @@ from trapline.ui.assignees import Assignable, assignable
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
 from trapline.ui.filter_form import FilterForm, FormProblems
-from trapline.ui.forms import no_nul
+from trapline.ui.forms import PostedFiltersDep, no_nul
 from trapline.ui.render import redirect, render
 
 __all__ = ["KINDS", "RuleInput", "moved", "router"]
@@ -151,24 +151,16 @@ def _rate_text(rate: float) -> str:
 
 
 def _posted(
-    match: Annotated[str, Form()] = "AND",
-    shape: Annotated[str, Form()] = "nested",
-    key: Annotated[list[str] | None, Form()] = None,
-    operator: Annotated[list[str] | None, Form()] = None,
-    value: Annotated[list[str] | None, Form()] = None,
-    property_type: Annotated[list[str] | None, Form()] = None,
-    mode: Annotated[str, Form()] = "builder",
-    filters_json: Annotated[str, Form()] = "",
+    filters: PostedFiltersDep,
     sampling_rate: Annotated[str, Form()] = "1",
     assignee: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
 ) -> RuleInput:
-    rows = (key or [], operator or [], value or [], property_type or [])
-    no_nul(match, filters_json, sampling_rate, assignee, description, *(text for row in rows for text in row))
+    no_nul(sampling_rate, assignee, description)
     return RuleInput(
-        filters=filter_form.form_from_rows(match, *rows, nested=shape != "flat"),
-        json_mode=mode == "json",
-        filters_json=filters_json,
+        filters=filters.form,
+        json_mode=filters.json_mode,
+        filters_json=filters.filters_json,
         sampling_rate=sampling_rate.strip(),
         assignee=assignee.strip(),
         description=description.strip(),
