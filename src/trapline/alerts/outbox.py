@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from trapline.alerts.models import Alert, AlertDelivery
 from trapline.db.engine import Database
+from trapline.db.leases import release_dead_holders
 from trapline.ids import uuid7
 
 __all__ = [
@@ -273,22 +274,4 @@ def record(
 
 def release_dead(db: Database, is_dead: Callable[[str], bool]) -> int:
     """Free the leases of senders that died on this machine, rather than wait them out."""
-    with db.session(write=False) as session:
-        holders = set(
-            session.scalars(
-                select(AlertDelivery.claimed_by).where(
-                    AlertDelivery.status == "pending", AlertDelivery.claimed_by.is_not(None)
-                )
-            )
-        )
-    dead = sorted(holder for holder in holders if holder is not None and is_dead(holder))
-    if not dead:
-        return 0
-    with db.session(write=True) as session:
-        count = session.execute(
-            update(AlertDelivery)
-            .where(AlertDelivery.status == "pending", AlertDelivery.claimed_by.in_(dead))
-            .values(claimed_by=None, claimed_until=None)
-        ).rowcount  # type: ignore[attr-defined]
-        session.commit()
-    return int(count or 0)
+    return release_dead_holders(db, AlertDelivery, is_dead, AlertDelivery.status == "pending")

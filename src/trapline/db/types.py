@@ -11,7 +11,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSONType", "TextDecimal", "UTCDateTime", "storable_text", "utcnow"]
+__all__ = ["SQLITE_DATETIME", "JSONType", "TextDecimal", "UTCDateTime", "sqlite_datetime", "storable_text", "utcnow"]
+
+# How SQLAlchemy's DATETIME writes on SQLite (naive UTC, always with microseconds): the hot
+# paths that talk to the driver write and compare datetimes in this form.
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 # JSONB on PostgreSQL (indexable, compact); SQLite stores the JSON text. Python None is SQL
 # NULL, not the JSON value null: "disabled_data IS NULL" must be true after `= None`.
@@ -23,6 +27,11 @@ def storable_text(value: str) -> str:
     pipeline stores U+FFFD in its place (on SQLite too, so that both group and search alike),
     and a value compared with stored text (a search, a lookup) goes through this as well."""
     return value.replace("\x00", "\ufffd")
+
+
+def sqlite_datetime(moment: datetime) -> str:
+    """An aware datetime as SQLite holds it (``SQLITE_DATETIME``)."""
+    return moment.astimezone(UTC).strftime(SQLITE_DATETIME)
 
 
 def utcnow() -> datetime:

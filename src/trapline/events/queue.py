@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from trapline.db.engine import Database
-from trapline.db.types import utcnow
+from trapline.db.leases import release_dead_holders
+from trapline.db.types import sqlite_datetime, utcnow
 from trapline.events.models import QueuedPayload, QueuedRequest
 
 __all__ = [
@@ -92,10 +93,6 @@ class Claimed:
     attempts: int
 
 
-# The columns SQLAlchemy's SQLite DATETIME writes (UTC, naive, always with microseconds).
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-
-
 def enqueue(
     db: Database,
     requests: Sequence[NewRequest],
@@ -114,7 +111,7 @@ def enqueue(
     connection = db.engine.raw_connection()
     try:
         if db.is_sqlite:
-            _enqueue_sqlite(connection, requests, _merged(signals), _merged_drops(drops))
+            _enqueuesqlite_datetime(connection, requests, _merged(signals), _merged_drops(drops))
         else:
             _enqueue_postgres(connection, requests, _merged(signals), _merged_drops(drops))
     finally:
@@ -158,14 +155,14 @@ _UPSERT_SIGNAL = (
 )
 
 
-def _enqueue_sqlite(
+def _enqueuesqlite_datetime(
     connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal], drops: Sequence[NewDrop]
 ) -> None:
     cursor = connection.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
         if drops:
-            now = utcnow().strftime(_SQLITE_TIME)
+            now = sqlite_datetime(utcnow())
             cursor.executemany(
                 _UPSERT_DROP.format(p="?, ?, ?, ?, ?"),
                 [(d.project_id, d.reason, d.count, now, d.detail) for d in drops],
@@ -178,8 +175,8 @@ def _enqueue_sqlite(
                         s.project_id,
                         s.session_id,
                         s.signal,
-                        s.at.astimezone(UTC).strftime(_SQLITE_TIME),
-                        (s.at + SIGNAL_LIFETIME).astimezone(UTC).strftime(_SQLITE_TIME),
+                        sqlite_datetime(s.at),
+                        sqlite_datetime(s.at + SIGNAL_LIFETIME),
                     )
                     for s in signals
                 ],
@@ -192,7 +189,13 @@ def _enqueue_sqlite(
             "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts) "
             "VALUES (?, ?, ?, ?, ?, 0)",
             [
-                (row_id, r.project_id, r.received_at.astimezone(UTC).strftime(_SQLITE_TIME), r.sent_at, r.event_count)
+                (
+                    row_id,
+                    r.project_id,
+                    sqlite_datetime(r.received_at),
+                    r.sent_at,
+                    r.event_count,
+                )
                 for row_id, r in zip(ids, requests, strict=True)
             ],
         )
@@ -351,20 +354,6 @@ def requeue_failed(db: Database) -> int:
 
 
 def release_dead(db: Database, is_dead: Callable[[str], bool]) -> int:
-    """Release the rows of workers known to be dead, without waiting for their leases to end.
-
-    A wrong verdict costs only work, never correctness: a live worker whose rows were released
-    fails its ``ack`` and drops its results, and the rows are processed once, by someone else.
-    """
-    with db.session(write=True) as session:
-        holders = session.scalars(
-            select(QueuedRequest.claimed_by).where(QueuedRequest.claimed_by.is_not(None)).distinct()
-        ).all()
-        dead = [holder for holder in holders if holder is not None and is_dead(holder)]
-        if not dead:
-            return 0
-        released = session.execute(
-            update(QueuedRequest).where(QueuedRequest.claimed_by.in_(dead)).values(claimed_by=None, claimed_until=None)
-        ).rowcount  # type: ignore[attr-defined]
-        session.commit()
-    return int(released or 0)
+    """Release the rows of workers known to be dead, without waiting for their leases to end
+    (a live worker wrongly released fails its ``ack``, and the rows are processed once)."""
+    return release_dead_holders(db, QueuedRequest, is_dead)

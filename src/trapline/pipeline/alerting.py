@@ -49,6 +49,7 @@ from trapline.alerts.models import (
 from trapline.alerts.outbox import NewNotification, Throttle, enqueue
 from trapline.alerts.spikes import SpikeSettings, bucket_starts, find_spikes
 from trapline.alerts.thresholds import ThresholdState, decide
+from trapline.db.types import SQLITE_DATETIME, sqlite_datetime
 from trapline.ids import uuid7
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.pipeline.batch import Item
@@ -498,7 +499,6 @@ def _fingerprints(session: Session, project_id: int, issue_ids: Iterable[uuid.UU
 # window of them per issue), so they are written and read through the driver, as storage does:
 # SQLAlchemy's per-statement and per-value work cost several times the statements themselves.
 # They are read by (project, fingerprint), their primary key's prefix: a few rows per issue.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DATETIME writes (naive UTC)
 _ADD_MINUTES = (
     "INSERT INTO fingerprint_minute (project_id, fingerprint_hash, minute, count) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (project_id, fingerprint_hash, minute) DO UPDATE SET count = fingerprint_minute.count + excluded.count"
@@ -522,7 +522,7 @@ class _Driver:
         self.sqlite = self.connection.dialect.name == "sqlite"
 
     def time(self, moment: datetime) -> Any:
-        return moment.astimezone(UTC).strftime(_SQLITE_TIME) if self.sqlite else moment
+        return sqlite_datetime(moment) if self.sqlite else moment
 
     def uuid(self, value: uuid.UUID) -> Any:
         return value.hex if self.sqlite else value
@@ -530,7 +530,7 @@ class _Driver:
     def read_time(self, value: Any) -> datetime | None:
         if value is None or isinstance(value, datetime):
             return value.astimezone(UTC) if value is not None else None
-        return datetime.strptime(value, _SQLITE_TIME).replace(tzinfo=UTC)
+        return datetime.strptime(value, SQLITE_DATETIME).replace(tzinfo=UTC)
 
     def run(self, sql: str, params: Sequence[Any] | list[tuple[Any, ...]]) -> Any:
         return self.connection.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), params)

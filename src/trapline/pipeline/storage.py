@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Connection, Table, bindparam, case, update
 from sqlalchemy.orm import Session
 
-from trapline.db.types import utcnow
+from trapline.db.types import sqlite_datetime, utcnow
 from trapline.events.models import DroppedEvents, ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.batch import Item
@@ -85,7 +85,6 @@ _COLUMNS = (
     "search_text", "properties", "unresolved_frames",
 )  # fmt: skip
 _SQLITE_INSERT = f"INSERT INTO exception_event ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DATETIME writes (naive UTC)
 _IN_CHUNK = 500  # bound parameters per IN (...), well under SQLite's limit
 
 
@@ -129,7 +128,7 @@ def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[t
             (
                 row["project_id"],
                 row["uuid"].hex,
-                row["timestamp"].astimezone(UTC).strftime(_SQLITE_TIME),
+                sqlite_datetime(row["timestamp"]),
                 row["distinct_id"],
                 row["session_id"],
                 row["fingerprint"],
