@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from trapline.alerts import outbox
@@ -118,11 +118,7 @@ class Dispatcher:
                     # lost "delivered" would mean a second message, so this one waits.
                     session.execute(text("SET LOCAL synchronous_commit TO on"))
                 if found is not None and due.kind == "summary":
-                    session.execute(
-                        AlertDelivery.__table__.update()  # type: ignore[attr-defined]
-                        .where(AlertDelivery.id == due.id)
-                        .values(payload=payload)
-                    )
+                    session.execute(update(AlertDelivery).where(AlertDelivery.id == due.id).values(payload=payload))
                 status = outbox.record(session, self.sender_id, due.id, outcome, now, due.created_at + self.retry)
                 session.commit()
         except Exception:

@@ -44,6 +44,7 @@ __all__ = [
     "create_alert",
     "delete_alert",
     "get_alert",
+    "last_delivery",
     "list_alerts",
     "masked_destination",
     "send_test",
@@ -337,9 +338,7 @@ def _masked_apprise(url: str) -> str:
 # --- sending a sample now ------------------------------------------------------------------------
 
 
-def send_test(
-    session: Session, alert: Alert, project: Project, senders: Senders, base_url: str, retry_hours: float
-) -> AlertDelivery:
+def send_test(session: Session, alert: Alert, project: Project, senders: Senders, base_url: str) -> AlertDelivery:
     """Send a sample notification through the alert's destination now; it is logged like the
     others (kind ``test``), and if this process dies mid-send, a worker sends it later."""
     now = utcnow()
@@ -432,6 +431,10 @@ def alert_deliveries(
     if statuses:
         query = query.where(AlertDelivery.status.in_(list(statuses)))
     return query.order_by(AlertDelivery.created_at.desc(), AlertDelivery.id.desc())
+
+
+def last_delivery(session: Session, alert: Alert) -> AlertDelivery | None:
+    return session.scalars(alert_deliveries(alert.project_id, alert_id=alert.id).limit(1)).first()
 
 
 # --- the spike detector --------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def serialize_delivery(delivery: AlertDelivery) -> dict[str, Any]:
 
 
 def serialize_alert(session: Session, alert: Alert) -> dict[str, Any]:
-    last = session.scalars(service.alert_deliveries(alert.project_id, alert_id=alert.id).limit(1)).first()
+    last = service.last_delivery(session, alert)
     return {
         "id": alert.id,
         "name": alert.name,
@@ -170,7 +170,7 @@ def test(
     """Send a sample notification through the alert's destination now; answers with its delivery
     (``status`` delivered or failed, the receiver's ``response_code``, the ``error``)."""
     alert = service.get_alert(session, project.id, id)
-    delivery = service.send_test(session, alert, project, senders, settings.base_url, settings.alerts_retry_hours)
+    delivery = service.send_test(session, alert, project, senders, settings.base_url)
     return serialize_delivery(delivery)
 
 

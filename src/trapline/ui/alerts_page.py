@@ -464,10 +464,6 @@ def log_row(delivery: AlertDelivery) -> LogRow:
     return LogRow(delivery, kind_words(delivery.kind, delivery.summary_count), _issue_name(delivery.payload))
 
 
-def _last_delivery(session: Session, alert: Alert) -> AlertDelivery | None:
-    return session.scalars(service.alert_deliveries(alert.project_id, alert_id=alert.id).limit(1)).first()
-
-
 def _row(session: Session, alert: Alert) -> AlertRow:
     return AlertRow(
         alert=alert,
@@ -475,7 +471,7 @@ def _row(session: Session, alert: Alert) -> AlertRow:
         words=filter_form.describe_parts(alert.filters),
         destination=service.masked_destination(alert),
         throttle=throttle_words(alert.throttle_max, alert.throttle_minutes),
-        last=_last_delivery(session, alert),
+        last=service.last_delivery(session, alert),
     )
 
 
@@ -711,5 +707,5 @@ def send_test(
 ) -> Response:
     alert = _alert(session, project.id, alert_id)
     senders: Senders = request.app.state.senders
-    delivery = service.send_test(session, alert, project, senders, settings.base_url, settings.alerts_retry_hours)
+    delivery = service.send_test(session, alert, project, senders, settings.base_url)
     return redirect(_back(project.id, alert.id, back), _test_notice(delivery))
