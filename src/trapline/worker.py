@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from trapline.alerts.counters import SeenUsers
 from trapline.alerts.dispatch import prune_alert_state
 from trapline.autocapture.controls import prune_signals
 from trapline.db.engine import Database
@@ -27,7 +28,6 @@ from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
-from trapline.pipeline.alerting import SeenUsers
 from trapline.settings import Settings
 
 __all__ = ["Worker", "WorkerOptions", "WorkerThreads", "is_dead_local", "local_id", "worker_options"]

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from trapline.alerts.counters import SeenUsers
 from trapline.autocapture.controls import load_controls, load_signals
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.events import queue
-from trapline.pipeline.alerting import SeenUsers, load_alerts, raise_alerts
+from trapline.pipeline.alerting import load_alerts, raise_alerts
 from trapline.pipeline.autocapture import enforce_controls, sessions_to_read
 from trapline.pipeline.batch import Item, items_from_queue
 from trapline.pipeline.grouping import group

@@ -24,48 +24,54 @@ workers send them after the commit.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trapline.accounts.models import Role, User
+from trapline.alerts.counters import (
+    SeenUsers,
+    add_and_read_buckets,
+    count_in,
+    fingerprints_of,
+    lock_states,
+    minute_counts,
+    minute_of,
+    snooze,
+    user_counts,
+)
 from trapline.alerts.messages import AlertRef, IssueFacts, ProjectRef, build_payload, issue_url
 from trapline.alerts.models import (
     Alert,
     AlertIssueState,
-    IssueSpikeCooldown,
     SpikeDetectionConfig,
     SpikeEvent,
 )
 from trapline.alerts.outbox import NewNotification, Throttle, enqueue
-from trapline.alerts.spikes import SpikeSettings, bucket_starts, find_spikes
-from trapline.alerts.thresholds import ThresholdState, decide
-from trapline.db.types import SQLITE_DATETIME, sqlite_datetime
+from trapline.alerts.spikes import SpikeSettings, find_spikes
+from trapline.alerts.thresholds import decide
 from trapline.ids import uuid7
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.pipeline.batch import Item
-from trapline.pipeline.linking import IssueChange, dialect_insert
+from trapline.pipeline.linking import IssueChange
 from trapline.projects.models import Project
 from trapline.rules.evaluate import EvaluationError, Predicate, Subject, compile_filters
 from trapline.rules.filters import has_filter_values
 
-__all__ = ["LoadedAlert", "ProjectAlerts", "SeenUsers", "key_hash", "load_alerts", "raise_alerts"]
+__all__ = ["LoadedAlert", "ProjectAlerts", "load_alerts", "raise_alerts"]
 
 log = logging.getLogger("trapline.alerts")
 
 _CHANGE_TRIGGERS = {"created": "issue_created", "reopened": "issue_reopened"}
 _THRESHOLD_TRIGGERS = ("issue_frequency", "issue_users")
-# Stored events keep the first 200 characters of a distinct id (see storage): so do the counts.
-_USER_ID_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -171,38 +177,6 @@ def _always(_subject: Subject) -> bool:
 # --- what fired ------------------------------------------------------------------------------
 
 
-class SeenUsers:
-    """How many users a worker has recorded per project, fingerprint and minute.
-
-    A minute that already holds more users than every users alert's threshold keeps any window
-    that contains it above the threshold, so more users of that minute change no decision: they
-    are not recorded, and a flood from a million browsers writes a bounded number of rows. The
-    counts only ever stay below the truth (they are this worker's rows, added once committed),
-    so no minute is skipped too early.
-    """
-
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self._counts: dict[tuple[int, int, Any], int] = {}
-        self._pending: Counter[tuple[int, int, Any]] = Counter()
-        self._max_entries = max_entries
-
-    def room(self, key: tuple[int, int, Any], cap: int) -> int:
-        return cap - self._counts.get(key, 0) - self._pending[key]
-
-    def add(self, key: tuple[int, int, Any], count: int = 1) -> None:
-        self._pending[key] += count
-
-    def committed(self) -> None:
-        if len(self._counts) > self._max_entries:
-            self._counts.clear()  # forgetting only costs rows, never a decision
-        for key, count in self._pending.items():
-            self._counts[key] = self._counts.get(key, 0) + count
-        self._pending.clear()
-
-    def rolled_back(self) -> None:
-        self._pending.clear()
-
-
 @dataclass(frozen=True)
 class _Fired:
     trigger: str
@@ -305,37 +279,12 @@ def _spikes(
     session: Session, project_id: int, issues: dict[uuid.UUID, list[Item]], config: ProjectAlerts, now: datetime
 ) -> list[_Fired]:
     """Count the batch into the current bucket, then find, snooze and record spikes."""
-    driver = _Driver(session)
-    starts = bucket_starts(now)
-    when = [driver.time(start) for start in starts]
-    position = {start: index for index, start in enumerate(when)}
-    driver.run(
-        _ADD_BUCKETS,
-        # Sorted by the caller: one lock order for every worker.
-        [(driver.uuid(issue_id), when[0], project_id, len(stored)) for issue_id, stored in issues.items()],
+    history, totals, distinct = add_and_read_buckets(
+        session, project_id, {issue_id: len(stored) for issue_id, stored in issues.items()}, now
     )
-    history: dict[uuid.UUID, list[int | None]] = {issue_id: [None] * len(starts) for issue_id in issues}
-    by_key = {driver.uuid(issue_id): issue_id for issue_id in issues}
-    for key, start, count in driver.run(
-        f"SELECT issue_id, bucket_start, count FROM issue_bucket WHERE issue_id IN ({_marks(len(by_key))}) "
-        "AND bucket_start >= ?",
-        (*by_key, when[-1]),
-    ):
-        if start in position:
-            history[by_key[key]][position[start]] = count
-    totals: list[int | None] = [None] * len(starts)
-    distinct = [0] * len(starts)
-    for start, total, count in driver.run(
-        "SELECT bucket_start, sum(count), count(*) FROM issue_bucket WHERE project_id = ? AND bucket_start >= ? "
-        "GROUP BY bucket_start",
-        (project_id, when[-1]),
-    ):
-        if start in position:
-            totals[position[start]], distinct[position[start]] = int(total), int(count)
-
     fired: list[_Fired] = []
     for spike in sorted(find_spikes(history, totals, distinct, config.spikes), key=lambda s: s.issue_id):
-        if not _snooze(session, spike.issue_id, now, now + config.spikes.snooze):
+        if not snooze(session, spike.issue_id, now, now + config.spikes.snooze):
             continue
         session.add(
             SpikeEvent(
@@ -352,19 +301,6 @@ def _spikes(
             extra = {"computed_baseline": spike.computed_baseline, "current_bucket_value": spike.current_bucket_value}
             fired.append(_Fired("issue_spiking", project_id, spike.issue_id, latest, extra))
     return fired
-
-
-def _snooze(session: Session, issue_id: uuid.UUID, now: datetime, until: datetime) -> bool:
-    """Take the issue's spike cooldown (cymbal's SET NX EX); False if it is still snoozed."""
-    insert = dialect_insert(session, IssueSpikeCooldown)
-    taken = session.execute(
-        insert.values(issue_id=issue_id, until=until)
-        .on_conflict_do_update(
-            index_elements=["issue_id"], set_={"until": insert.excluded.until}, where=IssueSpikeCooldown.until <= now
-        )
-        .returning(IssueSpikeCooldown.issue_id)
-    ).first()
-    return taken is not None
 
 
 # --- frequency and users ---------------------------------------------------------------------
@@ -400,35 +336,35 @@ def _thresholds(
     }
     # Lock what this batch may change first, in one order: on PostgreSQL a second worker
     # deciding the same issue waits here, then counts (at read committed) the first one's events.
-    states = _lock_states(session, watched)
+    states = lock_states(session, watched)
     by_kind = {kind: [a for a in alerts if a.trigger == kind and watched[a.id]] for kind in _THRESHOLD_TRIGGERS}
-    owned = _fingerprints(session, project_id, (i for ids in watched.values() for i in ids))
+    owned = fingerprints_of(session, project_id, (i for ids in watched.values() for i in ids))
 
     def of(alert: LoadedAlert) -> dict[uuid.UUID, list[str]]:
         return {issue_id: owned[issue_id] for issue_id in watched[alert.id] if owned.get(issue_id)}
 
     before: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
     for alert in by_kind["issue_frequency"]:
-        before[alert.id] = _minute_counts(session, project_id, of(alert), _minute(now - alert.window))
+        before[alert.id] = minute_counts(session, project_id, of(alert), minute_of(now - alert.window))
     for alert in by_kind["issue_users"]:
-        before[alert.id] = _user_counts(
-            session, project_id, of(alert), _minute(now - alert.window), alert.threshold + 1
+        before[alert.id] = user_counts(
+            session, project_id, of(alert), minute_of(now - alert.window), alert.threshold + 1
         )
-    stored = [item for items in issues.values() for item in items]
+    stored = [(str(item.fingerprint), item.timestamp, item.distinct_id) for items in issues.values() for item in items]
     user_cap = max((alert.threshold + 1 for alert in by_kind["issue_users"]), default=0)
-    _count_in(session, project_id, stored, minutes=bool(by_kind["issue_frequency"]), user_cap=user_cap, seen=seen)
+    count_in(session, project_id, stored, minutes=bool(by_kind["issue_frequency"]), user_cap=user_cap, seen=seen)
 
     fired: list[_Fired] = []
     for alert in [*by_kind["issue_frequency"], *by_kind["issue_users"]]:
         if alert.trigger == "issue_frequency":
-            since = _minute(now - alert.window)
+            since = minute_of(now - alert.window)
             after = {
                 issue_id: before[alert.id].get(issue_id, 0)
-                + sum(1 for item in issues[issue_id] if _minute(item.timestamp) >= since)
+                + sum(1 for item in issues[issue_id] if minute_of(item.timestamp) >= since)
                 for issue_id in watched[alert.id]
             }
         else:
-            after = _user_counts(session, project_id, of(alert), _minute(now - alert.window), alert.threshold + 1)
+            after = user_counts(session, project_id, of(alert), minute_of(now - alert.window), alert.threshold + 1)
         for issue_id in watched[alert.id]:
             current = states[alert.id][issue_id]
             fire, state = decide(
@@ -448,185 +384,6 @@ def _thresholds(
                 }
                 fired.append(_Fired(alert.trigger, project_id, issue_id, latest[issue_id], extra, alert.id))
     return fired
-
-
-def _minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def _lock_states(
-    session: Session, watched: dict[uuid.UUID, list[uuid.UUID]]
-) -> dict[uuid.UUID, dict[uuid.UUID, ThresholdState]]:
-    """Each alert's state for each of its watched issues, made if missing, locked (PostgreSQL)."""
-    driver = _Driver(session)
-    pairs = sorted(
-        (driver.uuid(alert_id), driver.uuid(issue_id)) for alert_id, ids in watched.items() for issue_id in ids
-    )
-    if not pairs:
-        return {}
-    driver.run(
-        "INSERT INTO alert_issue_state (alert_id, issue_id, over) VALUES (?, ?, ?) "
-        "ON CONFLICT (alert_id, issue_id) DO NOTHING",
-        [(alert, issue, False) for alert, issue in pairs],
-    )
-    alerts = sorted({alert for alert, _ in pairs})
-    issues = sorted({issue for _, issue in pairs})
-    query = (
-        f"SELECT alert_id, issue_id, over, last_fired_at FROM alert_issue_state WHERE alert_id IN "
-        f"({_marks(len(alerts))}) AND issue_id IN ({_marks(len(issues))}) ORDER BY alert_id, issue_id"
-    )
-    # On PostgreSQL a second worker deciding the same issue waits here (see _thresholds).
-    rows = driver.run(query if driver.sqlite else query + " FOR UPDATE", (*alerts, *issues))
-    ids = {driver.uuid(i): i for i in {*watched, *(i for ids in watched.values() for i in ids)}}
-    states: dict[uuid.UUID, dict[uuid.UUID, ThresholdState]] = defaultdict(dict)
-    for alert, issue, over, fired in rows:
-        states[ids[alert]][ids[issue]] = ThresholdState(bool(over), driver.read_time(fired))
-    return states
-
-
-def _fingerprints(session: Session, project_id: int, issue_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
-    owned: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for issue_id, fingerprint in session.execute(
-        select(IssueFingerprint.issue_id, IssueFingerprint.fingerprint).where(
-            IssueFingerprint.project_id == project_id, IssueFingerprint.issue_id.in_(sorted(set(issue_ids)))
-        )
-    ):
-        owned[issue_id].append(fingerprint)
-    return owned
-
-
-# The counters are the hot path of threshold alerts (every batch adds to them, and reads a
-# window of them per issue), so they are written and read through the driver, as storage does:
-# SQLAlchemy's per-statement and per-value work cost several times the statements themselves.
-# They are read by (project, fingerprint), their primary key's prefix: a few rows per issue.
-_ADD_MINUTES = (
-    "INSERT INTO fingerprint_minute (project_id, fingerprint_hash, minute, count) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (project_id, fingerprint_hash, minute) DO UPDATE SET count = fingerprint_minute.count + excluded.count"
-)
-_ADD_BUCKETS = (
-    "INSERT INTO issue_bucket (issue_id, bucket_start, project_id, count) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (issue_id, bucket_start) DO UPDATE SET count = issue_bucket.count + excluded.count"
-)
-_SEE_USERS = "INSERT INTO fingerprint_user (project_id, fingerprint_hash, minute, user_hash)"
-_SEE_USERS_END = (
-    "ON CONFLICT (project_id, fingerprint_hash, minute, user_hash) DO NOTHING RETURNING fingerprint_hash, minute"
-)
-_USERS_PER_STATEMENT = 500  # four values each: well under SQLite's limit on bound parameters
-
-
-class _Driver:
-    """The session's connection, spoken to in plain SQL with ``?`` placeholders."""
-
-    def __init__(self, session: Session) -> None:
-        self.connection = session.connection()
-        self.sqlite = self.connection.dialect.name == "sqlite"
-
-    def time(self, moment: datetime) -> Any:
-        return sqlite_datetime(moment) if self.sqlite else moment
-
-    def uuid(self, value: uuid.UUID) -> Any:
-        return value.hex if self.sqlite else value
-
-    def read_time(self, value: Any) -> datetime | None:
-        if value is None or isinstance(value, datetime):
-            return value.astimezone(UTC) if value is not None else None
-        return datetime.strptime(value, SQLITE_DATETIME).replace(tzinfo=UTC)
-
-    def run(self, sql: str, params: Sequence[Any] | list[tuple[Any, ...]]) -> Any:
-        return self.connection.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), params)
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-def key_hash(text: str) -> int:
-    """The 64-bit key the counters use for a fingerprint or a distinct id (see their models)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big",
-                          signed=True)  # fmt: skip
-
-
-def _minute_counts(
-    session: Session, project_id: int, owned: dict[uuid.UUID, list[str]], since: datetime
-) -> dict[uuid.UUID, int]:
-    issue_of = {key_hash(fingerprint): issue_id for issue_id, fps in owned.items() for fingerprint in fps}
-    counts: Counter[uuid.UUID] = Counter()
-    if issue_of:
-        driver = _Driver(session)
-        rows = driver.run(
-            "SELECT fingerprint_hash, sum(count) FROM fingerprint_minute WHERE project_id = ? "
-            f"AND fingerprint_hash IN ({_marks(len(issue_of))}) AND minute >= ? GROUP BY fingerprint_hash",
-            (project_id, *sorted(issue_of), driver.time(since)),
-        )
-        for fingerprint, total in rows:
-            counts[issue_of[fingerprint]] += int(total or 0)
-    return dict(counts)
-
-
-def _user_counts(
-    session: Session, project_id: int, owned: dict[uuid.UUID, list[str]], since: datetime, cap: int
-) -> dict[uuid.UUID, int]:
-    """Distinct users of each issue seen since ``since``, counted up to ``cap``: whether there are
-    more than the threshold is all a decision needs, and a flood from a million browsers then
-    costs as much as one from ``cap`` of them. One statement for all the issues."""
-    issues = sorted(owned)
-    if not issues:
-        return {}
-    driver = _Driver(session)
-    columns: list[str] = []
-    params: list[Any] = []
-    for issue_id in issues:
-        hashes = sorted({key_hash(fingerprint) for fingerprint in owned[issue_id]})
-        columns.append(
-            "(SELECT count(*) FROM (SELECT DISTINCT user_hash FROM fingerprint_user WHERE project_id = ? "
-            f"AND fingerprint_hash IN ({_marks(len(hashes))}) AND minute >= ? LIMIT ?) AS seen)"
-        )
-        params.extend((project_id, *hashes, driver.time(since), cap))
-    row = driver.run(f"SELECT {', '.join(columns)}", tuple(params)).one()
-    return {issue_id: int(count or 0) for issue_id, count in zip(issues, row, strict=True)}
-
-
-def _count_in(
-    session: Session, project_id: int, stored: list[Item], *, minutes: bool, user_cap: int, seen: SeenUsers
-) -> None:
-    """Add the batch's events to the per-minute counters and to the users seen per minute (up
-    to ``user_cap`` users per minute and fingerprint, see ``SeenUsers``)."""
-    driver = _Driver(session)
-    # A batch has few fingerprints and minutes and many events: each is hashed or formatted once.
-    fingerprints: dict[str | None, int] = {}
-    times: dict[datetime, Any] = {}
-    keyed: list[tuple[int, Any, Item]] = []
-    for item in stored:
-        fp = fingerprints.get(item.fingerprint)
-        if fp is None:
-            fp = fingerprints[item.fingerprint] = key_hash(str(item.fingerprint))
-        minute = _minute(item.timestamp)
-        when = times.get(minute)
-        if when is None:
-            when = times[minute] = driver.time(minute)
-        keyed.append((fp, when, item))
-    if minutes:
-        counts = Counter((fp, when) for fp, when, _ in keyed)
-        # Sorted: one lock order for every worker.
-        driver.run(_ADD_MINUTES, [(project_id, fp, when, n) for (fp, when), n in sorted(counts.items())])
-    if user_cap:
-        rows: list[tuple[int, Any, int]] = []
-        taken: Counter[tuple[int, Any]] = Counter()
-        for fp, when, user in sorted(
-            {(fp, when, key_hash(item.distinct_id[:_USER_ID_LIMIT])) for fp, when, item in keyed if item.distinct_id}
-        ):
-            if taken[(fp, when)] < seen.room((project_id, fp, when), user_cap):
-                taken[(fp, when)] += 1
-                rows.append((fp, when, user))
-        for start in range(0, len(rows), _USERS_PER_STATEMENT):
-            chunk = rows[start : start + _USERS_PER_STATEMENT]
-            # RETURNING tells which were new: only those count towards a minute's users.
-            inserted = driver.run(
-                f"{_SEE_USERS} VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))} {_SEE_USERS_END}",
-                tuple(value for fp, when, user in chunk for value in (project_id, fp, when, user)),
-            )
-            for fp, when in inserted:
-                seen.add((project_id, fp, when if driver.sqlite else driver.read_time(when)))
 
 
 class _Facts:
