@@ -25,7 +25,7 @@ from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.ids import uuid7
 from trapline.settings import Settings
-from trapline.ui.alerts_page import header_lines, trigger_words
+from trapline.ui.alert_words import header_lines, trigger_words
 
 HOOK = "https://hooks.example.com/services/T0KEN-abc123"
 SECRET = "s3cr3t-signing-value"

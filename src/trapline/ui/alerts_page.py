@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -33,164 +32,38 @@ from trapline.projects.models import Project
 from trapline.rules.filters import MATCH_ALL
 from trapline.settings import Settings
 from trapline.ui import filter_form
+from trapline.ui.alert_words import (
+    DESTINATION_LABELS,
+    TRIGGER_CHOICES,
+    header_lines,
+    label,
+    log_row,
+    schema_problems,
+    service_problem,
+    throttle_words,
+    trigger_words,
+)
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
-from trapline.ui.filter_form import FilterForm, FormProblems
-from trapline.ui.forms import PAGE_SIZE, Offset, PostedFiltersDep, no_nul, paged
+from trapline.ui.filter_form import FilterForm
+from trapline.ui.forms import (
+    PAGE_SIZE,
+    Offset,
+    PostedFiltersDep,
+    builder_context,
+    filters_posted,
+    no_nul,
+    paged,
+    pretty_json,
+)
 from trapline.ui.render import redirect, render
 
-__all__ = [
-    "DESTINATION_LABELS",
-    "TRIGGER_CHOICES",
-    "AlertForm",
-    "LogRow",
-    "SpikeForm",
-    "header_lines",
-    "kind_words",
-    "log_row",
-    "router",
-    "throttle_words",
-    "trigger_words",
-]
+__all__ = ["AlertForm", "SpikeForm", "router"]
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 
 BASE = "/project/{project_id}/settings/alerts"
-TRIGGER_CHOICES: tuple[tuple[str, str], ...] = (
-    ("issue_created", "New issue"),
-    ("issue_reopened", "Reopened issue"),
-    ("issue_spiking", "Spiking issue (found by the spike detector)"),
-    ("issue_frequency", "More than N events in a window"),
-    ("issue_users", "More than N users in a window"),
-)
-# A trigger, or what a delivery was: the trigger that fired, or a test.
-_KIND_WORDS = {
-    "issue_created": "New issue",
-    "issue_reopened": "Reopened issue",
-    "issue_spiking": "Spiking issue",
-    "issue_frequency": "Too many events",
-    "issue_users": "Too many users",
-    "test": "Test",
-}
-DESTINATION_LABELS: dict[str, str] = {
-    "webhook": "Webhook",
-    "slack": "Slack",
-    "discord": "Discord",
-    "teams": "Microsoft Teams",
-    "email": "Email",
-    "apprise": "Apprise",
-}
-# Where a problem is, by the service's ``attr`` or the schema's location joined with "__".
-_LABELS = {
-    "name": "Name",
-    "trigger": "Trigger",
-    "trigger__type": "Trigger",
-    "trigger__threshold": "Threshold",
-    "trigger__window_minutes": "Window",
-    "trigger__interval_minutes": "Repeat every",
-    "destination": "Destination",
-    "destination__type": "Destination",
-    "destination__url": "URL",
-    "destination__secret": "Secret",
-    "destination__headers": "Headers",
-    "destination__to": "Recipients",
-    "throttle": "Throttle",
-    "throttle__max_messages": "Throttle (messages)",
-    "throttle__per_minutes": "Throttle (minutes)",
-    "threshold": "Threshold",
-    "multiplier": "Multiplier",
-    "snooze_duration_minutes": "Snooze",
-}
 _NO_SUCH_ALERT = "There is no such alert in this project."
-
-
-# --- in words (pure) ---------------------------------------------------------------------------
-
-
-def _minutes(count: int) -> str:
-    return f"{count} minute{'' if count == 1 else 's'}"
-
-
-def trigger_words(trigger: str, threshold: int | None, window: int | None, interval: int | None) -> str:
-    """ "New issue", "More than 100 events in 15 minutes, repeats every 60 minutes"."""
-    if trigger not in service.THRESHOLD_TRIGGERS:
-        return _KIND_WORDS.get(trigger, trigger)
-    noun = ("event" if trigger == "issue_frequency" else "user") + ("" if threshold == 1 else "s")
-    words = f"More than {threshold} {noun} in {_minutes(window or 60)}"
-    return f"{words}, repeats every {_minutes(interval)}" if interval else words
-
-
-def throttle_words(maximum: int | None, minutes: int | None) -> str | None:
-    if maximum is None or minutes is None:
-        return None
-    return f"at most {maximum} message{'' if maximum == 1 else 's'} per {_minutes(minutes)}"
-
-
-def kind_words(kind: str, summary_count: int = 0) -> str:
-    """What a delivery was: the trigger that fired, a test, or a summary of throttled ones."""
-    if kind == "summary":
-        return f"Summary, stands for {summary_count}"
-    return _KIND_WORDS.get(kind, kind)
-
-
-def header_lines(text: str) -> tuple[dict[str, str], list[str]]:
-    """ "Name: value" lines as headers, and the lines that are not that, in words."""
-    headers: dict[str, str] = {}
-    problems: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or not name.strip():
-            problems.append(f"Headers: line {number} is not “Name: value”.")
-            continue
-        headers[name.strip()] = value.strip()
-    return headers, problems
-
-
-def _label(where: str) -> str:
-    return _LABELS.get(where, where or "The form")
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "?", "!", ")")) else text + "."
-
-
-def _schema_problems(exc: ValidationError, form: FilterForm | None) -> list[str]:
-    """The schema's complaints in words, naming fields (and rows) rather than JSON paths."""
-    found: list[str] = []
-    for error in exc.errors():
-        where = "__".join(str(part) for part in error.get("loc", ()))
-        message = str(error.get("msg", "is not valid"))
-        if where == "filters":
-            text = filter_form.humanize_filter_error(message, form)
-        else:
-            text = f"{_label(where)}: {_schema_message(error['type'], message, error.get('ctx') or {})}"
-        text = _sentence(text)
-        if text not in found:
-            found.append(text)
-    return found
-
-
-def _schema_message(kind: str, message: str, ctx: dict[str, Any]) -> str:
-    # pydantic's own sentences name types ("a valid integer"); a form's reader typed text.
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return "enter a whole number"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
-    if kind == "string_too_short":
-        return "this field may not be blank"
-    if kind == "literal_error":
-        return "choose one of the listed choices"
-    return message
-
-
-def _service_problem(exc: InvalidInput, form: FilterForm | None) -> str:
-    if exc.attr == "filters":
-        return filter_form.humanize_filter_error(exc.detail, form)
-    return f"{_label(exc.attr)}: {exc.detail}" if exc.attr else exc.detail
 
 
 # --- what the alert form posts -----------------------------------------------------------------
@@ -198,10 +71,6 @@ def _service_problem(exc: InvalidInput, form: FilterForm | None) -> str:
 
 def _text(number: int | None) -> str:
     return "" if number is None else str(number)
-
-
-def _pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
 @dataclass(frozen=True)
@@ -239,7 +108,7 @@ class AlertForm:
             interval_minutes=_text(alert.interval_minutes),
             filters=rows or FilterForm(),
             json_mode=rows is None,
-            filters_json=_pretty(alert.filters),
+            filters_json=pretty_json(alert.filters),
             destination_type=alert.destination_type,
             url=str(shown.get("url") or ""),
             secret=str(shown.get("secret") or ""),
@@ -291,20 +160,6 @@ def _posted(
 PostedAlert = Annotated[AlertForm, Depends(_posted)]
 
 
-def _filters(posted: AlertForm, problems: list[str]) -> Any:
-    if posted.json_mode:
-        try:
-            return orjson.loads(posted.filters_json or "null")
-        except orjson.JSONDecodeError as exc:
-            problems.append(f"The filters are not valid JSON: {exc}.")
-            return None
-    try:
-        return filter_form.to_filters(posted.filters)
-    except FormProblems as exc:
-        problems.extend(exc.problems)
-        return None
-
-
 def _trigger(posted: AlertForm) -> dict[str, Any]:
     trigger: dict[str, Any] = {"type": posted.trigger}
     # The number fields stay on the form whatever the trigger (they are hidden only with
@@ -351,14 +206,14 @@ def _input(posted: AlertForm, current: Alert | None) -> tuple[AlertInput | None,
         "name": posted.name,
         "enabled": posted.enabled,
         "trigger": _trigger(posted),
-        "filters": _filters(posted, problems),
+        "filters": filters_posted(posted.filters, posted.json_mode, posted.filters_json, problems),
         "destination": destination,
         "throttle": _throttle(posted, problems),
     }
     try:
         valid = AlertCreate.model_validate(body)
     except ValidationError as exc:
-        return None, problems + _schema_problems(exc, None if posted.json_mode else posted.filters)
+        return None, problems + schema_problems(exc, None if posted.json_mode else posted.filters)
     if problems:
         return None, problems
     return AlertInput(
@@ -423,13 +278,13 @@ def _spike_changes(posted: SpikeForm) -> tuple[dict[str, Any], list[str]]:
         "snooze_duration_minutes": posted.snooze_minutes,
     }
     # Every field is on the form: an empty one is a mistake, not "keep what is stored".
-    problems = [f"{_label(name)}: enter a whole number." for name, text in fields.items() if not text]
+    problems = [f"{label(name)}: enter a whole number." for name, text in fields.items() if not text]
     if problems:
         return {}, problems
     try:
         valid = SpikeDetectionConfigUpdate.model_validate({**fields, "enabled": posted.enabled})
     except ValidationError as exc:
-        return {}, _schema_problems(exc, None)
+        return {}, schema_problems(exc, None)
     return valid.model_dump(), []
 
 
@@ -446,24 +301,6 @@ class AlertRow:
     last: AlertDelivery | None
 
 
-@dataclass(frozen=True)
-class LogRow:
-    delivery: AlertDelivery
-    kind: str
-    issue_name: str | None
-
-
-def _issue_name(payload: Any) -> str | None:
-    # The issue's name as it was when the message was built: the log outlives the issue.
-    issue = payload.get("issue") if isinstance(payload, dict) else None
-    name = issue.get("name") if isinstance(issue, dict) else None
-    return name if isinstance(name, str) and name else None
-
-
-def log_row(delivery: AlertDelivery) -> LogRow:
-    return LogRow(delivery, kind_words(delivery.kind, delivery.summary_count), _issue_name(delivery.payload))
-
-
 def _row(session: Session, alert: Alert) -> AlertRow:
     return AlertRow(
         alert=alert,
@@ -476,19 +313,12 @@ def _row(session: Session, alert: Alert) -> AlertRow:
 
 
 def _form_context(posted: AlertForm, settings: Settings) -> dict[str, Any]:
-    current_ops = [c.operator for c in posted.filters.conditions]
-    current_types = [c.type for c in posted.filters.conditions]
-    # The issue's own properties (status, name) can be tested too: the service evaluates them.
-    types = [*filter_form.PROPERTY_TYPE_CHOICES, ("error_tracking_issue", "issue")]
     if not posted.filters_json:
-        posted = replace(posted, filters_json=_pretty(MATCH_ALL))
+        posted = replace(posted, filters_json=pretty_json(MATCH_ALL))
     return {
         "posted": posted,
-        "rows": posted.filters.rows(),
-        "operator_choices": filter_form.choices_with(filter_form.OPERATOR_CHOICES, current_ops),
-        "type_choices": filter_form.choices_with(types, current_types),
-        "common_keys": filter_form.COMMON_KEYS,
-        "no_value_operators": sorted(filter_form.NO_VALUE_OPERATORS),
+        # The issue's own properties (status, assignee) can be tested too: the stage reads them.
+        **builder_context(posted.filters, issue_types=True),
         "trigger_choices": TRIGGER_CHOICES,
         "threshold_triggers": service.THRESHOLD_TRIGGERS,
         "destination_labels": DESTINATION_LABELS,
@@ -600,7 +430,7 @@ def create(
             alert = service.create_alert(session, project.id, given, settings)
         except InvalidInput as exc:
             session.rollback()
-            problems = [_service_problem(exc, None if posted.json_mode else posted.filters)]
+            problems = [service_problem(exc, None if posted.json_mode else posted.filters)]
         else:
             return redirect(f"{_base(project.id)}#alert-{alert.id}", f"The alert “{alert.name}” was created.")
     return _list_page(request, session, project, settings, posted, problems, status=400)
@@ -658,7 +488,7 @@ def update(
             service.update_alert(session, alert, given, settings)
         except InvalidInput as exc:
             session.rollback()
-            problems = [_service_problem(exc, None if posted.json_mode else posted.filters)]
+            problems = [service_problem(exc, None if posted.json_mode else posted.filters)]
         else:
             return redirect(f"{_base(project.id)}#alert-{alert.id}", f"The alert “{alert.name}” was saved.")
     return _edit_page(request, session, project, settings, alert, posted, problems=problems, status=400)

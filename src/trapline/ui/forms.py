@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Form, Query
 from pydantic import ValidationError
 from sqlalchemy import Select, func, select
@@ -12,9 +13,21 @@ from sqlalchemy.orm import Session
 
 from trapline.errors import InvalidInput
 from trapline.ui import filter_form
-from trapline.ui.filter_form import FilterForm
+from trapline.ui.filter_form import FilterForm, FormProblems
 
-__all__ = ["PAGE_SIZE", "Offset", "PostedFilters", "PostedFiltersDep", "in_words", "lines", "no_nul", "paged"]
+__all__ = [
+    "PAGE_SIZE",
+    "Offset",
+    "PostedFilters",
+    "PostedFiltersDep",
+    "builder_context",
+    "filters_posted",
+    "in_words",
+    "lines",
+    "no_nul",
+    "paged",
+    "pretty_json",
+]
 
 PAGE_SIZE = 50
 _FIELD_WORDS = {
@@ -62,6 +75,41 @@ def _posted_filters(
 
 
 PostedFiltersDep = Annotated[PostedFilters, Depends(_posted_filters)]
+
+
+def pretty_json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+def filters_posted(form: FilterForm, json_mode: bool, filters_json: str, problems: list[str]) -> Any:
+    """The filter JSON a condition-builder form stands for: its rows, or the JSON typed instead.
+    What is wrong with either is added to ``problems`` (and None returned)."""
+    if json_mode:
+        try:
+            return orjson.loads(filters_json or "null")
+        except orjson.JSONDecodeError as exc:
+            problems.append(f"The filters are not valid JSON: {exc}.")
+            return None
+    try:
+        return filter_form.to_filters(form)
+    except FormProblems as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def builder_context(form: FilterForm, *, issue_types: bool) -> dict[str, Any]:
+    """What the condition builder's template needs besides the posted fields: its rows and the
+    choices (with any operator or property type set through the API that the lists lack)."""
+    types = [*filter_form.PROPERTY_TYPE_CHOICES, *((("error_tracking_issue", "issue"),) if issue_types else ())]
+    return {
+        "rows": form.rows(),
+        "operator_choices": filter_form.choices_with(
+            filter_form.OPERATOR_CHOICES, [c.operator for c in form.conditions]
+        ),
+        "type_choices": filter_form.choices_with(types, [c.type for c in form.conditions]),
+        "common_keys": filter_form.COMMON_KEYS,
+        "no_value_operators": sorted(filter_form.NO_VALUE_OPERATORS),
+    }
 
 
 def in_words(exc: ValidationError) -> list[str]:

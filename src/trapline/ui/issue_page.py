@@ -37,7 +37,7 @@ from trapline.issues import queries, service
 from trapline.issues.models import Issue, IssueFingerprint
 from trapline.issues.queries import DateRange, EventRef, IssueFilter, VolumeBucket
 from trapline.symbols.models import StackFrame
-from trapline.ui.alerts_page import LogRow, log_row
+from trapline.ui.alert_words import LogRow, log_row
 from trapline.ui.assignees import assignable, form_value, parse_form_value
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute

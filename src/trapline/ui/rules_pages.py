@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -44,8 +43,8 @@ from trapline.ui import filter_form
 from trapline.ui.assignees import Assignable, assignable
 from trapline.ui.deps import CsrfChecked, UiProject
 from trapline.ui.errors import UiRoute
-from trapline.ui.filter_form import FilterForm, FormProblems
-from trapline.ui.forms import PostedFiltersDep, no_nul
+from trapline.ui.filter_form import FilterForm
+from trapline.ui.forms import PostedFiltersDep, builder_context, filters_posted, no_nul, pretty_json
 from trapline.ui.render import redirect, render
 
 __all__ = ["KINDS", "RuleInput", "moved", "router"]
@@ -135,15 +134,11 @@ class RuleInput:
         return cls(
             filters=shown or FilterForm(),
             json_mode=shown is None,
-            filters_json=_pretty(rule.filters),
+            filters_json=pretty_json(rule.filters),
             sampling_rate=_rate_text(rule.sampling_rate) if kind.sampling else "1",
             assignee=f"{assignee['type']}:{assignee['id']}" if assignee else "",
             description=(rule.description or "") if kind.description else "",
         )
-
-
-def _pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
 def _rate_text(rate: float) -> str:
@@ -173,18 +168,7 @@ PostedRule = Annotated[RuleInput, Depends(_posted)]
 def _body(kind: RuleKind, posted: RuleInput) -> tuple[dict[str, Any], list[str]]:
     """The API request body the form stands for, or the problems that keep it from being one."""
     problems: list[str] = []
-    filters: Any = None
-    if posted.json_mode:
-        try:
-            filters = orjson.loads(posted.filters_json or "null")
-        except orjson.JSONDecodeError as exc:
-            problems.append(f"The filters are not valid JSON: {exc}.")
-    else:
-        try:
-            filters = filter_form.to_filters(posted.filters)
-        except FormProblems as exc:
-            problems.extend(exc.problems)
-    body: dict[str, Any] = {"filters": filters}
+    body: dict[str, Any] = {"filters": filters_posted(posted.filters, posted.json_mode, posted.filters_json, problems)}
     if kind.sampling:
         body["sampling_rate"] = posted.sampling_rate
     if kind.assignee != "none":
@@ -290,20 +274,13 @@ def _rows(session: Session, project: Project, kind: RuleKind, assignees: Assigna
 
 
 def _form_context(kind: RuleKind, posted: RuleInput, assignees: Assignable) -> dict[str, Any]:
-    current_ops = [c.operator for c in posted.filters.conditions]
-    current_types = [c.type for c in posted.filters.conditions]
-    types = [*filter_form.PROPERTY_TYPE_CHOICES, *((("error_tracking_issue", "issue"),) if kind.issue_types else ())]
     if not posted.filters_json:
-        posted = dataclasses.replace(posted, filters_json=_pretty(MATCH_ALL))
+        posted = dataclasses.replace(posted, filters_json=pretty_json(MATCH_ALL))
     return {
         "kind": kind,
         "kinds": KINDS,
         "posted": posted,
-        "rows": posted.filters.rows(),
-        "operator_choices": filter_form.choices_with(filter_form.OPERATOR_CHOICES, current_ops),
-        "type_choices": filter_form.choices_with(types, current_types),
-        "common_keys": filter_form.COMMON_KEYS,
-        "no_value_operators": sorted(filter_form.NO_VALUE_OPERATORS),
+        **builder_context(posted.filters, issue_types=kind.issue_types),
         "assignees": assignees,
     }
 
