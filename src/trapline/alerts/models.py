@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trapline.db.base import Base, CreatedAt, Timestamps, UUIDPrimaryKey
+from trapline.issues.models import Issue
 
 __all__ = [
     "Alert",
@@ -192,3 +193,6 @@ class SpikeEvent(UUIDPrimaryKey, Base):
     detected_at: Mapped[datetime] = mapped_column()
     computed_baseline: Mapped[float] = mapped_column(Float)
     current_bucket_value: Mapped[int] = mapped_column(Integer)
+
+    # Read with the event: every listing shows the issue's name and description.
+    issue: Mapped[Issue] = relationship(lazy="joined")

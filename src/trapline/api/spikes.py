@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from sqlalchemy import select
 
 from trapline.alerts import service
 from trapline.alerts.models import SpikeEvent
@@ -25,7 +24,6 @@ from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
 from trapline.api.schemas.alerts import SpikeDetectionConfigOut, SpikeDetectionConfigUpdate, SpikeEventOut
 from trapline.api.schemas.common import Page
 from trapline.errors import InvalidInput
-from trapline.issues.models import Issue
 
 __all__ = ["config_router", "events_router"]
 
@@ -91,19 +89,11 @@ def list_events(
     query = service.spike_events(
         project.id, issue_ids=_issue_ids(issue_ids), date_from=date_from, date_to=date_to, order_by=order_by
     )
-    issues: dict[uuid.UUID, Issue] = {}
 
     def serialize(event: SpikeEvent) -> dict[str, Any]:
-        issue = issues.get(event.issue_id) or session.scalar(select(Issue).where(Issue.id == event.issue_id))
-        if issue is not None:
-            issues[issue.id] = issue
         return {
             "id": event.id,
-            "issue": {
-                "id": event.issue_id,
-                "name": issue.name if issue else None,
-                "description": issue.description if issue else None,
-            },
+            "issue": {"id": event.issue_id, "name": event.issue.name, "description": event.issue.description},
             "detected_at": event.detected_at,
             "computed_baseline": event.computed_baseline,
             "current_bucket_value": event.current_bucket_value,
