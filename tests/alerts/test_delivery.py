@@ -118,6 +118,16 @@ def test_a_4xx_is_a_failure_that_is_not_retried(
     assert row.error == 'HTTP 400: {"error": "no such channel"}'
 
 
+def test_an_answer_without_a_body_is_logged_by_its_status_alone(
+    client: TestClient, tenant: Tenant, database: Database, clock: Clock, local_alerts: Settings
+):
+    with receiving(Answer(404, b"")) as receiver:
+        create_alert(client, tenant, destination=webhook(receiver.url))
+        new_issue(client, tenant, database, clock)
+        dispatcher(database, local_alerts, clock).drain()
+    assert (only(database).status, only(database).error) == ("failed", "HTTP 404")
+
+
 def test_429_is_retried_after_the_receivers_retry_after(
     client: TestClient, tenant: Tenant, database: Database, clock: Clock, local_alerts: Settings
 ):

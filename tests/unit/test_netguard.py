@@ -47,6 +47,13 @@ def test_allowing_private_networks_still_refuses_metadata_endpoints():
     assert "cloud metadata" in (address_problem("169.254.169.254", allow_private=True) or "")
 
 
+def test_the_setting_is_named_only_where_it_would_help():
+    for address, named in (("127.0.0.1", True), ("169.254.169.254", False)):
+        with guarded(allow_private=False) as refusals, pytest.raises(BlockedAddress):
+            socket.create_connection((address, 9), timeout=0.2)
+        assert ("TRAPLINE_ALERTS_ALLOW_PRIVATE_NETWORKS" in refusals[0]) == named
+
+
 def test_urls_are_judged_by_literal_address_or_by_what_their_name_resolves_to():
     assert url_problem("127.0.0.1", allow_private=False) == "127.0.0.1 is a loopback address"
     assert url_problem("[::1]", allow_private=False) == "::1 is a loopback address"

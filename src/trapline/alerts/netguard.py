@@ -107,7 +107,7 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         problem = address_problem(address, allow_private=policy)
         if problem is not None:
             blocked = f"refused to connect to {host}: {problem}"
-            if not policy:
+            if not policy and address_problem(address, allow_private=True) is None:
                 blocked += " (TRAPLINE_ALERTS_ALLOW_PRIVATE_NETWORKS=true allows private networks)"
             _state.blocked = blocked
             raise BlockedAddress(blocked)

@@ -200,10 +200,10 @@ class Senders:
             return Outcome("delivered", code)
         if code in _RETRY_STATUSES or code >= 500:
             wait = retry_after_seconds(response.headers.get("retry-after"))
-            return Outcome("retry", code, f"HTTP {code}: {text}".strip(), wait)
+            return Outcome("retry", code, _answered(code, text), wait)
         if 300 <= code < 400:
             return Outcome("failed", code, f"HTTP {code}: redirected without a location to follow")
-        return Outcome("failed", code, f"HTTP {code}: {text}".strip())
+        return Outcome("failed", code, _answered(code, text))
 
     # --- email -------------------------------------------------------------------------------
 
@@ -276,6 +276,10 @@ class Senders:
         if ok:
             return Outcome("delivered")
         return Outcome("retry", error=f"apprise: {problems.splitlines()[-1] if problems else 'the service refused'}")
+
+
+def _answered(code: int, text: str) -> str:
+    return f"HTTP {code}: {text.strip()}" if text.strip() else f"HTTP {code}"
 
 
 def _connection_error(exc: BaseException) -> str:

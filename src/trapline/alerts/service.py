@@ -126,12 +126,14 @@ def _url(value: Any, attr: str, settings: Settings) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("Enter an http:// or https:// URL.", attr=attr)
-    problem = netguard.url_problem(parts.hostname, allow_private=settings.alerts_allow_private_networks)
+    allowed = settings.alerts_allow_private_networks
+    problem = netguard.url_problem(parts.hostname, allow_private=allowed)
     if problem is not None:
+        # The setting is named only where it would help (never for a metadata address).
         hint = (
             " Alerts may only reach public addresses; TRAPLINE_ALERTS_ALLOW_PRIVATE_NETWORKS=true allows private "
             "networks on this server."
-            if not settings.alerts_allow_private_networks
+            if not allowed and netguard.url_problem(parts.hostname, allow_private=True) is None
             else ""
         )
         raise InvalidInput(f"This URL is refused: {problem}.{hint}", code="forbidden_address", attr=attr)
