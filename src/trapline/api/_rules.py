@@ -18,7 +18,7 @@ from trapline.api.schemas.rules import ReorderRequest
 from trapline.rules import service
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
 
-__all__ = ["add_shared_rule_routes", "add_update_routes"]
+__all__ = ["add_shared_rule_routes"]
 
 R = TypeVar("R", GroupingRule, AssignmentRule, SuppressionRule)
 Serializer = Callable[[Session, Sequence[Any]], list[dict[str, Any]]]
@@ -77,18 +77,3 @@ def add_shared_rule_routes(
     def destroy(id: uuid.UUID, project: WriteProject, session: SessionDep) -> Response:
         service.delete_rule(session, model, project.id, id)
         return Response(status_code=204)
-
-
-def add_update_routes(router: ApiRouter, *, resource: str, endpoint: Callable[..., Response], summary: str) -> None:
-    """Register ``endpoint`` for PATCH and PUT on ``/{id}``; rule updates answer 204, no body."""
-    for method, action in (("PATCH", "partial_update"), ("PUT", "update")):
-        router.add_api_route(
-            "/{id}",
-            endpoint,
-            methods=[method],
-            name=f"error_tracking_{resource}_{action}",
-            status_code=204,
-            response_class=Response,
-            responses={204: {"description": "Updated (no body)"}, **error_responses(*STANDARD_ERRORS)},
-            summary=summary,
-        )

@@ -19,7 +19,7 @@ from trapline.alerts.senders import Senders
 from trapline.alerts.service import AlertInput
 from trapline.api.deps import ReadProject, SessionDep, SettingsDep, WriteProject
 from trapline.api.pagination import PageParamsDep, paginate
-from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
+from trapline.api.routing import STANDARD_ERRORS, ApiRouter, add_update_routes, error_responses
 from trapline.api.schemas.alerts import AlertCreate, AlertOut, AlertUpdate, DeliveryOut
 from trapline.api.schemas.common import Page
 
@@ -139,16 +139,13 @@ def _update(
     return serialize_alert(session, alert)
 
 
-for _method, _action in (("PATCH", "partial_update"), ("PUT", "update")):
-    router.add_api_route(
-        "/{id}",
-        _update,
-        methods=[_method],
-        name=f"error_tracking_{RESOURCE}_{_action}",
-        response_model=AlertOut,
-        responses=_ERRORS,
-        summary="Update an alert (only the fields given)",
-    )
+add_update_routes(
+    router,
+    resource=RESOURCE,
+    endpoint=_update,
+    response_model=AlertOut,
+    summary="Update an alert (only the fields given)",
+)
 
 
 @router.delete(

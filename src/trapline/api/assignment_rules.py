@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import Response
 from sqlalchemy.orm import Session
 
-from trapline.api._rules import add_shared_rule_routes, add_update_routes
+from trapline.api._rules import add_shared_rule_routes
 from trapline.api.deps import SessionDep, WriteProject
-from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
+from trapline.api.routing import STANDARD_ERRORS, ApiRouter, add_update_routes, error_responses
 from trapline.api.schemas.rules import AssignmentRuleCreate, AssignmentRuleOut, AssignmentRuleUpdate
 from trapline.rules import service
 from trapline.rules.models import AssignmentRule

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from trapline.api.deps import ReadProject, SessionDep, WriteProject
 from trapline.api.pagination import PageParamsDep, paginate
-from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
+from trapline.api.routing import STANDARD_ERRORS, ApiRouter, add_update_routes, error_responses
 from trapline.api.schemas.autocapture import AutocaptureControlsOut, AutocaptureControlsWrite
 from trapline.api.schemas.common import Page
 from trapline.autocapture.models import AutocaptureControls
@@ -92,15 +92,7 @@ def _update(
     return serialize(controls)
 
 
-for _method, _action in (("PATCH", "partial_update"), ("PUT", "update")):
-    router.add_api_route(
-        "/{id}",
-        _update,
-        methods=[_method],
-        name=f"error_tracking_{RESOURCE}_{_action}",
-        response_model=AutocaptureControlsOut,
-        responses=_ERRORS,
-    )
+add_update_routes(router, resource=RESOURCE, endpoint=_update, response_model=AutocaptureControlsOut)
 
 
 @router.delete(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from trapline.api.deps import ReadProject, SessionDep, WriteProject
 from trapline.api.pagination import PageParamsDep, paginate
-from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
+from trapline.api.routing import STANDARD_ERRORS, ApiRouter, add_update_routes, error_responses
 from trapline.api.schemas.common import Page
 from trapline.api.schemas.issues import (
     ExistsOut,
@@ -307,16 +307,13 @@ def _update(id: str, project: WriteProject, session: SessionDep, body: IssueUpda
     return _one_issue(session, project.id, issue.id)
 
 
-for _method, _action in (("PATCH", "partial_update"), ("PUT", "update")):
-    router.add_api_route(
-        "/{id}",
-        _update,
-        methods=[_method],
-        name=f"error_tracking_{RESOURCE}_{_action}",
-        response_model=IssueOut,
-        responses=_ERRORS,
-        summary="Change an issue's status, severity, name or description",
-    )
+add_update_routes(
+    router,
+    resource=RESOURCE,
+    endpoint=_update,
+    response_model=IssueOut,
+    summary="Change an issue's status, severity, name or description",
+)
 
 
 @router.delete(

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from trapline.api.deps import ReadProject, SessionDep, WriteProject
 from trapline.api.pagination import PageParamsDep, paginate
-from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
+from trapline.api.routing import STANDARD_ERRORS, ApiRouter, add_update_routes, error_responses
 from trapline.api.schemas.common import Page
 from trapline.api.schemas.releases import ReleaseOut, ReleaseWrite
 from trapline.db.types import storable_text
@@ -89,16 +89,7 @@ def _update(id: uuid.UUID, project: WriteProject, session: SessionDep, body: Rel
     return Response(status_code=204)
 
 
-for _method, _action in (("PATCH", "partial_update"), ("PUT", "update")):
-    router.add_api_route(
-        "/{id}",
-        _update,
-        methods=[_method],
-        name=f"error_tracking_{RESOURCE}_{_action}",
-        status_code=204,
-        response_class=Response,
-        responses={204: {"description": "Updated (no body)"}, **_ERRORS},
-    )
+add_update_routes(router, resource=RESOURCE, endpoint=_update)
 
 
 @router.delete(

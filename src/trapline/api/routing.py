@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 
 from trapline.errors import InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["ApiRoute", "ApiRouter", "QueryRoute"]
+__all__ = ["ApiRoute", "ApiRouter", "QueryRoute", "add_update_routes"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # PostHog's generated API docs show `curl -H 'Content-Type: application/json' -d key=value`,
@@ -191,3 +191,29 @@ _STATUS_TEXT = {
 }
 
 STANDARD_ERRORS: Sequence[int] = (400, 401, 403, 404, 413, 415)
+
+
+def add_update_routes(
+    router: ApiRouter,
+    *,
+    resource: str,
+    endpoint: Callable[..., Any],
+    summary: str | None = None,
+    response_model: Any = None,
+) -> None:
+    """Register ``endpoint`` for PATCH (``partial_update``) and PUT (``update``) on ``/{id}``,
+    named as PostHog names them. With a ``response_model`` it answers 200 with the object;
+    without, 204 and no body (as rule updates do)."""
+    options: dict[str, Any] = (
+        {"response_model": response_model, "responses": error_responses(*STANDARD_ERRORS)}
+        if response_model is not None
+        else {
+            "status_code": 204,
+            "response_class": Response,
+            "responses": {204: {"description": "Updated (no body)"}, **error_responses(*STANDARD_ERRORS)},
+        }
+    )
+    for method, action in (("PATCH", "partial_update"), ("PUT", "update")):
+        router.add_api_route(
+            "/{id}", endpoint, methods=[method], name=f"error_tracking_{resource}_{action}", summary=summary, **options
+        )
