@@ -116,6 +116,30 @@ class Settings(BaseSettings):
     # Processing attempts before a request is parked (kept, not retried until `trapline requeue`).
     worker_max_attempts: int = Field(default=5, ge=1)
 
+    # --- volume: back-pressure, disk, retention -----------------------------------------------
+    # Capture answers 503 with Retry-After (the SDKs retry later) instead of queueing more when
+    # this many events wait for a worker, or the oldest has waited this long: workers that
+    # cannot keep up (or are not running) must not let the queue grow until the disk is full.
+    # 0 turns a bound off.
+    queue_max_events: int = Field(default=1_000_000, ge=0)
+    queue_max_wait_seconds: float = Field(default=900.0, ge=0)
+    # Below this much free space on the data directory's filesystem (and the object store's
+    # folder), capture and symbol uploads answer 503 with Retry-After; what was accepted before
+    # is processed as usual. Room is kept for processing, which turns queued requests into
+    # events, and for SQLite's journal.
+    disk_min_free: ByteSize = ByteSize(512 * 1024 * 1024)
+    # Events older than this many days are deleted (a project's own setting wins).
+    retention_days: int = Field(default=90, ge=1, le=36_500)
+    # Retention deletes this many events per transaction, so that it never holds SQLite's write
+    # lock (which ingestion needs) for long.
+    retention_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    # How often each worker looks for what retention should delete.
+    retention_interval_seconds: float = Field(default=300.0, gt=0)
+    # Parked requests (processing failed repeatedly) and finished alert deliveries are kept this
+    # long before retention deletes them.
+    retention_parked_days: int = Field(default=30, ge=1)
+    retention_deliveries_days: int = Field(default=30, ge=1)
+
     # --- alerts -----------------------------------------------------------------------------
     # Webhooks and other outbound notifications may not reach loopback, private, link-local or
     # shared (CGNAT) addresses: a URL typed into a form must not become a way to probe the

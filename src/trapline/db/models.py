@@ -16,10 +16,12 @@ from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
 from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest, SessionSignal
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint, MergedIssue
+from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
 from trapline.projects.models import Project
 from trapline.releases.models import Release
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
 from trapline.symbols.models import StackFrame, SymbolSet
+from trapline.usage.models import UsageDay
 
 __all__ = [
     "Alert",
@@ -29,6 +31,7 @@ __all__ = [
     "AutocaptureControls",
     "Base",
     "DroppedEvents",
+    "ErrorTrackingSettings",
     "ExceptionEvent",
     "FingerprintMinute",
     "FingerprintUser",
@@ -45,6 +48,7 @@ __all__ = [
     "Project",
     "QueuedPayload",
     "QueuedRequest",
+    "RateLimitCounter",
     "Release",
     "Role",
     "SessionSignal",
@@ -53,6 +57,7 @@ __all__ = [
     "StackFrame",
     "SuppressionRule",
     "SymbolSet",
+    "UsageDay",
     "User",
     "UserSession",
 ]

@@ -1,0 +1,1 @@
+"""Usage: events stored and dropped per project and day, queue depth, storage sizes."""
