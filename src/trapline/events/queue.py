@@ -111,7 +111,7 @@ def enqueue(
     connection = db.engine.raw_connection()
     try:
         if db.is_sqlite:
-            _enqueuesqlite_datetime(connection, requests, _merged(signals), _merged_drops(drops))
+            _enqueue_sqlite(connection, requests, _merged(signals), _merged_drops(drops))
         else:
             _enqueue_postgres(connection, requests, _merged(signals), _merged_drops(drops))
     finally:
@@ -146,6 +146,11 @@ _UPSERT_DROP = (
     "last_dropped_at = excluded.last_dropped_at, last_detail = excluded.last_detail"
 )
 
+# Drops at the door count in the day's usage too (see trapline.usage).
+_UPSERT_USAGE = (
+    "INSERT INTO usage_day (project_id, day, outcome, count) VALUES ({p}) "
+    "ON CONFLICT (project_id, day, outcome) DO UPDATE SET count = usage_day.count + excluded.count"
+)
 
 _UPSERT_SIGNAL = (
     "INSERT INTO session_signal (project_id, session_id, signal, first_at, expires_at) VALUES ({p}) "
@@ -155,7 +160,7 @@ _UPSERT_SIGNAL = (
 )
 
 
-def _enqueuesqlite_datetime(
+def _enqueue_sqlite(
     connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal], drops: Sequence[NewDrop]
 ) -> None:
     cursor = connection.cursor()
@@ -166,6 +171,10 @@ def _enqueuesqlite_datetime(
             cursor.executemany(
                 _UPSERT_DROP.format(p="?, ?, ?, ?, ?"),
                 [(d.project_id, d.reason, d.count, now, d.detail) for d in drops],
+            )
+            today = utcnow().date().isoformat()
+            cursor.executemany(
+                _UPSERT_USAGE.format(p="?, ?, ?, ?"), [(d.project_id, today, d.reason, d.count) for d in drops]
             )
         if signals:
             cursor.executemany(
@@ -219,6 +228,9 @@ def _enqueue_postgres(
             cursor.executemany(
                 _UPSERT_DROP.format(p="%s, %s, %s, %s, %s"),
                 [(d.project_id, d.reason, d.count, now, d.detail) for d in drops],
+            )
+            cursor.executemany(
+                _UPSERT_USAGE.format(p="%s, %s, %s, %s"), [(d.project_id, now.date(), d.reason, d.count) for d in drops]
             )
         if signals:
             cursor.executemany(

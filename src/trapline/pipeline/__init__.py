@@ -27,10 +27,12 @@ from trapline.pipeline.grouping import group
 from trapline.pipeline.linking import link_issues
 from trapline.pipeline.normalization import normalize
 from trapline.pipeline.properties import finish_output
+from trapline.pipeline.rate_limits import limit_issues, limit_projects, load_limits
 from trapline.pipeline.resolution import FrameResolver, resolve
 from trapline.pipeline.rules import load_rules, save_failures
 from trapline.pipeline.storage import count_drops, store_events
 from trapline.pipeline.suppression import suppress
+from trapline.usage.counting import add_usage, outcomes
 
 __all__ = ["BatchResult", "FrameResolver", "process_batch"]
 
@@ -86,6 +88,7 @@ def process_batch(
         controls = load_controls(session, projects)
         signals = load_signals(session, sessions_to_read(items, controls)) if controls else {}
         alerts = load_alerts(session, projects, base_url)
+        limits = load_limits(session, projects)
 
     # Stages outside any write transaction (SQLite has one writer, and ingestion waits for it);
     # resolution only reads.
@@ -98,14 +101,18 @@ def process_batch(
 
     seen_users = seen_users if seen_users is not None else SeenUsers()
     seen_users.rolled_back()  # whatever an earlier attempt counted was not committed
+    now = clock()
     with db.session(write=True) as session:
         if symbols is not None:
             symbols.save(session)  # new stack frames, missing chunks, unusable symbol sets
+        limit_projects(session, items, limits, now)  # the project's budget for this bucket
         changes = link_issues(session, items, rules)  # find or create issues; reopen; assign
+        limit_issues(session, items, limits, now)  # each issue's budget for this bucket
         _finish(items)
         stored = store_events(session, items)
-        due = raise_alerts(session, items, changes, alerts, clock(), seen_users)  # lifecycle, spikes, thresholds
+        due = raise_alerts(session, items, changes, alerts, now, seen_users)  # lifecycle, spikes, thresholds
         dropped = count_drops(session, items)
+        add_usage(session, outcomes(items), now.date())  # stored and dropped per project and day
         save_failures(session, (failure for project in rules.values() for failure in project.failures))
         queue.ack(session, worker_id, [row.id for row in claimed])
         session.commit()
