@@ -32,9 +32,11 @@ from trapline.api import (
 from trapline.api.errors import CatchAllMiddleware, error_body, install_error_handlers
 from trapline.autocapture.controls import ControlsCache
 from trapline.db.engine import Database, make_engine
+from trapline.diskspace import DiskSpace
 from trapline.health import router as health_router
 from trapline.ingest.capture import Capture
 from trapline.ingest.decode import Limits
+from trapline.ingest.pressure import Pressure
 from trapline.ingest.projects import ProjectTokens, SentryKeys
 from trapline.ingest.spool import Spool
 from trapline.objects import routes as object_routes
@@ -151,10 +153,17 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     app.state.senders = make_senders(settings)  # alerts' "send a test now"
     install_error_handlers(app, html_page=ui.error_page)
     app.state.sdk_config = ConfigCache(db)
+    app.state.pressure = pressure = Pressure(
+        db,
+        disk=DiskSpace(settings.local_folders, settings.disk_min_free),
+        queue_max_events=settings.queue_max_events,
+        queue_max_wait_seconds=settings.queue_max_wait_seconds,
+    )
     app.capture = Capture(
         spool=spool,
         tokens=ProjectTokens(db),
         controls=ControlsCache(db),
+        pressure=pressure,
         limits=Limits(
             max_body_bytes=settings.ingest_body_max_size,
             max_decompressed_bytes=settings.ingest_decompressed_max_size,
@@ -164,6 +173,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     app.sentry = SentryIngest(
         spool=spool,
         keys=SentryKeys(db),
+        pressure=pressure,
         limits=SentryLimits(
             max_body_bytes=settings.sentry_body_max_size,
             max_envelope_bytes=settings.sentry_envelope_max_size,

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from pydantic import ByteSize, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,6 +180,20 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def local_folders(self) -> list[Path]:
+        """The folders Trapline writes to on this machine: the data dir, the SQLite file's
+        folder and the local object store's (what the disk watermark watches)."""
+        folders = [self.data_dir]
+        if self.is_sqlite:
+            database = make_url(self.database_url).database
+            if database and database != ":memory:":
+                folders.append(Path(database).parent)
+        parts = urlsplit(self.object_store_url)
+        if parts.scheme == "file":
+            folders.append(Path(url2pathname(parts.path)))
+        return folders
 
     @property
     def smtp_sender(self) -> str:

@@ -14,6 +14,7 @@ statuses: 400 for a body that cannot be read, 401 for a missing or unknown proje
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -25,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from trapline.autocapture.controls import ControlsCache, signals_of
 from trapline.db.types import utcnow
-from trapline.events.queue import NewRequest, NewSignal
+from trapline.events.queue import NewDrop, NewRequest, NewSignal
 from trapline.events.times import event_time, parse_timestamp
 from trapline.ingest.asgi import (
     BodyTooLarge,
@@ -37,6 +38,7 @@ from trapline.ingest.asgi import (
     respond,
 )
 from trapline.ingest.decode import DecodedBatch, DecodeError, Limits, TooLarge, decode_capture
+from trapline.ingest.pressure import Pressure, Refusal
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool, SpoolClosed
 
@@ -63,12 +65,19 @@ class Capture:
     """The capture endpoints: ``handles`` says which paths, calling it answers them."""
 
     def __init__(
-        self, *, spool: Spool, tokens: ProjectTokens, limits: Limits, controls: ControlsCache | None = None
+        self,
+        *,
+        spool: Spool,
+        tokens: ProjectTokens,
+        limits: Limits,
+        controls: ControlsCache | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self.spool = spool
         self.tokens = tokens
         self.limits = limits
         self.controls = controls
+        self.pressure = pressure
 
     @staticmethod
     def handles(scope: Scope) -> bool:
@@ -88,7 +97,7 @@ class Capture:
         try:
             status, body = await self._capture(scope, receive, headers, scope["path"] in _V1_PATHS)
         except _Reject as reject:
-            await _error(send, reject.status, reject.type, reject.code, reject.detail, cors)
+            await _error(send, reject.status, reject.type, reject.code, reject.detail, cors + reject.headers)
             return
         except Exception:
             # Outside FastAPI there is no handler of last resort but this one.
@@ -140,6 +149,10 @@ class Capture:
                 extra={"project_id": project_id, "count": len(batch.dropped), "reason": batch.dropped[0].reason},
             )
         exceptions = [event for event in batch.events if event.get("event") == EXCEPTION_EVENT]
+        if exceptions and self.pressure is not None:
+            refusal = await self.pressure.refusal(project_id)
+            if refusal is not None:
+                await self._refuse(project_id, len(exceptions), refusal)
         if v1 and exceptions:
             _add_sdk_info(exceptions, headers.get("posthog-sdk-info"))
         reply = orjson.dumps({"results": _v1_results(batch)}) if v1 else _V0_REPLY
@@ -169,6 +182,19 @@ class Capture:
                 raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
         return 200, reply
 
+    async def _refuse(self, project_id: int, exceptions: int, refusal: Refusal) -> None:
+        """Refuse a request with exceptions, the way PostHog's SDKs understand (see README,
+        "When Trapline refuses events")."""
+        retry_after = [(b"retry-after", str(refusal.retry_after).encode())]
+        if refusal.installation:
+            # Every PostHog SDK keeps a batch answered 503 and sends it again later.
+            raise _Reject(503, "server_error", refusal.reason, refusal.detail, retry_after)
+        # Over the project's limit: the events would be dropped by the pipeline anyway.
+        # Count them and tell the SDK to hold off until the bucket ends.
+        with contextlib.suppress(Exception):
+            await self.spool.append([], drops=[NewDrop(project_id, refusal.reason, exceptions)])
+        raise _Reject(429, "throttled", refusal.reason, refusal.detail, retry_after)
+
     async def _signals(self, project_id: int, batch: DecodedBatch, received_at: datetime) -> list[NewSignal]:
         """What this request's sessions did that the project's autocapture triggers wait for."""
         if self.controls is None:
@@ -192,8 +218,11 @@ class Capture:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, type_: str, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int, type_: str, code: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.status, self.type, self.code, self.detail = status, type_, code, detail
+        self.headers = headers or []
 
 
 def _v1_results(batch: DecodedBatch) -> dict[str, dict[str, str]]:
@@ -235,5 +264,5 @@ def _bearer(headers: dict[str, str]) -> str | None:
 
 async def _error(send: Send, status: int, type_: str, code: str, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
     body = orjson.dumps({"type": type_, "code": code, "detail": detail, "attr": None})
-    retry = [(b"retry-after", b"1")] if status == 503 else []
+    retry = [(b"retry-after", b"1")] if status == 503 and not any(k == b"retry-after" for k, _ in extra) else []
     await respond(send, status, body, extra + retry)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import re
 import uuid
@@ -40,6 +41,7 @@ from trapline.ingest.asgi import (
     respond,
 )
 from trapline.ingest.decode import DecodeError, TooLarge, decompress
+from trapline.ingest.pressure import Pressure, Refusal
 from trapline.ingest.projects import SentryKeys
 from trapline.ingest.spool import Spool, SpoolClosed
 from trapline.sentry.auth import key_from_dsn, key_from_headers
@@ -72,8 +74,8 @@ class SentryLimits:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
+    def __init__(self, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status, self.detail, self.headers = status, detail, headers or []
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,18 @@ class _Parsed:
 class SentryIngest:
     """``handles`` says which paths, calling it answers them."""
 
-    def __init__(self, *, spool: Spool, keys: SentryKeys, limits: SentryLimits | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        spool: Spool,
+        keys: SentryKeys,
+        limits: SentryLimits | None = None,
+        pressure: Pressure | None = None,
+    ) -> None:
         self.spool = spool
         self.keys = keys
         self.limits = limits or SentryLimits()
+        self.pressure = pressure
 
     @staticmethod
     def handles(scope: Scope) -> bool:
@@ -117,7 +127,7 @@ class SentryIngest:
         try:
             event_id = await self._ingest(scope, receive, headers, project_id, kind)
         except _Reject as reject:
-            await _error(send, reject.status, reject.detail, cors)
+            await _error(send, reject.status, reject.detail, cors + reject.headers)
             return
         except Exception:
             log.exception("sentry ingestion failed", extra={"path": scope["path"]})
@@ -151,6 +161,10 @@ class SentryIngest:
         if expected is None or parsed.key != expected:
             raise _Reject(403, f"event submission rejected: that key is not the DSN key of project {project_id}")
 
+        refusal = await self.pressure.refusal(project_id) if self.pressure is not None else None
+        if refusal is not None:
+            await self._refuse(project_id, parsed, refusal)
+
         received_at = utcnow()
         requests = []
         if parsed.events:
@@ -175,6 +189,15 @@ class SentryIngest:
             except Exception as exc:
                 raise _Reject(503, "events could not be stored; retry") from exc
         return parsed.event_id
+
+    async def _refuse(self, project_id: int, parsed: _Parsed, refusal: Refusal) -> None:
+        """Answer 429 with Relay's headers, which sentry-sdk obeys: it sends nothing of the
+        named categories (here: all, or error events) until the time is up."""
+        if not refusal.installation and parsed.events:
+            # The SDK drops what it is refused: count it, as the pipeline counts its drops.
+            with contextlib.suppress(Exception):
+                await self.spool.append([], drops=[NewDrop(project_id, refusal.reason, len(parsed.events))])
+        raise _Reject(429, refusal.detail, sentry_rate_limit_headers(refusal))
 
     def _decode(self, raw: bytes, content_encoding: str | None, kind: str, key: str | None) -> _Parsed:
         limit = self.limits.max_envelope_bytes if kind == "envelope" else self.limits.max_event_bytes
@@ -257,6 +280,21 @@ def _event_id(event: dict[str, Any]) -> str:
     return made
 
 
+def sentry_rate_limit_headers(refusal: Refusal) -> list[tuple[bytes, bytes]]:
+    """``Retry-After`` and ``X-Sentry-Rate-Limits: <seconds>:<categories>:<scope>:<reason>``.
+
+    A project over its limit stops sending error events (the ``error`` category) until its
+    bucket ends; an installation in trouble (queue backed up, disk low) stops every category
+    (an empty list means all) for the time given.
+    """
+    seconds = str(refusal.retry_after)
+    if refusal.installation:
+        limit = f"{seconds}::organization:{refusal.reason}"
+    else:
+        limit = f"{seconds}:error;default;security:project:{refusal.reason}"
+    return [(b"retry-after", seconds.encode()), (b"x-sentry-rate-limits", limit.encode())]
+
+
 async def _error(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
-    retry = [(b"retry-after", b"1")] if status == 503 else []
+    retry = [(b"retry-after", b"1")] if status == 503 and not any(k == b"retry-after" for k, _ in extra) else []
     await respond(send, status, orjson.dumps({"detail": detail}), extra + retry)

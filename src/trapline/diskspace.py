@@ -1,0 +1,103 @@
+"""The free-space watermark: below it, Trapline takes in nothing new (capture, uploads).
+
+What was accepted before is processed as usual: the watermark leaves room for the workers,
+which turn queued requests into events, for SQLite's journal and for retention's deletes.
+``os.statvfs`` is a cheap system call, but capture asks on every request, so the answer is
+kept for a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DiskSpace", "Volume", "is_disk_full"]
+
+_CHECK_EVERY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Volume:
+    path: Path
+    free: int | None  # None: could not be read (the folder does not exist yet)
+
+
+class DiskSpace:
+    """Free space on the filesystems of ``paths``, compared with ``min_free`` bytes."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        min_free: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        statvfs: Callable[[Path], os.statvfs_result] = os.statvfs,
+    ) -> None:
+        self.paths = list(dict.fromkeys(paths))
+        self.min_free = min_free
+        self._clock = clock
+        self._statvfs = statvfs
+        self._checked = -_CHECK_EVERY_SECONDS
+        self._low: str | None = None
+        self._volumes: list[Volume] = []
+
+    def low(self) -> str | None:
+        """Why new data is refused (which folder is below the watermark), or None."""
+        now = self._clock()
+        if now - self._checked >= _CHECK_EVERY_SECONDS:
+            self._checked = now
+            self._volumes = [Volume(path, self._free(path)) for path in self.paths]
+            self._low = _describe_low(self._volumes, self.min_free)
+        return self._low
+
+    def volumes(self) -> list[Volume]:
+        self.low()
+        return list(self._volumes)
+
+    def _free(self, path: Path) -> int | None:
+        # A folder not made yet (the object store's, before the first upload) is on the
+        # filesystem of its nearest existing parent.
+        for candidate in (path, *path.parents):
+            try:
+                stats = self._statvfs(candidate)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return None
+            return stats.f_bavail * stats.f_frsize
+        return None
+
+
+def _describe_low(volumes: Sequence[Volume], min_free: int) -> str | None:
+    for volume in volumes:
+        if volume.free is not None and volume.free < min_free:
+            return (
+                f"{volume.path} has {_mib(volume.free)} free, below the {_mib(min_free)} watermark "
+                "(TRAPLINE_DISK_MIN_FREE)"
+            )
+    return None
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MiB"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the disk is full: ENOSPC/EDQUOT, or SQLite's
+    SQLITE_FULL ("database or disk is full")."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(current).lower()
+        if "database or disk is full" in text or "no space left on device" in text:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
