@@ -130,6 +130,7 @@ def client(app: FastAPI, database: Database) -> Iterator[TestClient]:
     app.state.sdk_config.clear()
     app.sentry.keys.clear()  # type: ignore[attr-defined]
     app.state.login_throttle.clear()  # a test's failed sign-ins must not lock out the next's
+    app.state.pressure.clear()  # a project's spent budget, a test's queue bound
     with TestClient(app) as test_client:
         yield test_client
 

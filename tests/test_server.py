@@ -46,7 +46,15 @@ def test_health_and_readiness(server: Server):
     assert httpx.get(f"{server.url}/_health").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/_readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database": "ok", "migrations": "ok"}
+    assert ready.json() == {
+        "status": "ok",
+        "database": "ok",
+        "migrations": "ok",
+        "accepting_events": True,
+        "refusing": None,
+        "queue": {"events_waiting": 0, "oldest_wait_seconds": 0.0},
+        "disk": "ok",
+    }
 
 
 def test_openapi_schema_and_docs_are_served(server: Server):

@@ -293,5 +293,5 @@ def test_capture_needs_a_running_spool(settings: Settings, database: Database, t
     client = TestClient(create_app(settings, database))
     response = post_batch(client, tenant.project_token, exception_event())
     assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
+    assert response.headers["retry-after"] == "10"
     assert queued_events(database) == []

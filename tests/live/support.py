@@ -313,6 +313,10 @@ class StoredState:
         with self._connect() as connection:
             return int(connection.execute(text(sql)).scalar_one())
 
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+
     def queue_length(self) -> int:
         return self.scalar("SELECT count(*) FROM ingest_queue")
 

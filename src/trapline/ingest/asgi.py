@@ -55,6 +55,8 @@ def cors_headers(origin: str | None) -> list[tuple[bytes, bytes]]:
     return [
         (b"access-control-allow-origin", origin.encode("latin-1")),
         (b"access-control-allow-credentials", b"true"),
+        # On the answer itself (not the preflight): how long a refused SDK should wait.
+        (b"access-control-expose-headers", b"retry-after, x-sentry-rate-limits"),
         (b"vary", b"Origin"),
     ]
 

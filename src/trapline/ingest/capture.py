@@ -59,6 +59,9 @@ EXCEPTION_EVENT = "$exception"
 _SESSION_ID_MAX = 200
 _SIGNAL_MAX = 300
 _V0_REPLY = b'{"status":1}'
+# What posthog-js reads from a refusal to pause capturing exceptions (for 60 s).
+_QUOTA_LIMITED_EXCEPTIONS = ["exceptionEvent"]
+_RETRY_SECONDS = b"10"
 
 
 class Capture:
@@ -97,7 +100,8 @@ class Capture:
         try:
             status, body = await self._capture(scope, receive, headers, scope["path"] in _V1_PATHS)
         except _Reject as reject:
-            await _error(send, reject.status, reject.type, reject.code, reject.detail, cors + reject.headers)
+            answer = cors + reject.headers
+            await _error(send, reject.status, reject.type, reject.code, reject.detail, answer, reject.quota_limited)
             return
         except Exception:
             # Outside FastAPI there is no handler of last resort but this one.
@@ -183,17 +187,21 @@ class Capture:
         return 200, reply
 
     async def _refuse(self, project_id: int, exceptions: int, refusal: Refusal) -> None:
-        """Refuse a request with exceptions, the way PostHog's SDKs understand (see README,
-        "When Trapline refuses events")."""
+        """Refuse a request with exceptions, the way PostHog's SDKs understand them (see
+        README, "When Trapline refuses events")."""
         retry_after = [(b"retry-after", str(refusal.retry_after).encode())]
         if refusal.installation:
-            # Every PostHog SDK keeps a batch answered 503 and sends it again later.
+            # posthog-js, posthog-python and posthog-node all keep a batch answered 503 and
+            # send it again later (posthog-python waits for Retry-After, up to 30 s).
             raise _Reject(503, "server_error", refusal.reason, refusal.detail, retry_after)
         # Over the project's limit: the events would be dropped by the pipeline anyway.
-        # Count them and tell the SDK to hold off until the bucket ends.
+        # Count them; 429 makes posthog-python pause for Retry-After, and posthog-js stops
+        # capturing exceptions for a minute on reading ``quota_limited``.
         with contextlib.suppress(Exception):
             await self.spool.append([], drops=[NewDrop(project_id, refusal.reason, exceptions)])
-        raise _Reject(429, "throttled", refusal.reason, refusal.detail, retry_after)
+        raise _Reject(
+            429, "throttled", refusal.reason, refusal.detail, retry_after, quota_limited=_QUOTA_LIMITED_EXCEPTIONS
+        )
 
     async def _signals(self, project_id: int, batch: DecodedBatch, received_at: datetime) -> list[NewSignal]:
         """What this request's sessions did that the project's autocapture triggers wait for."""
@@ -219,10 +227,18 @@ class Capture:
 
 class _Reject(Exception):
     def __init__(
-        self, status: int, type_: str, code: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        status: int,
+        type_: str,
+        code: str,
+        detail: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        quota_limited: list[str] | None = None,
     ) -> None:
         self.status, self.type, self.code, self.detail = status, type_, code, detail
         self.headers = headers or []
+        self.quota_limited = quota_limited
 
 
 def _v1_results(batch: DecodedBatch) -> dict[str, dict[str, str]]:
@@ -262,7 +278,20 @@ def _bearer(headers: dict[str, str]) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def _error(send: Send, status: int, type_: str, code: str, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
-    body = orjson.dumps({"type": type_, "code": code, "detail": detail, "attr": None})
-    retry = [(b"retry-after", b"1")] if status == 503 and not any(k == b"retry-after" for k, _ in extra) else []
+async def _error(
+    send: Send,
+    status: int,
+    type_: str,
+    code: str,
+    detail: str,
+    extra: list[tuple[bytes, bytes]],
+    quota_limited: list[str] | None = None,
+) -> None:
+    fields: dict[str, object] = {"type": type_, "code": code, "detail": detail, "attr": None}
+    if quota_limited is not None:
+        fields["quota_limited"] = quota_limited
+    body = orjson.dumps(fields)
+    # posthog-python retries a 503 three times, Retry-After apart: give a restarting server time.
+    wait = status == 503 and not any(name == b"retry-after" for name, _ in extra)
+    retry = [(b"retry-after", _RETRY_SECONDS)] if wait else []
     await respond(send, status, body, extra + retry)

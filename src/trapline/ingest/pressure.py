@@ -102,10 +102,18 @@ class Pressure:
         self.queue_max_wait_seconds = queue_max_wait_seconds
         self._monotonic = monotonic
         self._clock = clock
+        self._configured = (disk, queue_max_events, queue_max_wait_seconds)
         self.backlog = Backlog()
         self._backlog_checked = -_REFRESH_SECONDS
         self._projects: dict[int, _ProjectState] = {}
         self._refreshing: set[object] = set()
+
+    def clear(self) -> None:
+        """Forget what was read and restore the configured bounds (tests reuse one app)."""
+        self.disk, self.queue_max_events, self.queue_max_wait_seconds = self._configured
+        self.backlog = Backlog()
+        self._backlog_checked = -_REFRESH_SECONDS
+        self._projects.clear()
 
     # --- the whole installation -------------------------------------------------------------
 

@@ -191,13 +191,13 @@ class SentryIngest:
         return parsed.event_id
 
     async def _refuse(self, project_id: int, parsed: _Parsed, refusal: Refusal) -> None:
-        """Answer 429 with Relay's headers, which sentry-sdk obeys: it sends nothing of the
-        named categories (here: all, or error events) until the time is up."""
+        """Answer with Relay's headers, which sentry-sdk obeys: it sends nothing of the named
+        categories until the time is up (it never sends refused events again)."""
         if not refusal.installation and parsed.events:
             # The SDK drops what it is refused: count it, as the pipeline counts its drops.
             with contextlib.suppress(Exception):
                 await self.spool.append([], drops=[NewDrop(project_id, refusal.reason, len(parsed.events))])
-        raise _Reject(429, refusal.detail, sentry_rate_limit_headers(refusal))
+        raise _Reject(503 if refusal.installation else 429, refusal.detail, sentry_rate_limit_headers(refusal))
 
     def _decode(self, raw: bytes, content_encoding: str | None, kind: str, key: str | None) -> _Parsed:
         limit = self.limits.max_envelope_bytes if kind == "envelope" else self.limits.max_event_bytes
@@ -283,18 +283,19 @@ def _event_id(event: dict[str, Any]) -> str:
 def sentry_rate_limit_headers(refusal: Refusal) -> list[tuple[bytes, bytes]]:
     """``Retry-After`` and ``X-Sentry-Rate-Limits: <seconds>:<categories>:<scope>:<reason>``.
 
-    A project over its limit stops sending error events (the ``error`` category) until its
-    bucket ends; an installation in trouble (queue backed up, disk low) stops every category
-    (an empty list means all) for the time given.
+    A project over its limit stops sending error events (the ``error`` category: naming none
+    would also stop the SDK's reports of what it dropped) until its bucket ends; an
+    installation in trouble (queue backed up, disk low) stops every category (an empty list
+    means all) for the time given. Whole seconds: sentry-sdk ignores a fraction.
     """
     seconds = str(refusal.retry_after)
     if refusal.installation:
         limit = f"{seconds}::organization:{refusal.reason}"
     else:
-        limit = f"{seconds}:error;default;security:project:{refusal.reason}"
+        limit = f"{seconds}:error:project:{refusal.reason}"
     return [(b"retry-after", seconds.encode()), (b"x-sentry-rate-limits", limit.encode())]
 
 
 async def _error(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
-    retry = [(b"retry-after", b"1")] if status == 503 and not any(k == b"retry-after" for k, _ in extra) else []
+    retry = [(b"retry-after", b"10")] if status == 503 and not any(k == b"retry-after" for k, _ in extra) else []
     await respond(send, status, orjson.dumps({"detail": detail}), extra + retry)
