@@ -1,4 +1,5 @@
-"""The ``trapline`` command: serve, worker, migrate, requeue, reprocess, project, bootstrap, demo, sourcemap."""
+"""The ``trapline`` command: serve, worker, migrate, vacuum, requeue, reprocess, project, bootstrap, demo,
+sourcemap."""
 
 from __future__ import annotations
 
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date and exit")
     migrate_cmd.set_defaults(handler=_migrate)
 
+    vacuum = commands.add_parser(
+        "vacuum", help="rewrite the database compactly, so that SQLite gives back what retention deletes (once)"
+    )
+    vacuum.set_defaults(handler=_vacuum)
+
     requeue = commands.add_parser("requeue", help="retry queued events whose processing failed too often")
     requeue.set_defaults(handler=_requeue)
 
@@ -134,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     sourcemap_command.add_arguments(sourcemap)
     sourcemap.set_defaults(handler=_sourcemap)
 
-    for sub in (serve, worker, migrate_cmd, requeue, reprocess, project, boot, demo):
+    for sub in (serve, worker, migrate_cmd, vacuum, requeue, reprocess, project, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
     return parser
 
@@ -168,6 +174,26 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     log.info("database migrated", extra={"from_revision": before, "to_revision": after})
+    return 0
+
+
+def _vacuum(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.db.vacuum import vacuum_full
+
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        report = vacuum_full(db.engine)
+    finally:
+        db.dispose()
+    if report.bytes_before is None:
+        print("PostgreSQL: VACUUM (ANALYZE) done (autovacuum keeps deleted rows' space reusable by itself)")
+        return 0
+    mb = 1024 * 1024
+    print(
+        f"SQLite: {(report.bytes_before or 0) / mb:,.1f} MB → {(report.bytes_after or 0) / mb:,.1f} MB; "
+        f"auto_vacuum {report.mode_before} → {report.mode_after}: retention now gives freed space back"
+    )
     return 0
 
 

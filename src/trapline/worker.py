@@ -28,6 +28,7 @@ from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
+from trapline.retention import Retention, RetentionOptions, retention_options
 from trapline.settings import Settings
 
 __all__ = ["Worker", "WorkerOptions", "WorkerThreads", "is_dead_local", "local_id", "worker_options"]
@@ -65,6 +66,8 @@ class WorkerOptions:
     base_url: str = ""
     # The time of processing (spike buckets and alert windows count in it); tests move it.
     clock: Callable[[], datetime] = utcnow
+    # What run_forever deletes between batches; None: nothing (tests, unless they say).
+    retention: RetentionOptions | None = None
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -75,6 +78,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         max_attempts=settings.worker_max_attempts,
         idle_wait_seconds=settings.worker_poll_seconds,
         base_url=settings.base_url,
+        retention=retention_options(settings),
     )
 
 
@@ -162,6 +166,9 @@ class Worker:
             log.exception("could not check for dead workers")
         next_prune = 0.0
         total = BatchResult()
+        retention = (
+            Retention(self.db, self.options.retention, clock=self.options.clock) if self.options.retention else None
+        )
         while not stop.is_set():
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
@@ -170,6 +177,11 @@ class Worker:
                     prune_alert_state(self.db, utcnow())
                 except Exception:
                     log.exception("could not forget expired session signals")
+            if retention is not None:
+                try:
+                    retention.tick()  # at most one short transaction, when one is due
+                except Exception:
+                    log.exception("retention failed; it runs again at its next interval")
             try:
                 result = self.run_once()
             except Exception:
@@ -179,6 +191,8 @@ class Worker:
             total = total + result
             if not result.requests and not result.failed_requests:
                 stop.wait(self.options.idle_wait_seconds)
+        if retention is not None:
+            retention.close()
         # What this worker did over its life: operators read it, and tests count on it.
         log.info(
             "worker stopped",

@@ -18,6 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
+from trapline.db import vacuum
+
 __all__ = ["current_revision", "for_dialect", "head_revision", "is_up_to_date", "upgrade"]
 
 # Any constant works; it only has to be the same in every Trapline process.
@@ -59,6 +61,8 @@ def is_up_to_date(engine: Engine) -> bool:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to call from many processes at once."""
     with _migration_lock(engine):
+        # Before the first table: SQLite's auto_vacuum mode can only be chosen then.
+        vacuum.prepare_new(engine)
         if revision == "head" and is_up_to_date(engine):
             return
         with engine.begin() as connection:

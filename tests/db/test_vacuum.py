@@ -1,0 +1,118 @@
+"""SQLite gives space back: new databases vacuum incrementally, old ones after `trapline vacuum`."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_issue, make_tenant
+from trapline.cli import main
+from trapline.db import migrate, vacuum
+from trapline.db.engine import Database, make_engine
+from trapline.db.types import utcnow
+from trapline.events.models import ExceptionEvent
+from trapline.retention import Retention, RetentionOptions, runner
+
+
+def fresh(path: Path) -> Database:
+    db = Database(make_engine(f"sqlite:///{path}"))
+    migrate.upgrade(db.engine)
+    return db
+
+
+def fill(db: Database, events: int, days_old: int) -> None:
+    with db.session(write=True) as session:
+        tenant = make_tenant(session)
+        make_issue(session, tenant.project_id, ["fp"])
+        when = utcnow() - timedelta(days=days_old)
+        session.add_all(
+            ExceptionEvent(
+                project_id=tenant.project_id,
+                uuid=uuid.uuid4(),
+                timestamp=when,
+                distinct_id="user",
+                fingerprint="fp",
+                issue_id=uuid.uuid4(),
+                search_text="typeerror " * 50,
+                properties={"$exception_values": ["x" * 2000]},
+            )
+            for _ in range(events)
+        )
+        session.commit()
+
+
+def page_count(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute("PRAGMA page_count").fetchone()[0])
+
+
+def test_a_new_database_is_made_to_vacuum_incrementally(tmp_path: Path):
+    db = fresh(tmp_path / "new.db")
+    assert vacuum.auto_vacuum_mode(db.engine) == "incremental"
+    # Once it has tables, nothing changes it but a full vacuum.
+    assert vacuum.prepare_new(db.engine) is False
+    db.dispose()
+
+
+def test_retention_gives_the_pages_of_deleted_events_back(tmp_path: Path):
+    path = tmp_path / "space.db"
+    db = fresh(path)
+    fill(db, 3000, days_old=100)
+    before = page_count(path)
+
+    purged = Retention(db, RetentionOptions(batch_size=500)).run(paced=False)
+
+    assert purged.events_expired == 3000
+    assert purged.pages_freed > 0
+    assert page_count(path) < before / 2
+    assert vacuum.free_pages(db.engine) <= runner.VACUUM_PAGES
+    db.dispose()
+
+
+def old_style_database(path: Path) -> Database:
+    """A database as made before auto_vacuum was chosen (mode NONE)."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE early (x)")  # a table first: too late for the mode
+    return fresh(path)
+
+
+def test_an_old_database_keeps_its_size_and_says_how_to_fix_it_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    db = old_style_database(tmp_path / "old.db")
+    assert vacuum.auto_vacuum_mode(db.engine) == "none"
+    monkeypatch.setattr(runner, "_hinted_vacuum", False)
+    with caplog.at_level(logging.WARNING, logger="trapline.retention"):
+        for _ in range(2):
+            fill(db, 10, days_old=100)
+            assert Retention(db, RetentionOptions()).run(paced=False).pages_freed == 0
+    assert sum("trapline vacuum" in record.getMessage() for record in caplog.records) == 1
+    db.dispose()
+
+
+def test_trapline_vacuum_switches_an_old_database_and_shrinks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    path = tmp_path / "data" / "trapline.db"
+    path.parent.mkdir()
+    db = old_style_database(path)
+    fill(db, 2000, days_old=100)
+    Retention(db, RetentionOptions()).run(paced=False)
+    db.dispose()
+    monkeypatch.setenv("TRAPLINE_DATA_DIR", str(path.parent))
+    monkeypatch.setenv("TRAPLINE_DATABASE_URL", f"sqlite:///{path}")
+    before = page_count(path)
+
+    assert main(["vacuum"]) == 0
+
+    assert "auto_vacuum none → incremental" in capsys.readouterr().out
+    assert page_count(path) < before / 2
+    db = fresh(path)
+    assert vacuum.auto_vacuum_mode(db.engine) == "incremental"
+    db.dispose()
