@@ -18,6 +18,7 @@ from trapline.api import (
     alerts,
     assignment_rules,
     autocapture_controls,
+    error_tracking_settings,
     fingerprints,
     grouping_rules,
     issues,
@@ -66,6 +67,7 @@ _PROJECT_ROUTERS = (
     alerts.router,
     spikes.config_router,
     spikes.events_router,
+    error_tracking_settings.router,
 )
 
 
