@@ -94,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
     requeue = commands.add_parser("requeue", help="retry queued events whose processing failed too often")
     requeue.set_defaults(handler=_requeue)
 
+    usage = commands.add_parser(
+        "usage", help="events stored and dropped per day and reason, queue depth, database and storage sizes"
+    )
+    usage.add_argument("--project", type=int, help="only this project (default: every project)")
+    usage.add_argument("--days", type=int, default=30, help="how many days back (default 30)")
+    usage.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    usage.set_defaults(handler=_usage)
+
     reprocess = commands.add_parser(
         "reprocess", help="resolve stored events again, e.g. after uploading the source maps they lacked"
     )
@@ -140,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     sourcemap_command.add_arguments(sourcemap)
     sourcemap.set_defaults(handler=_sourcemap)
 
-    for sub in (serve, worker, migrate_cmd, vacuum, requeue, reprocess, project, boot, demo):
+    for sub in (serve, worker, migrate_cmd, vacuum, requeue, usage, reprocess, project, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
     return parser
 
@@ -347,6 +355,22 @@ def _requeue(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     print(f"{count} queued request(s) will be retried")
+    return 0
+
+
+def _usage(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.objects.store import open_store
+    from trapline.usage.command import run
+
+    if args.days < 1:
+        print("trapline: --days must be at least 1", file=sys.stderr)
+        return 2
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        print(run(db, settings, open_store(settings), project_id=args.project, days=args.days, as_json=args.json))
+    finally:
+        db.dispose()
     return 0
 
 

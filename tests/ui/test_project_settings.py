@@ -23,7 +23,8 @@ from trapline.projects.models import Project
 from trapline.releases.models import Release
 from trapline.sentry.auth import dsn
 from trapline.symbols.models import SymbolSet
-from trapline.ui.autocapture_page import ControlsInput, controls_body, dropped_reason, ignored_patterns
+from trapline.ui.autocapture_page import ControlsInput, controls_body, ignored_patterns
+from trapline.ui.drop_words import dropped_reason
 
 
 def settings_url(tenant: Tenant, page: str, *rest: str) -> str:

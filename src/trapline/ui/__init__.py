@@ -22,6 +22,7 @@ from trapline.ui import (
     rules_pages,
     sdk_page,
     symbols_page,
+    usage_page,
 )
 from trapline.ui.errors import error_page
 from trapline.ui.render import STATIC_DIR
@@ -33,7 +34,7 @@ __all__ = ["PAGES", "error_page", "install"]
 # Every page module; each owns one router.
 PAGES = (
     auth, account, inbox, issue_page, rules_pages, alerts_page, autocapture_page, symbols_page, releases_page, sdk_page,
-    members_page,
+    usage_page, members_page,
 )  # fmt: skip
 
 

@@ -16,15 +16,15 @@ from sqlalchemy.orm import Session
 from trapline.api.deps import SessionDep, SettingsDep
 from trapline.api.projects import ProjectUpdate
 from trapline.api.schemas.autocapture import AutocaptureControlsWrite
-from trapline.autocapture.controls import BLOCKED_URL, NOT_SAMPLED, NOT_TRIGGERED, Controls
+from trapline.autocapture.controls import Controls
 from trapline.autocapture.models import AutocaptureControls
 from trapline.autocapture.service import WRITABLE_FIELDS, create_web_controls, web_controls
 from trapline.errors import InvalidInput
 from trapline.events.models import DroppedEvents
-from trapline.pipeline.suppression import SUPPRESSED
 from trapline.projects.models import Project
 from trapline.settings import Settings
 from trapline.ui.deps import CsrfChecked, UiProject
+from trapline.ui.drop_words import dropped_reason
 from trapline.ui.errors import UiRoute
 from trapline.ui.forms import in_words, lines, no_nul
 from trapline.ui.render import redirect, render
@@ -107,24 +107,6 @@ def ignored_patterns(entries: Iterable[Any]) -> list[str]:
         if not compiled.url_blocklist:
             ignored.append(text)
     return ignored
-
-
-_DROPPED_WORDS = {
-    SUPPRESSED: "dropped by a suppression rule",
-    "issue_suppressed": "of a suppressed issue",
-    "invalid_exception": "with an exception list that could not be read",
-    BLOCKED_URL: "autocaptured on a blocklisted URL",
-    NOT_TRIGGERED: "autocaptured in a session no trigger started",
-    NOT_SAMPLED: "autocaptured in a session outside the sample rate",
-}
-
-
-def dropped_reason(reason: str) -> str:
-    if reason in _DROPPED_WORDS:
-        return _DROPPED_WORDS[reason]
-    if reason.startswith("sentry_"):
-        return f"Sentry {reason.removeprefix('sentry_').replace('_', ' ')} items (only events are kept)"
-    return reason.replace("_", " ")
 
 
 def _autocapture_page(
