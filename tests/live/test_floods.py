@@ -70,6 +70,7 @@ def test_a_flood_stores_each_budget_once_with_two_workers(backend: Backend, tmp_
         sent = {flooded.id: 5000, noisy.id: 1000}
         assert flood.unanswered == [] and issues.unanswered == []
         # Once the bucket is spent, capture says so (429 + Retry-After) instead of queueing.
+        assert flood.refused, "capture never refused the flooded project"
         assert all(status == 429 for status, _ in flood.refused), flood.refused[:3]
         assert issues.refused == []
 
