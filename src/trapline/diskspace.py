@@ -15,9 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DiskSpace", "Volume", "is_disk_full"]
+from trapline.errors import Unavailable
+
+__all__ = ["DISK_RETRY_SECONDS", "DiskSpace", "Volume", "disk_full_cause", "disk_full_error", "is_disk_full"]
 
 _CHECK_EVERY_SECONDS = 1.0
+# How long callers are asked to wait when the disk is low or full: long enough for someone to
+# free space, short enough not to lose the moment.
+DISK_RETRY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,17 @@ class DiskSpace:
         return self._low
 
     def volumes(self) -> list[Volume]:
+        """The watched folders, one per filesystem (the first named of each)."""
         self.low()
-        return list(self._volumes)
+        seen: set[int] = set()
+        unique: list[Volume] = []
+        for volume in self._volumes:
+            device = _device(volume.path)
+            if device is None or device not in seen:
+                unique.append(volume)
+                if device is not None:
+                    seen.add(device)
+        return unique
 
     def _free(self, path: Path) -> int | None:
         # A folder not made yet (the object store's, before the first upload) is on the
@@ -70,6 +84,17 @@ class DiskSpace:
                 return None
             return stats.f_bavail * stats.f_frsize
         return None
+
+
+def _device(path: Path) -> int | None:
+    for candidate in (path, *path.parents):
+        try:
+            return os.stat(candidate).st_dev
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
 
 
 def _describe_low(volumes: Sequence[Volume], min_free: int) -> str | None:
@@ -87,17 +112,49 @@ def _mib(size: int) -> str:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the disk is full: ENOSPC/EDQUOT, or SQLite's
-    SQLITE_FULL ("database or disk is full")."""
+    """Whether ``exc`` (or what caused it) says the disk is full: ENOSPC/EDQUOT, SQLite's
+    SQLITE_FULL ("database or disk is full") or PostgreSQL's disk_full (53100)."""
+    return disk_full_cause(exc) is not None
+
+
+def disk_full_cause(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s chain that says the disk is full, or None; in the driver's or
+    the system's words, so it can be logged as it is."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        text = str(current).lower()
-        if "database or disk is full" in text or "no space left on device" in text:
-            return True
         orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return False
+        if isinstance(orig, BaseException):
+            # SQLAlchemy's message adds the statement and its values, events' text among them
+            # (an app's own "No space left on device"): only the driver's words count.
+            current = orig
+            continue
+        if _says_full(current):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _says_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if getattr(exc, "sqlstate", None) == "53100":  # PostgreSQL's disk_full
+        return True
+    text = str(exc).lower()
+    return "database or disk is full" in text or "no space left on device" in text
+
+
+def disk_full_error(exc: BaseException) -> Unavailable | None:
+    """What to answer instead of a server error when ``exc`` says the disk is full, else None.
+
+    Whatever the request was writing was rolled back (SQLite's journal, the object store's
+    temporary file), so the same request can simply be made again once there is room.
+    """
+    if not is_disk_full(exc):
+        return None
+    return Unavailable(
+        "The server's disk is full, so nothing was saved; retry later.",
+        code="disk_full",
+        retry_after=DISK_RETRY_SECONDS,
+    )

@@ -11,7 +11,9 @@
     ├── AuthenticationFailed    credentials were given but are not valid (401)
     ├── PermissionDenied        valid credentials without the needed scope (403)
     ├── NotFound                the object does not exist or is not visible to the caller (404)
-    └── MethodNotAllowed        the resource exists but not this verb (405)
+    ├── MethodNotAllowed        the resource exists but not this verb (405)
+    └── Unavailable             the server cannot take this now (its disk is low or full); the
+                                same request may succeed later, after ``retry_after`` seconds (503)
 
 Every error carries the PostHog wire fields: a stable ``code`` and a human ``detail``;
 ``InvalidInput`` also names the offending ``attr`` (nested fields joined with ``__``).
@@ -29,6 +31,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "TraplineError",
+    "Unavailable",
     "UnsupportedMediaType",
 ]
 
@@ -92,3 +95,12 @@ class NotFound(TraplineError):
 class MethodNotAllowed(TraplineError):
     default_code = "method_not_allowed"
     default_detail = "Method not allowed."
+
+
+class Unavailable(TraplineError):
+    default_code = "unavailable"
+    default_detail = "The server cannot take this now; retry later."
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, retry_after: int | None = None):
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after  # seconds the caller should wait, when known

@@ -27,13 +27,16 @@ from trapline.accounts.api_keys import has_scope, hash_key
 from trapline.accounts.models import Membership, PersonalApiKey, User
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
+from trapline.diskspace import is_disk_full
 from trapline.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
+from trapline.ingest.pressure import Pressure
 from trapline.objects.store import ObjectStore
 from trapline.projects.models import Project
 from trapline.settings import Settings
 
 __all__ = [
     "DatabaseDep",
+    "DiskRoom",
     "ObjectStoreDep",
     "Principal",
     "PrincipalDep",
@@ -112,9 +115,14 @@ def _authenticate(request: Request, db: DatabaseDep) -> Principal:
         raise AuthenticationFailed("Personal API key found in request Authorization header is invalid.")
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
-        with db.session(write=True) as session:
-            session.execute(update(PersonalApiKey).where(PersonalApiKey.id == row.id).values(last_used_at=now))
-            session.commit()
+        try:
+            with db.session(write=True) as session:
+                session.execute(update(PersonalApiKey).where(PersonalApiKey.id == row.id).values(last_used_at=now))
+                session.commit()
+        except Exception as exc:
+            # The stamp is for people; reading the API must go on while the disk is full.
+            if not is_disk_full(exc):
+                raise
     return Principal(
         key_id=row.id, user_id=row.user_id, organization_id=row.organization_id, scopes=frozenset(row.scopes)
     )
@@ -153,3 +161,15 @@ WriteProject = Annotated[Project, _project_access("write")]
 # The project itself (its settings), under PostHog's `project` scope.
 ReadProjectSettings = Annotated[Project, _project_access("read", "project")]
 WriteProjectSettings = Annotated[Project, _project_access("write", "project")]
+
+
+def _disk_room(request: Request) -> None:
+    pressure: Pressure = request.app.state.pressure
+    refusal = pressure.disk_refusal()
+    if refusal is not None:
+        raise refusal.error()
+
+
+# A route parameter of uploads, after the project (a caller without access learns nothing of
+# the disk): below the free-space watermark they are refused with 503 and Retry-After.
+DiskRoom = Annotated[None, Depends(_disk_room)]

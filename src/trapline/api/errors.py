@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trapline import errors
+from trapline.diskspace import disk_full_cause, disk_full_error
 
-__all__ = ["CatchAllMiddleware", "error_body", "install_error_handlers"]
+__all__ = ["CatchAllMiddleware", "domain_response", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("trapline.api")
 
@@ -35,6 +36,7 @@ _STATUS: dict[type[errors.TraplineError], tuple[int, str]] = {
     errors.PermissionDenied: (403, "authentication_error"),
     errors.NotFound: (404, "invalid_request"),
     errors.MethodNotAllowed: (405, "invalid_request"),
+    errors.Unavailable: (503, "server_error"),
 }
 
 # pydantic error type -> (DRF code, DRF message template over the error's ctx/input)
@@ -102,6 +104,15 @@ def _translate(error: dict[str, Any]) -> tuple[str, str, str | None]:
     return kind, str(error["msg"]), attr
 
 
+def domain_response(exc: errors.TraplineError) -> JSONResponse:
+    """A domain error as PostHog answers it; a 503 says when to retry, as SDKs and the CLI expect."""
+    status, type_ = _STATUS.get(type(exc), (400, "validation_error"))
+    headers = None
+    if isinstance(exc, errors.Unavailable) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
+    return JSONResponse(error_body(type_, exc.code, exc.detail, exc.attr), status_code=status, headers=headers)
+
+
 HtmlErrorPage = Callable[[Request, int, str, str], Response]
 
 
@@ -115,8 +126,7 @@ def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None)
 
     @app.exception_handler(errors.TraplineError)
     async def _domain(request: Request, exc: errors.TraplineError) -> Response:
-        status, type_ = _STATUS.get(type(exc), (400, "validation_error"))
-        return JSONResponse(error_body(type_, exc.code, exc.detail, exc.attr), status_code=status)
+        return domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -144,6 +154,9 @@ class CatchAllMiddleware:
 
     Starlette's own last-resort handler re-raises after answering, so the server logs every
     crash a second time; this middleware sits inside it and keeps the exception.
+
+    A full disk is no bug: whatever the request wrote was rolled back, so it is a 503 with
+    ``Retry-After`` (code ``disk_full``), logged without a traceback.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -163,9 +176,18 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error", extra={"method": scope.get("method"), "path": scope.get("path")})
+        except Exception as exc:
+            where = {"method": scope.get("method"), "path": scope.get("path")}
+            full = disk_full_error(exc)
+            if full is not None:
+                log.error("request failed: the disk is full", extra={**where, "error": str(disk_full_cause(exc))})
+            else:
+                log.exception("unhandled error", extra=where)
             if started:
                 raise
-            response = JSONResponse(error_body("server_error", "error", "A server error occurred."), status_code=500)
+            response = (
+                domain_response(full)
+                if full is not None
+                else JSONResponse(error_body("server_error", "error", "A server error occurred."), status_code=500)
+            )
             await response(scope, receive, send)

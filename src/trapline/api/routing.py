@@ -188,6 +188,7 @@ _STATUS_TEXT = {
     405: "Method not allowed",
     413: "Request body too large",
     415: "Unsupported media type",
+    503: "The server's disk is low or full: nothing was saved; retry after Retry-After seconds",
 }
 
 STANDARD_ERRORS: Sequence[int] = (400, 401, 403, 404, 413, 415)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Response
 
-from trapline.api.deps import ObjectStoreDep, ReadProject, SessionDep, SettingsDep, WriteProject
+from trapline.api.deps import DiskRoom, ObjectStoreDep, ReadProject, SessionDep, SettingsDep, WriteProject
 from trapline.api.pagination import PageParamsDep, paginate
 from trapline.api.releases import serialize as release_out
 from trapline.api.routing import STANDARD_ERRORS, ApiRouter, error_responses
@@ -35,6 +35,8 @@ __all__ = ["router"]
 router = ApiRouter(prefix="/error_tracking/symbol_sets", tags=["error_tracking"])
 RESOURCE = "symbol_sets"
 _ERRORS = error_responses(*STANDARD_ERRORS)
+# Uploads take disk space: below the watermark they are refused (DiskRoom).
+_UPLOAD_ERRORS = error_responses(*STANDARD_ERRORS, 503)
 # PostHog pages symbol sets at most 100 at a time.
 MAX_LIMIT = 100
 
@@ -83,12 +85,17 @@ def list_(
 
 @router.post(
     "/bulk_start_upload", name=f"error_tracking_{RESOURCE}_bulk_start_upload_create", status_code=201,
-    response_model=StartedUploads, responses=_ERRORS, summary="Get upload URLs for symbol sets",
+    response_model=StartedUploads, responses=_UPLOAD_ERRORS, summary="Get upload URLs for symbol sets",
     description="One presigned POST per chunk that needs uploading; chunks already uploaded with the same "
     "content hash are left out of id_map.",
 )  # fmt: skip
 def bulk_start_upload(
-    project: WriteProject, session: SessionDep, store: ObjectStoreDep, settings: SettingsDep, body: BulkUpload
+    project: WriteProject,
+    _room: DiskRoom,
+    session: SessionDep,
+    store: ObjectStoreDep,
+    settings: SettingsDep,
+    body: BulkUpload,
 ) -> dict[str, Any]:
     started = service.start_uploads(
         session, store, project.id, _chunks(body), force=body.force, skip_on_conflict=body.skip_on_conflict,
@@ -118,10 +125,15 @@ def bulk_check_upload(project: WriteProject, session: SessionDep, settings: Sett
 
 @router.post(
     "/bulk_finish_upload", name=f"error_tracking_{RESOURCE}_bulk_finish_upload_create", status_code=201,
-    response_model=SuccessOut, responses=_ERRORS, summary="Confirm uploaded symbol sets",
+    response_model=SuccessOut, responses=_UPLOAD_ERRORS, summary="Confirm uploaded symbol sets",
 )  # fmt: skip
 def bulk_finish_upload(
-    project: WriteProject, session: SessionDep, store: ObjectStoreDep, settings: SettingsDep, body: BulkFinish
+    project: WriteProject,
+    _room: DiskRoom,
+    session: SessionDep,
+    store: ObjectStoreDep,
+    settings: SettingsDep,
+    body: BulkFinish,
 ) -> dict[str, Any]:
     service.finish_uploads(session, store, project.id, body.content_hashes, max_size=settings.object_upload_max_size)
     session.commit()
@@ -148,10 +160,11 @@ def bulk_delete(project: WriteProject, session: SessionDep, store: ObjectStoreDe
 
 @router.post(
     "/start_upload", name=f"error_tracking_{RESOURCE}_start_upload_create", status_code=201,
-    response_model=SingleStarted, responses=_ERRORS, summary="Get an upload URL for one symbol set (deprecated)",
+    response_model=SingleStarted, responses=_UPLOAD_ERRORS, summary="Get an upload URL for one symbol set (deprecated)",
 )  # fmt: skip
 def start_upload(
     project: WriteProject,
+    _room: DiskRoom,
     session: SessionDep,
     store: ObjectStoreDep,
     settings: SettingsDep,
@@ -204,11 +217,11 @@ def download(id: str, project: ReadProject, session: SessionDep, store: ObjectSt
 
 @router.put(
     "/{id}/finish_upload", name=f"error_tracking_{RESOURCE}_finish_upload_update", response_model=SuccessOut,
-    responses=_ERRORS, summary="Confirm one uploaded symbol set (deprecated)",
+    responses=_UPLOAD_ERRORS, summary="Confirm one uploaded symbol set (deprecated)",
 )  # fmt: skip
 def finish_upload(
-    id: str, project: WriteProject, session: SessionDep, store: ObjectStoreDep, settings: SettingsDep,
-    body: FinishUpload,
+    id: str, project: WriteProject, _room: DiskRoom, session: SessionDep, store: ObjectStoreDep,
+    settings: SettingsDep, body: FinishUpload,
 ) -> dict[str, Any]:  # fmt: skip
     row = service.get_symbol_set(session, project.id, id)
     service.finish_single_upload(session, store, row, body.content_hash, max_size=settings.object_upload_max_size)

@@ -33,7 +33,8 @@ from sqlalchemy import func, select
 
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
-from trapline.diskspace import DiskSpace
+from trapline.diskspace import DISK_RETRY_SECONDS, DiskSpace
+from trapline.errors import Unavailable
 from trapline.events.models import QueuedRequest
 from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
 from trapline.limits.rates import PROJECT_SCOPE, Limit
@@ -48,10 +49,9 @@ RATE_LIMITED_PROJECT = "rate_limited_project"
 _REFRESH_SECONDS = 1.0
 # A project without a limit is looked at less often: only a new setting can change it.
 _UNLIMITED_REFRESH_SECONDS = 5.0
-# How long SDKs are asked to wait when the installation is in trouble: long enough for
-# workers to catch up or someone to free space, short enough not to lose the moment.
+# How long SDKs are asked to wait when the queue is backed up: long enough for workers to
+# catch up, short enough not to lose the moment.
 _QUEUE_RETRY_SECONDS = 30
-_DISK_RETRY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ class Refusal:
     def installation(self) -> bool:
         """A trouble of the whole installation (retry later) rather than the project's limit."""
         return self.reason != RATE_LIMITED_PROJECT
+
+    def error(self) -> Unavailable:
+        """The refusal as the domain error the REST API and uploads answer with (503)."""
+        return Unavailable(self.detail, code=self.reason, retry_after=self.retry_after)
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,9 @@ class Pressure:
 
     def installation(self) -> Refusal | None:
         """Why nothing new should be taken in now (disk, queue), from the latest state."""
-        low = self.disk.low() if self.disk is not None else None
-        if low is not None:
-            return Refusal(DISK_LOW, _DISK_RETRY_SECONDS, f"The server is low on disk space; retry later. ({low})")
+        disk = self.disk_refusal()
+        if disk is not None:
+            return disk
         backlog = self.backlog
         if self.queue_max_events and backlog.events > self.queue_max_events:
             return Refusal(
@@ -137,6 +141,14 @@ class Pressure:
                 "retry later.",
             )
         return None
+
+    def disk_refusal(self) -> Refusal | None:
+        """Why nothing should be written now because of the disk alone: uploads ask this, since
+        a backed-up queue is no reason to refuse a source map."""
+        low = self.disk.low() if self.disk is not None else None
+        if low is None:
+            return None
+        return Refusal(DISK_LOW, DISK_RETRY_SECONDS, f"The server is low on disk space; retry later. ({low})")
 
     def read_backlog(self) -> Backlog:
         """Read the queue's state now (blocking: call it from a thread)."""

@@ -83,7 +83,10 @@ class AtomicWriter:
             raise ObjectStoreError(f"cannot write {self._target}: {exc}") from exc
 
     def abort(self) -> None:
-        self._file.close()
+        # Closing flushes what is buffered, which fails again on a full disk; the file is
+        # closed all the same, and must go.
+        with contextlib.suppress(OSError):
+            self._file.close()
         with contextlib.suppress(OSError):
             self._temp.unlink(missing_ok=True)
 

@@ -7,10 +7,15 @@ answers 204. The signature in the fields or query is the only authentication.
 Uploads (up to ``object_upload_max_size``, 100 MiB) are read as they arrive (``form.py``) into
 a temporary file next to their destination, off the event loop, and renamed into place only
 once complete. Downloads stream from an open file.
+
+Below the disk's free-space watermark uploads are refused before a byte is written, and a disk
+that fills up during one removes the temporary file: both are 503 with ``Retry-After``, and
+the CLI can upload the same file again later.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -21,12 +26,16 @@ from fastapi.responses import StreamingResponse
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
+from trapline.diskspace import disk_full_cause, disk_full_error
 from trapline.errors import NotFound, TraplineError, UnsupportedMediaType
+from trapline.ingest.pressure import Pressure
 from trapline.objects.form import UploadForm
 from trapline.objects.local import DOWNLOAD_PATH, UPLOAD_PATH, AtomicWriter, LocalStore
+from trapline.objects.store import ObjectStoreError
 
 __all__ = ["router"]
 
+log = logging.getLogger("trapline.objects")
 router = APIRouter(include_in_schema=False)
 
 _CHUNK_SIZE = 64 * 1024
@@ -58,6 +67,7 @@ async def upload(request: Request) -> Response:
     store = _store(request)
     writer: AtomicWriter | None = None
     try:
+        _check_room(request)
         form = UploadForm(_boundary(request), store.check_upload, _content_length(request))
         async for chunk in request.stream():
             data = form.feed(chunk)
@@ -80,10 +90,25 @@ async def upload(request: Request) -> Response:
         return Response(status_code=400)
     except TraplineError as exc:
         return await _refuse(request, exc)
+    except ObjectStoreError as exc:
+        full = disk_full_error(exc)
+        if full is None:
+            raise
+        log.error("upload failed: the disk is full", extra={"error": str(disk_full_cause(exc))})
+        return await _refuse(request, full)
     finally:
         if writer is not None:
             await run_in_threadpool(writer.abort)
     return Response(status_code=204)
+
+
+def _check_room(request: Request) -> None:
+    # The disk alone decides (a backed-up event queue is no reason to refuse a source map).
+    # Without a door (these routes served on their own) nothing is refused.
+    pressure: Pressure | None = getattr(request.app.state, "pressure", None)
+    refusal = pressure.disk_refusal() if pressure is not None else None
+    if refusal is not None:
+        raise refusal.error()
 
 
 async def _refuse(request: Request, exc: TraplineError) -> Response:

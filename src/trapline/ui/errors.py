@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from trapline import errors
+from trapline.diskspace import disk_full_cause
 from trapline.ui.deps import LoginRequired
 from trapline.ui.render import render
 
@@ -31,6 +32,7 @@ _STATUS: dict[type[errors.TraplineError], tuple[int, str]] = {
     errors.PayloadTooLarge: (413, "That was too large"),
     errors.PermissionDenied: (403, "Not allowed"),
     errors.NotFound: (404, "Not found"),
+    errors.Unavailable: (503, "Try again later"),
 }
 
 
@@ -58,8 +60,23 @@ class UiRoute(APIRoute):
                 return error_page(request, status, title, exc.detail)
             except RequestValidationError as exc:
                 return error_page(request, 400, "That request was not valid", _validation_detail(exc))
-            except Exception:
-                log.exception("ui page failed", extra={"method": request.method, "path": request.url.path})
+            except Exception as exc:
+                # The page's project was loaded by the session that just failed: touching it
+                # again (the layout names it) would raise once more. The page goes without it.
+                request.state.ui_project = None
+                where = {"method": request.method, "path": request.url.path}
+                full = disk_full_cause(exc)
+                if full is not None:
+                    # Nothing was saved (the transaction was rolled back): the same form can be sent again.
+                    log.error("ui page failed: the disk is full", extra={**where, "error": str(full)})
+                    return error_page(
+                        request,
+                        503,
+                        "The server's disk is full",
+                        "Nothing was saved: the server has no room left on its disk. Try again once an "
+                        "administrator has freed space.",
+                    )
+                log.exception("ui page failed", extra=where)
                 return error_page(
                     request,
                     500,
