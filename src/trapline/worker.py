@@ -6,7 +6,8 @@ many machines): claims never overlap.
 
 A batch that fails with an unexpected error is retried one request at a time, so that one
 poisonous request cannot hold back the others; a request that keeps failing is parked in
-the queue (never deleted) and logged.
+the queue (never deleted) and logged. A full disk is no fault of the requests: their rows go
+back untouched (the attempt does not count towards parking) and the worker waits for room.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from trapline.alerts.dispatch import prune_alert_state
 from trapline.autocapture.controls import prune_signals
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
+from trapline.diskspace import disk_full_cause, is_disk_full
 from trapline.events import queue
 from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
@@ -38,6 +40,9 @@ log = logging.getLogger("trapline.worker")
 _HOST = socket.gethostname()[:30]
 # Expired session signals are deleted this often (they are only read by session id anyway).
 _PRUNE_EVERY_SECONDS = 600.0
+# How long a worker waits before it tries again when the disk is full: someone has to free
+# space, which takes longer than polling for work, and every try is a write that fails.
+DISK_FULL_WAIT_SECONDS = 5.0
 # The workers of this process: rows held under this pid by any other id belong to a previous
 # process that had the same pid (a container's pid 1 after a restart).
 _OWN_IDS: set[str] = set()
@@ -97,9 +102,19 @@ class Worker:
         self.on_notifications = on_notifications
         self.seen_users = SeenUsers()
         self.id = local_id()
+        # Rows of a batch that failed on a full disk, not given back yet (that write failed too).
+        self._unreleased: list[int] = []
+        self._disk_full = False
 
     def run_once(self) -> BatchResult:
-        """Claim one batch and process it; an empty result means the queue was empty."""
+        """Claim one batch and process it; an empty result means the queue was empty.
+
+        On a full disk the claimed rows go back as they were and the error is raised: the
+        caller waits for room (``run_forever``) and the rows are processed then.
+        """
+        if self._unreleased:
+            queue.release(self.db, self.id, self._unreleased)
+            self._unreleased = []
         claimed = queue.claim(
             self.db, self.id, self.options.batch_size, self.options.lease, max_events=self.options.batch_events
         )
@@ -111,20 +126,36 @@ class Worker:
             log.warning("batch taken over by another worker; dropped", extra={"error": str(exc)})
             return BatchResult()
         except Exception as exc:
+            if is_disk_full(exc):
+                self._give_back(claimed)
+                raise
             if len(claimed) == 1:
                 self._park(claimed, exc)
                 return BatchResult(failed_requests=1)
             log.warning("batch failed; retrying its requests one by one", extra={"error": repr(exc)})
             result = BatchResult()
-            for row in claimed:
+            for n, row in enumerate(claimed):
                 try:
                     result = result + self._notified(self._process([row]))
                 except queue.LeaseLost:
                     continue
                 except Exception as row_exc:
+                    if is_disk_full(row_exc):
+                        self._give_back(claimed[n:])
+                        raise
                     self._park([row], row_exc)
                     result = result + BatchResult(failed_requests=1)
             return result
+
+    def _give_back(self, rows: list[queue.Claimed]) -> None:
+        self._unreleased = [row.id for row in rows]
+        try:
+            queue.release(self.db, self.id, self._unreleased)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            return  # run_once gives them back before it claims anything else
+        self._unreleased = []
 
     def _process(self, claimed: list[queue.Claimed]) -> BatchResult:
         return process_batch(
@@ -184,10 +215,16 @@ class Worker:
                     log.exception("retention failed; it runs again at its next interval")
             try:
                 result = self.run_once()
-            except Exception:
-                log.exception("worker could not claim a batch")
-                stop.wait(self.options.idle_wait_seconds)
+            except Exception as exc:
+                if is_disk_full(exc):
+                    self._wait_for_room(exc, stop)
+                else:
+                    log.exception("worker could not claim a batch")
+                    stop.wait(self.options.idle_wait_seconds)
                 continue
+            if self._disk_full:
+                self._disk_full = False
+                log.warning("the disk has room again; processing resumes", extra={"worker": self.id})
             total = total + result
             if not result.requests and not result.failed_requests:
                 stop.wait(self.options.idle_wait_seconds)
@@ -198,6 +235,16 @@ class Worker:
             "worker stopped",
             extra={"worker": self.id, "requests": total.requests, "events": total.events, "stored": total.stored},
         )
+
+    def _wait_for_room(self, exc: BaseException, stop: threading.Event) -> None:
+        if not self._disk_full:
+            # Once per episode: a traceback every few seconds would only fill the log (and the disk).
+            self._disk_full = True
+            log.error(
+                "the disk is full: processing waits for room; queued requests stay queued",
+                extra={"worker": self.id, "error": str(disk_full_cause(exc))},
+            )
+        stop.wait(DISK_FULL_WAIT_SECONDS)
 
     def _park(self, rows: list[queue.Claimed], exc: BaseException) -> None:
         log.error(

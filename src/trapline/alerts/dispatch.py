@@ -33,6 +33,7 @@ from trapline.alerts.senders import Senders
 from trapline.alerts.spikes import BUCKET_SIZE, BUCKETS
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
+from trapline.diskspace import disk_full_cause, is_disk_full
 from trapline.ids import uuid7
 from trapline.projects.models import Project
 
@@ -43,6 +44,8 @@ log = logging.getLogger("trapline.alerts")
 _PASS_SIZE = 20
 _PARALLEL = 4
 _SUMMARY_LISTED = 10
+# How long the sender waits when the disk is full: leasing is a write that would fail again.
+DISK_FULL_WAIT_SECONDS = 5.0
 
 
 class Dispatcher:
@@ -89,13 +92,23 @@ class Dispatcher:
         return total
 
     def run(self, stop: threading.Event) -> None:
+        disk_full = False
         while not stop.is_set():
             try:
                 busy = self.send_due()
-            except Exception:
-                log.exception("could not send alert notifications")
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    log.exception("could not send alert notifications")
+                elif not disk_full:
+                    # Nothing was leased: what is due stays due, and is sent once there is room.
+                    log.error("alert notifications wait: the disk is full", extra={"error": str(disk_full_cause(exc))})
+                disk_full = is_disk_full(exc)
                 busy = 0
-            if not busy:
+            else:
+                disk_full = False
+            if disk_full:
+                stop.wait(DISK_FULL_WAIT_SECONDS)
+            elif not busy:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
 
@@ -121,8 +134,15 @@ class Dispatcher:
                     session.execute(update(AlertDelivery).where(AlertDelivery.id == due.id).values(payload=payload))
                 status = outbox.record(session, self.sender_id, due.id, outcome, now, due.created_at + self.retry)
                 session.commit()
-        except Exception:
-            log.exception("could not deliver an alert notification", extra={"delivery": str(due.id)})
+        except Exception as exc:
+            if is_disk_full(exc):
+                # Its lease runs out and it is sent again (the receiver sees the same Idempotency-Key).
+                log.error(
+                    "could not record an alert notification: the disk is full",
+                    extra={"delivery": str(due.id), "error": str(disk_full_cause(exc))},
+                )
+            else:
+                log.exception("could not deliver an alert notification", extra={"delivery": str(due.id)})
             return
         if status is not None and status != "delivered":
             # Ids only: the destination (its URL is a secret) never goes to the log.

@@ -40,6 +40,7 @@ __all__ = [
     "claim",
     "enqueue",
     "record_failure",
+    "release",
     "release_dead",
     "requeue_failed",
 ]
@@ -214,7 +215,10 @@ def _enqueue_sqlite(
         )
         cursor.execute("COMMIT")
     except BaseException:
-        cursor.execute("ROLLBACK")
+        # SQLite may have rolled back already (it does on some SQLITE_FULL errors): a second
+        # ROLLBACK would fail and hide why the first statement did.
+        if connection.in_transaction:
+            cursor.execute("ROLLBACK")
         raise
 
 
@@ -351,6 +355,22 @@ def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str,
         )
         session.commit()
     return int(parked or 0)
+
+
+def release(db: Database, worker_id: str, ids: Sequence[int]) -> int:
+    """Give claimed rows back as if they had not been claimed, their attempt undone.
+
+    For a batch that failed for the installation's reason rather than its own (the disk is
+    full): it must not count towards parking. Returns how many rows were still this worker's.
+    """
+    with db.session(write=True) as session:
+        count = session.execute(
+            update(QueuedRequest)
+            .where(QueuedRequest.id.in_(list(ids)), QueuedRequest.claimed_by == worker_id)
+            .values(claimed_by=None, claimed_until=None, attempts=QueuedRequest.attempts - 1)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    return int(count or 0)
 
 
 def requeue_failed(db: Database) -> int:

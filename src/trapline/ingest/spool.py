@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from trapline.db.engine import Database
+from trapline.diskspace import disk_full_cause
 from trapline.events.queue import NewDrop, NewRequest, NewSignal, enqueue
 
 __all__ = ["Spool", "SpoolClosed"]
@@ -88,7 +89,16 @@ class Spool:
                 try:
                     await loop.run_in_executor(self._executor, self._write, [write for write, _ in batch])
                 except Exception as exc:
-                    log.exception("could not queue accepted events", extra={"requests": len(batch)})
+                    # The requests are answered 503 and their SDKs send them again; the flusher
+                    # goes on with whatever arrives next.
+                    full = disk_full_cause(exc)
+                    if full is not None:
+                        log.error(
+                            "could not queue accepted events: the disk is full",
+                            extra={"requests": len(batch), "error": str(full)},
+                        )
+                    else:
+                        log.exception("could not queue accepted events", extra={"requests": len(batch)})
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
