@@ -32,7 +32,7 @@ from tests.factories import Tenant
 from tests.ui.conftest import sign_in, user_email
 from tests.ui.test_project_settings import post as ui_post
 from tests.ui.test_project_settings import settings_url
-from trapline import alerts, worker
+from trapline import alerts, cli, worker
 from trapline.alerts.dispatch import Dispatcher
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
@@ -435,3 +435,22 @@ def test_the_alert_sender_waits_for_room(
     assert calls >= 10  # went on asking after the disk was full, and after it had room
     errors = [r for r in caplog.records if r.name == "trapline.alerts" and r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == ["alert notifications wait: the disk is full"]
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def test_a_command_on_a_full_disk_says_so_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    # What SQLite answers when a connection is opened on a full disk (its -shm cannot grow).
+    opened = sqlite3.OperationalError("disk I/O error")
+    opened.sqlite_errorname = "SQLITE_IOERR_SHMSIZE"  # type: ignore[attr-defined]
+
+    def upgrade(engine: Any) -> None:
+        raise opened
+
+    monkeypatch.setenv("TRAPLINE_DATA_DIR", str(data_dir))
+    monkeypatch.setattr(cli.migrate, "upgrade", upgrade)
+    assert cli.main(["migrate"]) == 2
+    assert capsys.readouterr().err == "trapline: the disk is full (disk I/O error); free some space and try again\n"

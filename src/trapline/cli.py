@@ -24,6 +24,7 @@ from trapline.accounts.models import PersonalApiKey
 from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
 from trapline.db.types import utcnow
+from trapline.diskspace import disk_full_cause
 from trapline.errors import TraplineError
 from trapline.logs import configure_logging
 from trapline.objects.store import ObjectStoreError
@@ -63,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ObjectStoreError as exc:
         print(f"trapline: the object store ({settings.object_store_url}) cannot be used: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Not a bug: say what to do rather than show a traceback (SQLite says "disk I/O error").
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        print(f"trapline: the disk is full ({cause}); free some space and try again", file=sys.stderr)
         return 2
 
 

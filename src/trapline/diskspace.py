@@ -136,8 +136,15 @@ def disk_full_cause(exc: BaseException) -> BaseException | None:
     return None
 
 
+# SQLite's codes: SQLITE_FULL, and the shared-memory file of WAL mode that cannot grow (a
+# connection opened on a full disk fails with it, in the words "disk I/O error").
+_SQLITE_FULL = {"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE"}
+
+
 def _says_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if getattr(exc, "sqlite_errorname", None) in _SQLITE_FULL:
         return True
     if getattr(exc, "sqlstate", None) == "53100":  # PostgreSQL's disk_full
         return True

@@ -100,6 +100,13 @@ def sqlite_full() -> sqlite3.OperationalError:
     return sqlite3.OperationalError("database or disk is full")
 
 
+def shm_cannot_grow() -> sqlite3.OperationalError:
+    # A connection opened on a full disk: WAL's shared-memory file cannot be sized.
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorname = "SQLITE_IOERR_SHMSIZE"  # type: ignore[attr-defined]
+    return exc
+
+
 @pytest.mark.parametrize(
     "exc",
     [
@@ -107,9 +114,10 @@ def sqlite_full() -> sqlite3.OperationalError:
         OSError(errno.EDQUOT, "Disk quota exceeded"),
         sqlite_full(),
         OperationalError("INSERT INTO ingest_queue …", {}, sqlite_full()),
+        shm_cannot_grow(),
         psycopg.errors.DiskFull('could not extend file "base/16384/16385": No space left on device'),
     ],
-    ids=["ENOSPC", "EDQUOT", "sqlite3", "sqlalchemy", "postgresql"],
+    ids=["ENOSPC", "EDQUOT", "sqlite3", "sqlalchemy", "sqlite3-shm", "postgresql"],
 )
 def test_a_full_disk_is_recognised(exc: BaseException):
     assert is_disk_full(exc)
