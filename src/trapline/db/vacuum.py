@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-__all__ = ["SpaceReport", "auto_vacuum_mode", "free_pages", "prepare_new", "vacuum_full", "vacuum_step"]
+__all__ = ["SpaceReport", "auto_vacuum_mode", "checkpoint", "free_pages", "prepare_new", "vacuum_full", "vacuum_step"]
 
 _MODES = {0: "none", 1: "full", 2: "incremental"}
 
@@ -81,6 +81,20 @@ def vacuum_step(engine: Engine, pages: int) -> int:
     with _driver(engine) as connection:
         connection.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
         return _pragma(connection, "freelist_count")
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy what the WAL holds into the database file, without waiting for anyone (SQLite's
+    ``PASSIVE`` checkpoint; a no-op on PostgreSQL).
+
+    A connection that deleted much calls this itself: otherwise the next commit that takes the
+    WAL past its size (often ingestion's) does that copying, and the file only shrinks after
+    an incremental vacuum once it is done.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with _driver(engine) as connection:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 @dataclass(frozen=True)
