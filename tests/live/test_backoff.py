@@ -272,12 +272,6 @@ class Errors:
         self.seen.append(error)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="the door judges the retry on the backlog it read at the SDK's previous request, 30 s "
-    "earlier (Pressure.refusal refreshes in the background and answers from the stale state), so "
-    "the first retry after a quiet period is refused 503 again although the queue drained",
-)
 def test_posthog_python_resends_after_retry_after_once_the_queue_drains(
     backed_up_server: Server, tmp_path: Path
 ) -> None:

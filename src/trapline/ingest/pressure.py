@@ -82,7 +82,7 @@ class Backlog:
 
 @dataclass
 class _ProjectState:
-    checked: float
+    read_at: float
     limited_until: datetime | None = None
     limit: Limit | None = None
 
@@ -108,15 +108,15 @@ class Pressure:
         self._clock = clock
         self._configured = (disk, queue_max_events, queue_max_wait_seconds)
         self.backlog = Backlog()
-        self._backlog_checked = -_REFRESH_SECONDS
+        self._backlog_read_at = -_REFRESH_SECONDS
         self._projects: dict[int, _ProjectState] = {}
-        self._refreshing: set[object] = set()
+        self._reading: dict[object, asyncio.Task[None]] = {}
 
     def clear(self) -> None:
         """Forget what was read and restore the configured bounds (tests reuse one app)."""
         self.disk, self.queue_max_events, self.queue_max_wait_seconds = self._configured
         self.backlog = Backlog()
-        self._backlog_checked = -_REFRESH_SECONDS
+        self._backlog_read_at = -_REFRESH_SECONDS
         self._projects.clear()
 
     # --- the whole installation -------------------------------------------------------------
@@ -166,6 +166,7 @@ class Pressure:
             )
         wait = (self._clock() - oldest).total_seconds() if oldest is not None else 0.0
         self.backlog = Backlog(int(events or 0), max(0.0, wait))
+        self._backlog_read_at = self._monotonic()
         return self.backlog
 
     # --- one project -------------------------------------------------------------------------
@@ -212,25 +213,38 @@ class Pressure:
     async def refusal(self, project_id: int) -> Refusal | None:
         """What capture should answer for ``project_id`` instead of taking the request.
 
-        Never waits for the database: stale state is refreshed in the background and this
-        request is judged on what is known (the pipeline catches what slips through).
+        State older than a second is read again in a thread. A request that would be let in
+        does not wait for that (the pipeline catches what slips through); one that would be
+        refused does, so that no client is turned away on old news: one that comes back after
+        its Retry-After to a queue that drained meanwhile must get in.
         """
         now = self._monotonic()
-        if now - self._backlog_checked >= _REFRESH_SECONDS and (self.queue_max_events or self.queue_max_wait_seconds):
-            self._backlog_checked = now
-            self._refresh("backlog", self.read_backlog)
+        reads: list[asyncio.Task[None]] = []
+        backlog_stale = bool(self.queue_max_events or self.queue_max_wait_seconds) and (
+            now - self._backlog_read_at >= _REFRESH_SECONDS
+        )
+        if backlog_stale:
+            reads.append(self._read("backlog", self.read_backlog))
         state = self._projects.get(project_id)
         every = _REFRESH_SECONDS if state is None or state.limit is not None else _UNLIMITED_REFRESH_SECONDS
-        if state is None or now - state.checked >= every:
-            if state is not None:
-                state.checked = now  # one refresh at a time
-            self._refresh(project_id, lambda: self.read_project(project_id))
-        return self.installation() or self.project(project_id)
+        project_stale = state is None or now - state.read_at >= every
+        if project_stale:
+            reads.append(self._read(project_id, lambda: self.read_project(project_id)))
+        refusal = self.installation() or self.project(project_id)
+        if refusal is None or not reads:
+            return refusal
+        if (refusal.reason == QUEUE_BACKLOG and backlog_stale) or (
+            refusal.reason == RATE_LIMITED_PROJECT and project_stale
+        ):
+            await asyncio.wait([asyncio.shield(read) for read in reads])
+            refusal = self.installation() or self.project(project_id)
+        return refusal
 
-    def _refresh(self, key: object, read: Callable[[], object]) -> None:
-        if key in self._refreshing:
-            return
-        self._refreshing.add(key)
+    def _read(self, key: object, read: Callable[[], object]) -> asyncio.Task[None]:
+        """A read of ``key``'s state in a thread; one at a time per key, shared by whoever asks."""
+        running = self._reading.get(key)
+        if running is not None:
+            return running
 
         async def run() -> None:
             try:
@@ -238,12 +252,8 @@ class Pressure:
             except Exception:
                 log.exception("could not read the state capture decides refusals on", extra={"what": str(key)})
             finally:
-                self._refreshing.discard(key)
+                self._reading.pop(key, None)
 
         task = asyncio.get_running_loop().create_task(run())
-        _TASKS.add(task)
-        task.add_done_callback(_TASKS.discard)
-
-
-# Tasks are only weakly referenced by the loop: keep them until done.
-_TASKS: set[asyncio.Task[None]] = set()
+        self._reading[key] = task  # also keeps it alive: the loop holds tasks weakly
+        return task

@@ -161,7 +161,9 @@ class SentryIngest:
         if expected is None or parsed.key != expected:
             raise _Reject(403, f"event submission rejected: that key is not the DSN key of project {project_id}")
 
-        refusal = await self.pressure.refusal(project_id) if self.pressure is not None else None
+        # Only envelopes with events are judged: client reports and the rest are not what a
+        # limit or the queue bounds, and sentry-sdk would drop a refused report for nothing.
+        refusal = await self.pressure.refusal(project_id) if self.pressure is not None and parsed.events else None
         if refusal is not None:
             await self._refuse(project_id, parsed, refusal)
 
