@@ -17,7 +17,9 @@ worker keeps processing.
 3. Prints events/s alone and with retention and their ratio (the target is at least 0.80), how
    long the pass took and what it deleted, the issue totals before and after (they must be
    equal), and the database's size before and after (SQLite: retention's incremental vacuum,
-   then a WAL checkpoint; the events the worker stored meanwhile are in it too).
+   then a WAL checkpoint; the events the worker stored meanwhile are in it too). Then, on
+   SQLite, with the worker stopped, a second pass keeping ``--space-days`` days shows the file
+   shrinking (while a worker stores events, they take the freed pages first).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from trapline.db.engine import Database, make_engine
 from trapline.db.types import sqlite_datetime, utcnow
 from trapline.events.queue import NewRequest, enqueue
 from trapline.issues.models import Issue, IssueFingerprint
+from trapline.limits.models import ErrorTrackingSettings
 from trapline.retention import Purged, Retention, RetentionOptions
 from trapline.retention.runner import BUSY_SHARE
 from trapline.worker import Worker, WorkerOptions
@@ -311,6 +314,18 @@ def database_bytes(db: Database) -> int:
         return int(connection.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
 
 
+def space_check(db: Database, project_id: int, args: argparse.Namespace) -> tuple[int, int, Any, float]:
+    """With the worker stopped (so no new event takes the freed pages), a second pass keeping
+    ``--space_days`` days, unpaced: how much smaller the SQLite file gets."""
+    before = database_bytes(db)
+    with db.session(write=True) as session:
+        session.add(ErrorTrackingSettings(project_id=project_id, retention_days=args.space_days))
+        session.commit()
+    started = time.perf_counter()
+    purged = Retention(db, RetentionOptions(batch_size=args.batch_size)).run(paced=False)
+    return before, database_bytes(db), purged, time.perf_counter() - started
+
+
 def mb(n: float) -> str:
     return f"{n / 1024 / 1024:,.0f} MB"
 
@@ -326,6 +341,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000, help="TRAPLINE_RETENTION_BATCH_SIZE")
     parser.add_argument("--busy-share", type=float, default=BUSY_SHARE, help="retention's share of the time")
     parser.add_argument("--database", help="a PostgreSQL URL to make a fresh database on (default: an SQLite file)")
+    parser.add_argument(
+        "--space-days",
+        type=int,
+        default=30,
+        help="then keep this many days, worker stopped (SQLite; 0: skip)",
+    )
     parser.add_argument("--keep", type=Path, help="make the SQLite database in this folder and keep it")
     args = parser.parse_args()
 
@@ -430,6 +451,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     totals_after = issue_totals(db)
     left = count_before(db, cutoff)
     stored_meanwhile = sum(p.stored for p in alone + during)
+    space = space_check(db, created.project_id, args) if db.is_sqlite and args.space_days else None
     db.dispose()
 
     alone_rate = sum(p.stored for p in alone) / sum(p.seconds for p in alone)
@@ -458,6 +480,11 @@ def run(url: str, args: argparse.Namespace) -> None:
     freed = purged.get("pages_freed", 0) * 4096  # SQLite's default page size
     print(f"database: {mb(size_before)} before, {mb(size_after)} after ({meanwhile}; the incremental vacuum gave "
           f"{mb(freed)} back, the rest of the freed pages held the new events)")  # fmt: skip
+    if space is not None:
+        before, after, second, seconds = space
+        print(f"then, the worker stopped, a pass keeping {args.space_days} days (unpaced): "
+              f"{second.events_expired:,} events deleted in {seconds:.0f} s, {second.pages_freed:,} pages given back; "
+              f"the file went from {mb(before)} to {mb(after)}")  # fmt: skip
 
 
 if __name__ == "__main__":
