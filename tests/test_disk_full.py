@@ -278,7 +278,9 @@ def test_a_failed_flush_is_503_and_the_spool_goes_on(
     monkeypatch.setattr("trapline.ingest.spool.enqueue", enqueue)
     refused = post_batch(client, tenant.project_token, exception_event())
     assert refused.status_code == 503
-    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["retry-after"] == "60"
+    assert refused.json()["code"] == "disk_full"
+    assert "nothing was saved" in refused.json()["detail"]
     assert post_batch(client, tenant.project_token, exception_event()).status_code == 200
     with database.session(write=False) as session:
         assert session.scalar(select(func.count()).select_from(QueuedRequest)) == 1

@@ -211,8 +211,13 @@ class Worker:
             if retention is not None:
                 try:
                     retention.tick()  # at most one short transaction, when one is due
-                except Exception:
-                    log.exception("retention failed; it runs again at its next interval")
+                except Exception as exc:
+                    if is_disk_full(exc):  # what processing says about it is enough
+                        log.warning(
+                            "retention waits for room on the disk", extra={"error": str(disk_full_cause(exc))}
+                        )
+                    else:
+                        log.exception("retention failed; it runs again at its next interval")
             try:
                 result = self.run_once()
             except Exception as exc:

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from trapline.autocapture.controls import ControlsCache, signals_of
 from trapline.db.types import utcnow
+from trapline.diskspace import disk_full_error
 from trapline.events.queue import NewDrop, NewRequest, NewSignal
 from trapline.events.times import event_time, parse_timestamp
 from trapline.ingest.asgi import (
@@ -183,6 +184,10 @@ class Capture:
             except SpoolClosed as exc:
                 raise _Reject(503, "server_error", "unavailable", "The server is shutting down; retry.") from exc
             except Exception as exc:
+                full = disk_full_error(exc)
+                if full is not None:
+                    wait = [(b"retry-after", str(full.retry_after).encode())]
+                    raise _Reject(503, "server_error", full.code, full.detail, wait) from exc
                 raise _Reject(503, "server_error", "unavailable", "Events could not be stored; retry.") from exc
         return 200, reply
 

@@ -30,6 +30,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from trapline.db.types import utcnow
+from trapline.diskspace import disk_full_error
 from trapline.events.queue import NewDrop, NewRequest
 from trapline.ingest.asgi import (
     BodyTooLarge,
@@ -189,6 +190,12 @@ class SentryIngest:
             except SpoolClosed as exc:
                 raise _Reject(503, "the server is shutting down; retry") from exc
             except Exception as exc:
+                full = disk_full_error(exc)
+                if full is not None:
+                    seconds = str(full.retry_after)
+                    limit = f"{seconds}::organization:{full.code}"
+                    wait = [(b"retry-after", seconds.encode()), (b"x-sentry-rate-limits", limit.encode())]
+                    raise _Reject(503, full.detail, wait) from exc
                 raise _Reject(503, "events could not be stored; retry") from exc
         return parsed.event_id
 
