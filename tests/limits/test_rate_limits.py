@@ -3,7 +3,6 @@ and every worker spends the same budget."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.capture import exception, exception_event, post_batch
+from tests.concurrency import run_together
 from tests.factories import Tenant
 from trapline.db.engine import Database
 from trapline.events.models import DroppedEvents, ExceptionEvent
@@ -151,19 +151,7 @@ def test_workers_running_at_once_share_one_budget(client: TestClient, tenant: Te
     for _ in range(120):  # both issues in every request
         events = [exception_event(exception(type_)) for type_ in ("ValueError", "KeyError") for _ in range(5)]
         assert post_batch(client, tenant.project_token, *events).status_code == 200
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            process(database, clock, batch_events=50)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(lambda: process(database, clock, batch_events=50), 4)
     assert not errors
     assert stored_count(database) == 250
     assert occurrences(database) == 250

@@ -94,6 +94,13 @@ class Api:
     def issues(self) -> list[dict[str, Any]]:
         return self.get_all("issues/")
 
+    def update_settings(self, **values: int | None) -> dict[str, Any]:
+        """PATCH the project's error tracking settings (rate limits, retention)."""
+        response = httpx.patch(f"{self.base}/settings/update_settings/", json=values, headers=self.headers, timeout=10)
+        assert response.status_code == 200, response.text
+        settings: dict[str, Any] = response.json()
+        return settings
+
     def fingerprints(self, issue_id: str) -> list[str]:
         return [fp["fingerprint"] for fp in self.get_all("fingerprints/", {"issue_id": issue_id})]
 

@@ -32,6 +32,7 @@ from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, static_si
 from tests.js import npm_packages
 from tests.live.proxy import CountingProxy, Exchange, counting_proxy
 from tests.live.support import (
+    Api,
     Project,
     bootstrap,
     exception_event,
@@ -103,13 +104,7 @@ def backed_up_server(tmp_path: Path) -> Iterator[Server]:
 
 
 def limit_project(server: Server, project: Project) -> None:
-    response = httpx.patch(
-        f"{server.url}/api/projects/{project.id}/error_tracking/settings/update_settings/",
-        json=LIMIT,
-        headers={"Authorization": f"Bearer {project.api_key}"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+    Api(server.url, project).update_settings(**LIMIT)
 
 
 def clear_of_bucket_end(margin: float = 45) -> None:

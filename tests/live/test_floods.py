@@ -12,13 +12,12 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.live.conftest import Backend
 from tests.live.support import (
+    Api,
     Load,
-    Project,
     StoredState,
     bootstrap,
     exception_event,
@@ -36,16 +35,6 @@ PROJECT_LIMIT = 100
 ISSUE_LIMIT = 30
 
 
-def _settings(url: str, project: Project, **values: int) -> None:
-    response = httpx.patch(
-        f"{url}/api/projects/{project.id}/error_tracking/settings/update_settings/",
-        json=values,
-        headers={"Authorization": f"Bearer {project.api_key}"},
-        timeout=15,
-    )
-    assert response.status_code == 200, response.text
-
-
 def test_a_flood_stores_each_budget_once_with_two_workers(backend: Backend, tmp_path: Path):
     flooded = bootstrap(backend.data_dir, "flooded", backend.env)
     noisy = bootstrap(backend.data_dir, "noisy-issues", backend.env)
@@ -54,8 +43,12 @@ def test_a_flood_stores_each_budget_once_with_two_workers(backend: Backend, tmp_
         stored_state(backend.database_url) as state,
         workers([]) as started,
     ):
-        _settings(server.url, flooded, project_rate_limit_value=PROJECT_LIMIT, project_rate_limit_bucket_size_minutes=1)
-        _settings(server.url, noisy, per_issue_rate_limit_value=ISSUE_LIMIT, per_issue_rate_limit_bucket_size_minutes=1)
+        Api(server.url, flooded).update_settings(
+            project_rate_limit_value=PROJECT_LIMIT, project_rate_limit_bucket_size_minutes=1
+        )
+        Api(server.url, noisy).update_settings(
+            per_issue_rate_limit_value=ISSUE_LIMIT, per_issue_rate_limit_bucket_size_minutes=1
+        )
         env = {**backend.env, "TRAPLINE_WORKER_BATCH_SIZE": "10"}
         for n in range(2):
             started.append(start_worker(backend.data_dir, tmp_path / f"worker-{n}.log", env, "--threads", "1"))

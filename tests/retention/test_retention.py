@@ -14,6 +14,7 @@ import orjson
 import pytest
 from sqlalchemy import event, func, select, update
 
+from tests.concurrency import run_together
 from tests.factories import Tenant, make_issue, make_project
 from trapline.alerts.models import Alert, AlertDelivery
 from trapline.db.engine import Database
@@ -355,19 +356,7 @@ def test_two_passes_at_once_delete_each_row_once(database: Database, tenant: Ten
     add_events(database, tenant.project_id, "fp", [days_ago(100) + n * timedelta(seconds=1) for n in range(300)])
     add_events(database, tenant.project_id, "fp", [days_ago(1)])
     results: list[Purged] = []
-    errors: list[BaseException] = []
-
-    def one_pass() -> None:
-        try:
-            results.append(run(database, batch_size=7))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one_pass) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    errors = run_together(lambda: results.append(run(database, batch_size=7)), 2)
     assert errors == []
     assert sum(r.events_expired for r in results) == 300
     assert remaining(database) == [days_ago(1)]
@@ -379,26 +368,17 @@ def test_the_statements_alone_delete_each_row_once_when_raced(database: Database
         make_issue(session, tenant.project_id, ["fp"])
     add_events(database, tenant.project_id, "fp", [days_ago(100) + n * timedelta(seconds=1) for n in range(300)])
     deleted: list[int] = []
-    errors: list[BaseException] = []
 
     def delete_all() -> None:
-        try:
-            while True:
-                with database.session(write=True) as session:
-                    n = statements.expired_events(session, tenant.project_id, days_ago(90), 7)
-                    session.commit()
-                deleted.append(n)
-                if n == 0:
-                    return
-        except BaseException as exc:
-            errors.append(exc)
+        while True:
+            with database.session(write=True) as session:
+                n = statements.expired_events(session, tenant.project_id, days_ago(90), 7)
+                session.commit()
+            deleted.append(n)
+            if n == 0:
+                return
 
-    threads = [threading.Thread(target=delete_all) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_together(delete_all, 3) == []
     assert sum(deleted) == 300
     assert max(deleted) <= 7
     assert remaining(database) == []
