@@ -200,6 +200,7 @@ def test_triage_in_the_browser(server: Server, project: Project, tmp_path: Path,
                 ("symbol-sets", "settings/symbol-sets"),
                 ("releases", "settings/releases"),
                 ("sdk-setup", "settings/sdk"),
+                ("usage", "settings/usage"),
                 ("members", "settings/members"),
             ):
                 ui.goto(f"{server.url}/project/{project.id}/{path}")
