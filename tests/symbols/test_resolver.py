@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant
@@ -308,6 +308,30 @@ def test_events_sent_before_the_upload_are_resolved_again_by_reprocess(
     assert totals == {early.fingerprint: 0, late.fingerprint: 3}
     # Nothing left to do: a second run changes nothing.
     assert reprocess(database, SymbolResolver(database, blobs), tenant.project_id).improved == 0
+
+
+def test_reprocess_moves_totals_and_keeps_what_retention_deleted(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    post_batch(client, tenant.project_token, js_event(), js_event(), js_event())
+    process()
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event(), js_event())
+    process()
+    first, *_, late = stored(database)
+    with database.session(write=True) as session:  # as retention does: the oldest event goes
+        session.execute(delete(ExceptionEvent).where(ExceptionEvent.id == first.id))
+        session.commit()
+    result = reprocess(database, SymbolResolver(database, blobs), tenant.project_id)
+    assert (result.improved, result.regrouped) == (2, 2)
+    with database.session(write=False) as session:
+        totals = {fp.fingerprint: fp.occurrences for fp in session.scalars(select(IssueFingerprint))}
+        seen = session.scalars(
+            select(IssueFingerprint.last_seen).where(IssueFingerprint.fingerprint == late.fingerprint)
+        )
+        assert seen.one() == max(event.timestamp for event in stored(database))
+    # All-time: the deleted event is still counted, on the fingerprint it was counted on.
+    assert totals == {first.fingerprint: 1, late.fingerprint: 4}
 
 
 def test_issues_that_reprocessing_creates_fire_no_alerts(

@@ -10,12 +10,13 @@ they stay exact. Events whose frames still cannot be resolved are left as they a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from trapline.db.engine import Database
@@ -104,14 +105,14 @@ def _reprocess_batch(
         symbols.save(session)
         moved = [item for row, item in items if item.fingerprint != row.fingerprint]
         link_issues(session, moved, rules)
-        changed_fingerprints: set[str] = set()
+        moves: list[tuple[str, str, datetime]] = []
         for row, item in items:
             if item.fingerprint != row.fingerprint:
-                changed_fingerprints.update({row.fingerprint, cast(str, item.fingerprint)})
+                moves.append((row.fingerprint, cast(str, item.fingerprint), row.timestamp))
             else:
                 item.issue_id = row.issue_id
             _write(session, row, item)
-        _recount(session, project_id, changed_fingerprints)
+        _recount(session, project_id, moves)
         session.commit()
     regrouped = sum(item.fingerprint != row.fingerprint for row, item in items)
     return ReprocessResult(examined=len(rows), improved=len(items), regrouped=regrouped)
@@ -212,29 +213,43 @@ def _write(session: Session, row: ExceptionEvent, item: Item) -> None:
     )
 
 
-def _recount(session: Session, project_id: int, fingerprints: set[str]) -> None:
-    """Set the totals of fingerprints whose events changed from the events themselves."""
-    if not fingerprints:
+def _recount(session: Session, project_id: int, moves: Sequence[tuple[str, str, datetime]]) -> None:
+    """Move the moved events' counts from their old fingerprints' totals to their new ones.
+
+    Totals are adjusted, never counted again from the events: they are all-time figures, and
+    retention has deleted older events they still include. first_seen stays (it is when the
+    fingerprint was first seen; linking set it for a new one).
+    """
+    if not moves:
         return
-    counted: dict[str, Any] = {
-        fingerprint: (count, first, last)
-        for fingerprint, count, first, last in session.execute(
-            select(
-                ExceptionEvent.fingerprint,
-                func.count(),
-                func.min(ExceptionEvent.timestamp),
-                func.max(ExceptionEvent.timestamp),
+    delta: Counter[str] = Counter()
+    newest: dict[str, datetime] = {}
+    for old, new, at in moves:
+        delta[old] -= 1
+        delta[new] += 1
+        newest[new] = max(newest.get(new, at), at)
+    left = sorted(set(delta) - set(newest))
+    # A fingerprint events left was last seen at its newest remaining event (if any remains).
+    rows = session.execute(
+        select(ExceptionEvent.fingerprint, func.max(ExceptionEvent.timestamp))
+        .where(ExceptionEvent.project_id == project_id, ExceptionEvent.fingerprint.in_(left))
+        .group_by(ExceptionEvent.fingerprint)
+    )
+    remaining: dict[str, datetime] = {row[0]: row[1] for row in rows}
+    for fingerprint in sorted(delta):
+        values: dict[str, Any] = {"occurrences": IssueFingerprint.occurrences + delta[fingerprint]}
+        if fingerprint in newest:
+            at = newest[fingerprint]
+            values["last_seen"] = case(
+                (IssueFingerprint.last_seen.is_(None), at),
+                (IssueFingerprint.last_seen < at, at),
+                else_=IssueFingerprint.last_seen,
             )
-            .where(ExceptionEvent.project_id == project_id, ExceptionEvent.fingerprint.in_(sorted(fingerprints)))
-            .group_by(ExceptionEvent.fingerprint)
-        )
-    }
-    for fingerprint in sorted(fingerprints):
-        count, _first, last = counted.get(fingerprint, (0, None, None))
-        # first_seen stays: it is when the fingerprint was first seen, which moving events
-        # away does not change (and linking set it for a new one).
+        elif fingerprint in remaining:
+            values["last_seen"] = remaining[fingerprint]
         session.execute(
             update(IssueFingerprint)
             .where(IssueFingerprint.project_id == project_id, IssueFingerprint.fingerprint == fingerprint)
-            .values(occurrences=count, last_seen=last)
+            .values(**values)
         )
+
