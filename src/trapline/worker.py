@@ -213,9 +213,7 @@ class Worker:
                     retention.tick()  # at most one short transaction, when one is due
                 except Exception as exc:
                     if is_disk_full(exc):  # what processing says about it is enough
-                        log.warning(
-                            "retention waits for room on the disk", extra={"error": str(disk_full_cause(exc))}
-                        )
+                        log.warning("retention waits for room on the disk", extra={"error": str(disk_full_cause(exc))})
                     else:
                         log.exception("retention failed; it runs again at its next interval")
             try:

@@ -252,4 +252,3 @@ def _recount(session: Session, project_id: int, moves: Sequence[tuple[str, str, 
             .where(IssueFingerprint.project_id == project_id, IssueFingerprint.fingerprint == fingerprint)
             .values(**values)
         )
-
