@@ -1,11 +1,13 @@
 """Processing rate of one worker on a prefilled queue: the pipeline alone, without HTTP.
 
-    .venv/bin/python bench/pipeline_bench.py [--events 20000] [--per-request 1] [--profile out.prof]
+    .venv/bin/python bench/pipeline_bench.py [--events 20000] [--per-request 1] [--rate-limits] [--profile out.prof]
 
 Fills a fresh SQLite database's queue with posthog-python-shaped ``$exception`` events (the
 bodies of bench/events.py: twenty exception kinds, so twenty issues) and times one worker
 draining it, in this process. Prints events/s overall and the time per stage from cProfile
-when --profile is given. Nothing is asserted.
+when --profile is given. ``--rate-limits`` gives the project a project and a per-issue rate
+limit too high to drop anything: the cost of counting every batch against both budgets.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest, enqueue
+from trapline.limits.service import update_settings
 from trapline.worker import Worker, WorkerOptions
 
 
@@ -53,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--per-request", type=int, default=1)
+    parser.add_argument("--rate-limits", action="store_true", help="count every batch against rate limits")
     parser.add_argument("--profile", help="write a cProfile of the drain here and print its top entries")
     args = parser.parse_args()
 
@@ -63,6 +67,13 @@ def main() -> None:
             created = bootstrap(
                 session, email="b@example.com", password="bench-pw-1", organization="B", project="B", key_label="b"
             )
+        if args.rate_limits:
+            with db.session(write=True) as session:
+                update_settings(
+                    session,
+                    created.project_id,
+                    {"project_rate_limit_value": 10**9, "per_issue_rate_limit_value": 10**9},
+                )
         fill(db, created.project_id, created.project_api_token, args.events, args.per_request)
         gc.collect()
         gc.freeze()
@@ -79,7 +90,10 @@ def main() -> None:
         db.dispose()
 
     print(f"pipeline: {result.stored:,} events stored in {elapsed:.2f} s = {result.stored / elapsed:,.0f} events/s")
-    print(f"  ({args.per_request} event(s) per queued request, {result.requests:,} requests, one worker, SQLite)")
+    limits = ", rate limits counted" if args.rate_limits else ""
+    print(
+        f"  ({args.per_request} event(s) per queued request, {result.requests:,} requests, one worker, SQLite{limits})"
+    )
     if profiler and args.profile:
         profiler.dump_stats(args.profile)
         pstats.Stats(args.profile).sort_stats("cumulative").print_stats(40)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_alerts import error
 from tests.factories import Tenant
 from tests.issue_data import ago, make_event, make_issue
 from trapline.db.engine import Database
@@ -33,13 +34,6 @@ def url(tenant: Tenant, prefix: str, action: str) -> str:
 
 def patch(client: TestClient, tenant: Tenant, body: Any, prefix: str = "/api/projects", scope: str = "*") -> Any:
     return client.patch(url(tenant, prefix, "update_settings/"), json=body, headers=tenant.headers(scope))
-
-
-def error(response: Any, status: int = 400) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"type", "code", "detail", "attr"}
-    return body
 
 
 # --- retrieve_settings and update_settings ----------------------------------------------------------
