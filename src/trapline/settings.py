@@ -190,10 +190,15 @@ class Settings(BaseSettings):
             database = make_url(self.database_url).database
             if database and database != ":memory:":
                 folders.append(Path(database).parent)
-        parts = urlsplit(self.object_store_url)
-        if parts.scheme == "file":
-            folders.append(Path(url2pathname(parts.path)))
+        if self.objects_folder is not None:
+            folders.append(self.objects_folder)
         return folders
+
+    @property
+    def objects_folder(self) -> Path | None:
+        """The local object store's folder (``file://`` URL); None for S3."""
+        parts = urlsplit(self.object_store_url)
+        return Path(url2pathname(parts.path)) if parts.scheme == "file" else None
 
     @property
     def smtp_sender(self) -> str:

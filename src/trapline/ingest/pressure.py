@@ -37,7 +37,7 @@ from trapline.diskspace import DISK_RETRY_SECONDS, DiskSpace
 from trapline.errors import Unavailable
 from trapline.events.models import QueuedRequest
 from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
-from trapline.limits.rates import PROJECT_SCOPE, Limit
+from trapline.limits.rates import PROJECT_SCOPE, Limit, ProjectLimits
 
 __all__ = ["Backlog", "Pressure", "Refusal"]
 
@@ -194,7 +194,7 @@ class Pressure:
         with self._db.session(write=False) as session:
             row = session.get(ErrorTrackingSettings, project_id)
             if row is not None:
-                limit = Limit.of(row.project_rate_limit_value, row.project_rate_limit_bucket_size_minutes)
+                limit = ProjectLimits.of(row).project
             if limit is not None:
                 bucket = limit.bucket(self._clock())
                 count = session.scalar(

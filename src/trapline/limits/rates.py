@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 __all__ = [
     "DEFAULT_BUCKET_MINUTES",
     "PROJECT_SCOPE",
     "Bucket",
     "Limit",
+    "LimitSettings",
     "ProjectLimits",
     "allowance",
     "issue_scope",
@@ -57,10 +59,26 @@ class Limit:
         return Bucket(start, start + length)
 
 
+class LimitSettings(Protocol):
+    """PostHog's four rate limit fields (a settings row has them)."""
+
+    project_rate_limit_value: int | None
+    project_rate_limit_bucket_size_minutes: int | None
+    per_issue_rate_limit_value: int | None
+    per_issue_rate_limit_bucket_size_minutes: int | None
+
+
 @dataclass(frozen=True)
 class ProjectLimits:
     project: Limit | None = None
     per_issue: Limit | None = None
+
+    @classmethod
+    def of(cls, settings: LimitSettings) -> ProjectLimits:
+        return cls(
+            project=Limit.of(settings.project_rate_limit_value, settings.project_rate_limit_bucket_size_minutes),
+            per_issue=Limit.of(settings.per_issue_rate_limit_value, settings.per_issue_rate_limit_bucket_size_minutes),
+        )
 
     @property
     def any(self) -> bool:

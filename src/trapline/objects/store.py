@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 if TYPE_CHECKING:
     from trapline.settings import Settings
@@ -93,13 +91,13 @@ def open_store(settings: Settings) -> ObjectStore:
     """The store ``settings.object_store_url`` names (``file:///folder`` or ``s3://bucket/prefix``)."""
     # Imported here: each backend imports this module, and boto3 is only loaded when used.
     parts = urlsplit(settings.object_store_url)
-    if parts.scheme == "file":
+    if settings.objects_folder is not None:
         from trapline.objects.local import LocalStore
 
         if settings.secret_key is None:
             raise ObjectStoreError("the local object store signs its URLs with the secret key, which is not set")
         return LocalStore(
-            Path(url2pathname(parts.path)),
+            settings.objects_folder,
             secret=settings.secret_key.get_secret_value().encode(),
             base_url=settings.base_url,
         )

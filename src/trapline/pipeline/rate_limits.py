@@ -38,13 +38,7 @@ _COUNTERS = cast(Table, RateLimitCounter.__table__)
 def load_limits(session: Session, projects: Iterable[int]) -> dict[int, ProjectLimits]:
     """The rate limits of the batch's projects that have any."""
     rows = session.scalars(select(ErrorTrackingSettings).where(ErrorTrackingSettings.project_id.in_(list(projects))))
-    limits = {
-        row.project_id: ProjectLimits(
-            project=Limit.of(row.project_rate_limit_value, row.project_rate_limit_bucket_size_minutes),
-            per_issue=Limit.of(row.per_issue_rate_limit_value, row.per_issue_rate_limit_bucket_size_minutes),
-        )
-        for row in rows
-    }
+    limits = {row.project_id: ProjectLimits.of(row) for row in rows}
     return {project: limit for project, limit in limits.items() if limit.any}
 
 

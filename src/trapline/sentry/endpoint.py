@@ -191,11 +191,10 @@ class SentryIngest:
                 raise _Reject(503, "the server is shutting down; retry") from exc
             except Exception as exc:
                 full = disk_full_error(exc)
-                if full is not None:
-                    seconds = str(full.retry_after)
-                    limit = f"{seconds}::organization:{full.code}"
-                    wait = [(b"retry-after", seconds.encode()), (b"x-sentry-rate-limits", limit.encode())]
-                    raise _Reject(503, full.detail, wait) from exc
+                if full is not None and full.retry_after is not None:
+                    # Told as a refusal of the whole installation: nothing is sent for a while.
+                    refusal = Refusal(full.code, full.retry_after, full.detail)
+                    raise _Reject(503, full.detail, sentry_rate_limit_headers(refusal)) from exc
                 raise _Reject(503, "events could not be stored; retry") from exc
         return parsed.event_id
 

@@ -23,7 +23,7 @@ from trapline.ui.drop_words import dropped_reason
 from trapline.ui.errors import UiRoute
 from trapline.ui.forms import no_nul
 from trapline.ui.render import redirect, render
-from trapline.usage.command import human_size, local_objects_folder
+from trapline.usage.command import human_size
 from trapline.usage.report import installation_usage, project_usage
 
 __all__ = ["LimitsInput", "router"]
@@ -115,7 +115,7 @@ def _usage_page(
         session,
         db.engine,
         disk=pressure.disk if pressure is not None else None,
-        objects_folder=local_objects_folder(settings),
+        objects_folder=settings.objects_folder,
     )
     refusal = pressure.installation() if pressure is not None else None
     limited = pressure.project(project.id) if pressure is not None else None

@@ -7,8 +7,6 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from sqlalchemy import select
 
@@ -20,12 +18,7 @@ from trapline.projects.models import Project
 from trapline.settings import Settings
 from trapline.usage.report import InstallationUsage, ProjectUsage, installation_usage, project_usage
 
-__all__ = ["human_size", "local_objects_folder", "report", "run"]
-
-
-def local_objects_folder(settings: Settings) -> Path | None:
-    parts = urlsplit(settings.object_store_url)
-    return Path(url2pathname(parts.path)) if parts.scheme == "file" else None
+__all__ = ["human_size", "report", "run"]
 
 
 def report(
@@ -33,7 +26,7 @@ def report(
 ) -> tuple[InstallationUsage, list[ProjectUsage]]:
     disk = DiskSpace(settings.local_folders, settings.disk_min_free)
     with db.session(write=False) as session:
-        installation = installation_usage(session, db.engine, disk=disk, objects_folder=local_objects_folder(settings))
+        installation = installation_usage(session, db.engine, disk=disk, objects_folder=settings.objects_folder)
         query = select(Project).order_by(Project.id)
         if project_id is not None:
             query = query.where(Project.id == project_id)
