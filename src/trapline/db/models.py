@@ -1,6 +1,7 @@
 """Imports every model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
 from trapline.accounts.models import Membership, Organization, PersonalApiKey, Role, User, UserSession
+from trapline.accounts.signin_throttle import SigninFailureWindow
 from trapline.alerts.models import (
     Alert,
     AlertDelivery,
@@ -52,6 +53,7 @@ __all__ = [
     "Release",
     "Role",
     "SessionSignal",
+    "SigninFailureWindow",
     "SpikeDetectionConfig",
     "SpikeEvent",
     "StackFrame",

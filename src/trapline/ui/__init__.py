@@ -41,5 +41,5 @@ PAGES = (
 def install(app: FastAPI) -> None:
     for module in PAGES:
         app.include_router(module.router)
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(app.state.db)
     app.mount("/assets", StaticFiles(directory=STATIC_DIR), name="ui-assets")

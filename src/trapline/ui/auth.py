@@ -99,15 +99,17 @@ def login(
         return response
     with db.session(write=True) as session:
         user = authenticate(session, email, password)
-        if user is None:
-            throttle.failed(email, address)
-            return _login_form(
-                request, target, email=email, status=400,
-                error="That email and password do not match an account here.",
-            )  # fmt: skip
-        throttle.succeeded(email, address)
-        value = start_session(session, user.id, lifetime=session_lifetime(settings))
+        value = start_session(session, user.id, lifetime=session_lifetime(settings)) if user is not None else ""
         session.commit()
+    # The throttle writes in its own transactions, after this one ends: on SQLite a second
+    # write transaction inside the first would wait on itself.
+    if user is None:
+        throttle.failed(email, address)
+        return _login_form(
+            request, target, email=email, status=400,
+            error="That email and password do not match an account here.",
+        )  # fmt: skip
+    throttle.succeeded(email, address)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
