@@ -44,13 +44,15 @@ import orjson
 from trapline.ids import uuid7
 from trapline.pipeline._wire import WireError, get_bool, get_i32, get_str, invalid_type, missing_field
 from trapline.pipeline.frames import (
+    STACK_MEMO_MAX_BYTES,
     Frame,
     FrameContext,
     RawFrame,
+    ResolvedStack,
     Resolver,
     normalize_resolved_frame,
     resolve_stack,
-    validate_raw_frame,
+    validate_raw_frames,
 )
 
 __all__ = [
@@ -250,7 +252,23 @@ def _sanitize_stack(value: object) -> object:  # depth 2
 def _sanitize_frames(value: object) -> object:  # depth 3
     if type(value) is not list:
         return _sanitize(value, 3)
-    return _each(value, _sanitize_frame)
+    if not value:
+        return value
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # a lone surrogate: frame by frame, where the walk reports it
+        return _each(value, _sanitize_frame)
+    if len(text) > STACK_MEMO_MAX_BYTES:
+        return _each(value, _sanitize_frame)
+    return list(_sanitized_frames(text))
+
+
+# Whole stacks repeat (every event of an issue has the same one): one lookup per stack instead
+# of one per frame. The frames are the frame cache's objects; the keys (stacks' JSON) are at most
+# STACK_MEMO_MAX_BYTES each, so at most 512 x 64 KB, a few MB for usual stacks.
+@lru_cache(maxsize=512)
+def _sanitized_frames(text: bytes) -> tuple[object, ...]:
+    return tuple(_each(orjson.loads(text), _sanitize_frame))
 
 
 def _sanitize_frame(value: object) -> object:  # depth 4
@@ -342,10 +360,9 @@ def _stacktrace(value: object) -> Stacktrace | None:
         raise invalid_type(frames, "a sequence")
     if kind == "resolved":
         return {"type": "resolved", "frames": [normalize_resolved_frame(frame) for frame in frames]}
-    for frame in frames:
-        problem = validate_raw_frame(frame)
-        if problem is not None:
-            raise WireError(problem)
+    problem = validate_raw_frames(frames)
+    if problem is not None:
+        raise WireError(problem)
     return {"type": "raw", "frames": cast(list[RawFrame], frames)}
 
 
@@ -444,10 +461,16 @@ def normalize_exception_properties(
 
 
 def resolve_exception_list(
-    exception_list: Sequence[ExceptionInfo], resolver: Resolver | None = None
+    exception_list: Sequence[ExceptionInfo],
+    resolver: Resolver | None = None,
+    *,
+    stacks: Callable[[list[RawFrame]], ResolvedStack] | None = None,
 ) -> ResolvedExceptions:
     """Resolve every raw stack (see ``frames.resolve_stack``); a raw stack with no frames is
-    removed, an already resolved one is kept. The input is not modified."""
+    removed, an already resolved one is kept. The input is not modified.
+
+    ``stacks``, when given, resolves each non-empty raw stack instead of ``resolve_stack`` with
+    ``resolver``; it must return what that would (a symbol resolver's per-batch memo)."""
     resolved: list[ExceptionInfo] = []
     contexts: dict[str, FrameContext] = {}
     for exception in exception_list:
@@ -461,7 +484,8 @@ def resolve_exception_list(
             # puts it back: the exception becomes stackless (so its message is hashed).
             del out["stacktrace"]
         else:
-            result = resolve_stack(stack["frames"], resolver)
+            frames = stack["frames"]
+            result = stacks(frames) if stacks is not None else resolve_stack(frames, resolver)
             out["stacktrace"] = {"type": "resolved", "frames": result.frames}
             contexts.update(result.contexts)
         resolved.append(cast(ExceptionInfo, out))
@@ -477,7 +501,9 @@ def _in_app_frames(exception_list: Sequence[ExceptionInfo]) -> Iterable[Frame]:
     for exception in exception_list:
         stack = exception.get("stacktrace")
         if stack is not None and stack["type"] == "resolved":
-            yield from (frame for frame in stack["frames"] if frame["in_app"])
+            for frame in stack["frames"]:
+                if frame["in_app"]:
+                    yield frame
 
 
 def search_properties(exception_list: Sequence[ExceptionInfo]) -> SearchProperties:
@@ -491,9 +517,19 @@ def search_properties(exception_list: Sequence[ExceptionInfo]) -> SearchProperti
 
     Raw stacks contribute no frames, as in cymbal.
     """
+    # One pass over the frames, first seen kept (dicts keep insertion order): every event.
+    sources: dict[str, None] = {}
+    functions: dict[str, None] = {}
+    for frame in _in_app_frames(exception_list):
+        source = frame.get("source")
+        if source is not None:
+            sources[source] = None
+        function = frame.get("resolved_name")
+        if function is not None:
+            functions[function] = None
     return {
         "$exception_types": _unique(exception["type"] for exception in exception_list),
         "$exception_values": _unique(exception["value"] for exception in exception_list),
-        "$exception_sources": _unique(frame.get("source") for frame in _in_app_frames(exception_list)),
-        "$exception_functions": _unique(frame.get("resolved_name") for frame in _in_app_frames(exception_list)),
+        "$exception_sources": list(sources),
+        "$exception_functions": list(functions),
     }

@@ -78,6 +78,7 @@ from trapline.pipeline._wire import (
 
 __all__ = [
     "CONTEXT_LINE_MAX_CHARS",
+    "STACK_MEMO_MAX_BYTES",
     "ContextLine",
     "Frame",
     "FrameContext",
@@ -98,10 +99,12 @@ __all__ = [
     "raw_frame_hash",
     "resolve_frame",
     "resolve_stack",
+    "stack_lookups",
     "suspicious_source",
     "symbol_lookup",
     "unmapped_frame",
     "validate_raw_frame",
+    "validate_raw_frames",
 ]
 
 # Context lines longer than this (in characters) are cut and marked; cymbal's ContextLine::new.
@@ -509,6 +512,65 @@ def _resolved(raw: object) -> tuple[str, ResolvedFrame]:
     """The frame's hash and pass-through resolution (cached); raises ``WireError``."""
     facts = _facts(raw)
     return facts.hash_id, facts.resolved
+
+
+# Whole stacks repeat as well (every event of an issue carries the same one): a stack's facts
+# are found with one JSON dump and one lookup instead of one of each per frame. The values are
+# the frame cache's own objects (shared, not copied); the keys are the stacks' JSON texts, each
+# at most STACK_MEMO_MAX_BYTES (a longer stack goes frame by frame), so the keys hold at most
+# 512 x 64 KB = 32 MB, and a few MB for the usual stacks of a few KB.
+STACK_MEMO_MAX_BYTES = 64 * 1024
+_STACK_MEMO_SIZE = 512
+
+
+class _StackFacts(NamedTuple):
+    """The facts of a raw stack's frames, in order, or why cymbal would refuse one of them."""
+
+    facts: tuple[_Facts, ...] | None
+    problem: str | None  # the first refused frame's message (then facts is None)
+    # (lookup, raw_frame_hash) of the frames a symbol set resolves, in order.
+    lookups: tuple[tuple[SymbolLookup, str], ...]
+
+
+def _stack_facts_of(raw_frames: Sequence[object]) -> _StackFacts:
+    facts: list[_Facts] = []
+    for raw in raw_frames:
+        try:
+            facts.append(_facts(raw))
+        except WireError as error:
+            return _StackFacts(None, str(error), ())
+    lookups = tuple((fact.lookup, fact.hash_id) for fact in facts if fact.lookup is not None)
+    return _StackFacts(tuple(facts), None, lookups)
+
+
+@lru_cache(maxsize=_STACK_MEMO_SIZE)
+def _stack_facts_by_json(text: bytes) -> _StackFacts:
+    return _stack_facts_of(orjson.loads(text))
+
+
+def _stack_facts(raw_frames: Sequence[object]) -> _StackFacts:
+    """The stack's facts (cached per stack)."""
+    try:
+        text = orjson.dumps(raw_frames)
+    except TypeError:  # not plain JSON: frame by frame
+        return _stack_facts_of(raw_frames)
+    if len(text) > STACK_MEMO_MAX_BYTES:
+        return _stack_facts_of(raw_frames)
+    return _stack_facts_by_json(text)
+
+
+def validate_raw_frames(raw_frames: Sequence[object]) -> str | None:
+    """``validate_raw_frame`` of each frame of a stack, in order: the first problem, or None."""
+    return _stack_facts(raw_frames).problem
+
+
+def stack_lookups(raw_frames: Sequence[RawFrame | Mapping[str, object]]) -> Sequence[tuple[SymbolLookup, str]]:
+    """``(symbol_lookup(raw), raw_frame_hash(raw))`` of each frame of the stack that has a
+    lookup, in order (cached per stack). Raises ``WireError`` for a frame cymbal would refuse."""
+    stack = _stack_facts(raw_frames)
+    if stack.problem is not None:
+        raise WireError(stack.problem)
+    return stack.lookups
 
 
 # --- raw ids ------------------------------------------------------------------------------------
@@ -1151,8 +1213,21 @@ def resolve_stack(
     """
     frames: list[Frame] = []
     contexts: dict[str, FrameContext] = {}
-    for raw in raw_frames:
-        hash_id, (frame, context) = _resolved(raw)
+    stack = _stack_facts(raw_frames)
+    if stack.facts is None:  # a refused frame: raise where frame by frame raises
+        facts: Sequence[_Facts | None] = [None] * len(raw_frames)
+    else:
+        facts = stack.facts
+        if resolver is None:
+            for facts_of_frame in stack.facts:
+                cached, cached_context = facts_of_frame.resolved
+                # A copy: the cached frame is shared by every event with this frame.
+                frames.append(cast(Frame, dict(cached)))
+                if cached_context is not None:
+                    contexts[cached["raw_id"]] = cached_context
+            return ResolvedStack(frames=frames, contexts=contexts)
+    for raw, fact in zip(raw_frames, facts, strict=True):
+        hash_id, (frame, context) = _resolved(raw) if fact is None else (fact.hash_id, fact.resolved)
         replaced = resolver(cast(RawFrame, raw)) if resolver is not None else None
         if replaced is not None:
             if not replaced:

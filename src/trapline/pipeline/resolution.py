@@ -40,6 +40,14 @@ class BatchResolver(Protocol):
         """Keep the event's resolved frames and their contexts for the stack frame table."""
         ...
 
+    def resolve_event(
+        self, project_id: int, exception_list: Sequence[ExceptionInfo]
+    ) -> tuple[ResolvedExceptions, dict[str, Any], dict[str, RawFrame]]:
+        """An event's resolved exceptions, releases and unresolved frames, remembered: what
+        ``resolve_exception_list`` with ``resolver``, then ``releases``, ``unresolved`` and
+        ``remember`` give and do (an implementation may skip work repeated in the batch)."""
+        ...
+
     def save(self, session: Session) -> None: ...
 
 
@@ -55,10 +63,9 @@ def resolve(items: list[Item], symbols: BatchResolver | None = None) -> None:
         if symbols is None:
             resolved = resolve_exception_list(item.exception.exception_list)
         else:
-            resolved = resolve_exception_list(item.exception.exception_list, symbols.resolver(item.project_id))
-            releases = symbols.releases(item.project_id, resolved.exception_list)
-            item.unresolved_frames = symbols.unresolved(item.project_id, resolved.exception_list)
-            symbols.remember(item.project_id, resolved)
+            resolved, releases, item.unresolved_frames = symbols.resolve_event(
+                item.project_id, item.exception.exception_list
+            )
         item.exception_list = resolved.exception_list
         item.contexts = resolved.contexts
         item.output = base_output(

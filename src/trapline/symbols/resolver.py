@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+import orjson
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.orm import Session
 
@@ -30,16 +31,19 @@ from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.ids import uuid7
 from trapline.pipeline.batch import Item
-from trapline.pipeline.exceptions import ExceptionInfo, ResolvedExceptions
+from trapline.pipeline.exceptions import ExceptionInfo, ResolvedExceptions, resolve_exception_list
 from trapline.pipeline.frames import (
     Frame,
     FrameContext,
     JsResolveError,
     RawFrame,
     ResolvedFrame,
+    ResolvedStack,
     Resolver,
     mapped_frame,
     raw_frame_hash,
+    resolve_stack,
+    stack_lookups,
     symbol_lookup,
     unmapped_frame,
 )
@@ -101,11 +105,11 @@ class SymbolResolver:
         for item in items:
             if not item.live or item.exception is None:
                 continue
-            for raw in _raw_frames(item.exception.exception_list):
-                lookup = symbol_lookup(raw)
-                if lookup is not None:
-                    wanted.setdefault(item.project_id, set()).add(lookup.chunk_id)
-                    hashes.setdefault(item.project_id, set()).add(raw_frame_hash(raw))
+            for raw_frames in _raw_stacks(item.exception.exception_list):
+                lookups = stack_lookups(raw_frames)  # cached per stack
+                if lookups:
+                    wanted.setdefault(item.project_id, set()).update(lookup.chunk_id for lookup, _ in lookups)
+                    hashes.setdefault(item.project_id, set()).update(hash_id for _, hash_id in lookups)
         sets: dict[tuple[int, str], _Set] = {}
         known: dict[tuple[int, str], _Known] = {}
         if wanted:
@@ -146,6 +150,23 @@ class SymbolResolver:
 
 
 @dataclass
+class _StackPlan:
+    """How a raw stack resolved in this batch, and the writes its frames made on the way.
+
+    Within a batch a stack always resolves the same: a frame's resolution is fixed once its raw
+    id is known (``known``, or ``new_frames`` from then on). Resolving it again would only
+    repeat its writes to ``failed`` and ``_release_of_frame`` (last writer wins, so they are
+    replayed in order); ``used`` and ``new_frames`` would not change.
+    """
+
+    stack: ResolvedStack
+    writes: tuple[tuple[dict[tuple[int, str], Any], tuple[int, str], Any], ...]
+    # len(new_frames) when remember last went through this stack's frames: until new_frames
+    # grows, going through them again changes nothing.
+    remembered: int = -1
+
+
+@dataclass
 class BatchSymbols:
     """What one batch's resolution reads, decides and then writes."""
 
@@ -161,11 +182,50 @@ class BatchSymbols:
     # Raw frames whose symbols failed, for the events to keep (and `trapline reprocess` to redo).
     failed: dict[tuple[int, str], RawFrame] = field(default_factory=dict)
     _release_of_frame: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    # The stacks this batch resolved, by project and JSON text: the events of an issue repeat
+    # their stack, and each is resolved once per batch. Bounded by the batch (dropped with it).
+    _plans: dict[tuple[int, bytes], _StackPlan] = field(default_factory=dict)
 
     def resolver(self, project_id: int) -> Resolver:
         return lambda raw: self._resolve(project_id, raw)
 
-    def _resolve(self, project_id: int, raw: RawFrame) -> list[ResolvedFrame] | None:
+    def resolve_event(
+        self, project_id: int, exception_list: Sequence[ExceptionInfo]
+    ) -> tuple[ResolvedExceptions, dict[str, Any], dict[str, RawFrame]]:
+        """One event's resolved exceptions, ``releases`` and ``unresolved``, having called
+        ``remember``: what those calls with ``resolver`` would give and do, in fewer steps."""
+        plans: dict[int, _StackPlan] = {}  # by id() of the event's resolved frame lists
+
+        def stack(raw_frames: list[RawFrame]) -> ResolvedStack:
+            try:
+                text = orjson.dumps(raw_frames)
+            except TypeError:  # not plain JSON: not memoised
+                return resolve_stack(raw_frames, self.resolver(project_id))
+            plan = self._plans.get((project_id, text))
+            if plan is None:
+                writes: list[tuple[dict[tuple[int, str], Any], tuple[int, str], Any]] = []
+                resolved = resolve_stack(raw_frames, lambda raw: self._resolve(project_id, raw, writes))
+                plan = self._plans[(project_id, text)] = _StackPlan(resolved, tuple(writes))
+            else:
+                for target, key, value in plan.writes:
+                    target[key] = value
+            # Copies: each event gets its own frames; contexts are only read.
+            frames = [cast(Frame, dict(frame)) for frame in plan.stack.frames]
+            plans[id(frames)] = plan
+            return ResolvedStack(frames=frames, contexts=plan.stack.contexts)
+
+        resolved = resolve_exception_list(exception_list, stacks=stack)
+        releases = self.releases(project_id, resolved.exception_list)
+        unresolved = self.unresolved(project_id, resolved.exception_list)
+        self._remember(project_id, resolved, plans)
+        return resolved, releases, unresolved
+
+    def _resolve(
+        self,
+        project_id: int,
+        raw: RawFrame,
+        writes: list[tuple[dict[tuple[int, str], Any], tuple[int, str], Any]] | None = None,
+    ) -> list[ResolvedFrame] | None:
         lookup = symbol_lookup(raw)
         if lookup is None:
             return None
@@ -178,11 +238,15 @@ class BatchSymbols:
             self.new_frames[key] = known
         if "resolve_failure" in known.frames[0].frame:
             self.failed[key] = raw
+            if writes is not None:
+                writes.append((self.failed, key, raw))
         symbol_set = self.sets.get((project_id, lookup.chunk_id))
         if symbol_set is not None:
             self.used.add(symbol_set.id)
             if symbol_set.release is not None and known.frames[0].frame["resolved"]:
                 self._release_of_frame[key] = symbol_set.release
+                if writes is not None:
+                    writes.append((self._release_of_frame, key, symbol_set.release))
         return known.frames
 
     def _symbolicate(
@@ -215,6 +279,8 @@ class BatchSymbols:
     def releases(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, Any]:
         """``$exception_releases``: the releases of the symbol sets this event's frames used."""
         found: dict[str, Any] = {}
+        if not self._release_of_frame:
+            return found
         for frame in _resolved_frames(exception_list):
             release = self._release_of_frame.get((project_id, frame["raw_id"].partition("/")[0]))
             if release is not None:
@@ -224,6 +290,8 @@ class BatchSymbols:
     def unresolved(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, RawFrame]:
         """The raw form of this event's frames whose symbols failed, by frame raw_id."""
         found: dict[str, RawFrame] = {}
+        if not self.failed:
+            return found
         for frame in _resolved_frames(exception_list):
             raw = self.failed.get((project_id, frame["raw_id"].partition("/")[0]))
             if raw is not None:
@@ -232,13 +300,25 @@ class BatchSymbols:
 
     def remember(self, project_id: int, resolved: ResolvedExceptions) -> None:
         """Note the event's pass-through frames, with their contexts, for the frame table."""
-        for frame in _resolved_frames(resolved.exception_list):
-            raw_id, _, part = frame["raw_id"].partition("/")
-            if (project_id, raw_id) in self.known or (project_id, raw_id) in self.new_frames:
+        self._remember(project_id, resolved, {})
+
+    def _remember(self, project_id: int, resolved: ResolvedExceptions, plans: dict[int, _StackPlan]) -> None:
+        for exception in resolved.exception_list:
+            stack = exception.get("stacktrace")
+            if stack is None or stack["type"] != "resolved":
                 continue
-            key = (project_id, raw_id, int(part or 0))
-            if key not in self.passthrough:
-                self.passthrough[key] = (frame, resolved.contexts.get(frame["raw_id"]))
+            plan = plans.get(id(stack["frames"]))
+            if plan is not None and plan.remembered == len(self.new_frames):
+                continue  # this stack's frames were noted, and nothing changed since
+            for frame in stack["frames"]:
+                raw_id, _, part = frame["raw_id"].partition("/")
+                if (project_id, raw_id) in self.known or (project_id, raw_id) in self.new_frames:
+                    continue
+                key = (project_id, raw_id, int(part or 0))
+                if key not in self.passthrough:
+                    self.passthrough[key] = (frame, resolved.contexts.get(frame["raw_id"]))
+            if plan is not None:
+                plan.remembered = len(self.new_frames)
 
     def save(self, session: Session) -> None:
         """Write what the batch learned, in the batch's write transaction."""
@@ -368,11 +448,11 @@ def _load_frames(session: Session, project_id: int, hashes: set[str]) -> dict[tu
     }
 
 
-def _raw_frames(exception_list: Sequence[ExceptionInfo]) -> Iterator[RawFrame]:
+def _raw_stacks(exception_list: Sequence[ExceptionInfo]) -> Iterator[list[RawFrame]]:
     for exception in exception_list:
         stack = exception.get("stacktrace")
         if stack is not None and stack["type"] == "raw":
-            yield from stack["frames"]
+            yield stack["frames"]
 
 
 def _resolved_frames(exception_list: Sequence[ExceptionInfo]) -> Iterator[Frame]:
