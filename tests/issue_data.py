@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.volumes import record as volumes
+from trapline.volumes.record import Counted
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -168,6 +170,8 @@ def make_event(
         properties=props,
     )
     session.add(event)
+    # What the pipeline's storage stage does besides inserting: the volume rollups.
+    volumes.add(session.connection(), [Counted(project_id, fingerprint, timestamp, distinct_id, session_id)])
     owner.occurrences += 1
     if owner.first_seen is None or timestamp < owner.first_seen:
         owner.first_seen = timestamp

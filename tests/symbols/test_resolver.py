@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 
 from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant
+from tests.volumes.support import assert_rollups_match
 from trapline.alerts.models import AlertDelivery
 from trapline.alerts.service import AlertInput, create_alert
 from trapline.db.engine import Database
@@ -306,6 +307,7 @@ def test_events_sent_before_the_upload_are_resolved_again_by_reprocess(
     with database.session(write=False) as session:
         totals = {fp.fingerprint: fp.occurrences for fp in session.scalars(select(IssueFingerprint))}
     assert totals == {early.fingerprint: 0, late.fingerprint: 3}
+    assert_rollups_match(database)  # the moved events' hours and days moved with them
     # Nothing left to do: a second run changes nothing.
     assert reprocess(database, SymbolResolver(database, blobs), tenant.project_id).improved == 0
 

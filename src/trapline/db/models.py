@@ -23,6 +23,7 @@ from trapline.releases.models import Release
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.usage.models import UsageDay
+from trapline.volumes.models import FingerprintDay, FingerprintHour
 
 __all__ = [
     "Alert",
@@ -34,6 +35,8 @@ __all__ = [
     "DroppedEvents",
     "ErrorTrackingSettings",
     "ExceptionEvent",
+    "FingerprintDay",
+    "FingerprintHour",
     "FingerprintMinute",
     "FingerprintUser",
     "GroupingRule",

@@ -31,6 +31,7 @@ from trapline.errors import InvalidInput, NotFound
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint, MergedIssue
 from trapline.rules.service import Assignee
+from trapline.volumes import counts
 
 __all__ = [
     "ALL_TIME",
@@ -371,6 +372,8 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
     Distinct users and sessions are made distinct per fingerprint first and then per issue,
     which stays exact when a merged issue has several fingerprints.
     """
+    if _rollups_serve(flt) and order_by in ("last_seen", "first_seen", "occurrences"):
+        return _rolled_up_order_key(project_id, flt, order_by)
     conditions = _grouped_conditions(project_id, flt)
     if order_by in ("users", "sessions"):
         column = _event.c.distinct_id if order_by == "users" else func.nullif(_event.c.session_id, "")
@@ -395,6 +398,35 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
         select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
         .select_from(_with_issue(per_fingerprint, project_id))
         .group_by(_fingerprint.c.issue_id)
+        .subquery("ordered")
+    )
+
+
+def _rollups_serve(flt: IssueFilter) -> bool:
+    """Whether the filter only narrows by time, issue and fingerprint, which the volume
+    rollups answer; a search, a library or a URL narrows events, which only they answer."""
+    return not (flt.search or flt.libraries or flt.url)
+
+
+def _scoped_fingerprints(project_id: int, flt: IssueFilter) -> Any:
+    """The fingerprints the filter restricts to (None: all of the project's)."""
+    if flt.issue_ids is not None:
+        owned = _fingerprints_of(project_id, flt.issue_ids)
+        if flt.fingerprints:
+            owned = owned.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
+        return owned
+    return list(flt.fingerprints) if flt.fingerprints else None
+
+
+def _rolled_up_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
+    per_fingerprint = counts.order_values(
+        project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt)
+    )
+    inner = per_fingerprint.c.value
+    combined = {"last_seen": func.max(inner), "first_seen": func.min(inner), "occurrences": func.sum(inner)}[order_by]
+    return (
+        select(per_fingerprint.c.issue_id.label("issue_id"), combined.label("value"))
+        .group_by(per_fingerprint.c.issue_id)
         .subquery("ordered")
     )
 
@@ -449,6 +481,8 @@ class Aggregates:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     volume: list[VolumeBucket] | None = None
+    # Users and sessions estimated from sketches (an issue with many events in the range).
+    estimated: bool = False
 
 
 @dataclass(frozen=True)
@@ -561,11 +595,15 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
     fingerprint (nearly all) takes its distinct users and sessions from that group; for one
     with several (merged), distinct pairs are counted again across them.
     """
-    conditions = _grouped_conditions(project_id, flt)
     owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(_fingerprint.c.project_id == project_id)
     if flt.issue_ids is not None:
         owners = owners.where(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+    if flt.fingerprints:
+        owners = owners.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
     issue_of = {row.fingerprint: row.issue_id for row in session.execute(owners)}
+    if _rollups_serve(flt):
+        return _rolled_up_aggregates(session, project_id, flt, issue_of)
+    conditions = _grouped_conditions(project_id, flt)
     session_of = func.nullif(_event.c.session_id, "")
     groups: dict[uuid.UUID, list[Any]] = {}
     for row in session.execute(
@@ -596,6 +634,70 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
         )
         for issue_id, rows in groups.items()
     }
+
+
+def _rolled_up_aggregates(
+    session: Session, project_id: int, flt: IssueFilter, issue_of: dict[str, uuid.UUID]
+) -> dict[uuid.UUID, Aggregates]:
+    """The same numbers from the rollups: events from the hours inside the range and the
+    events of its two edge hours, first and last seen by one index seek per fingerprint,
+    distinct users and sessions exact unless an issue has many events in the range."""
+    events = counts.total_counts(session, project_id, sorted(issue_of), flt.start, flt.end)
+    if not events:
+        return {}
+    fingerprints_of: dict[uuid.UUID, list[str]] = {}
+    for fingerprint in events:
+        fingerprints_of.setdefault(issue_of[fingerprint], []).append(fingerprint)
+    seen = _seen_in_range(session, project_id, flt, sorted(events))
+    totals = {issue_id: sum(events[fp] for fp in fps) for issue_id, fps in fingerprints_of.items()}
+    distinct_counts = counts.distinct_counts(session, project_id, fingerprints_of, totals, flt.start, flt.end)
+    result = {}
+    for issue_id, fps in fingerprints_of.items():
+        edges = [seen.get(fp, (None, None)) for fp in fps]
+        firsts = [first for first, _ in edges if first is not None]
+        lasts = [last for _, last in edges if last is not None]
+        who = distinct_counts[issue_id]
+        result[issue_id] = Aggregates(
+            occurrences=totals[issue_id],
+            users=who.users,
+            sessions=who.sessions,
+            first_seen=min(firsts) if firsts else None,
+            last_seen=max(lasts) if lasts else None,
+            estimated=who.estimated,
+        )
+    return result
+
+
+def _seen_in_range(
+    session: Session, project_id: int, flt: IssueFilter, fingerprints: Sequence[str]
+) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """Each fingerprint's first and last event in the range: two seeks on the
+    (project_id, fingerprint, timestamp) index per fingerprint, whatever its events."""
+    events = _event.alias("seen_event")
+    bounds = []
+    if flt.start is not None:
+        bounds.append(events.c.timestamp >= flt.start)
+    if flt.end is not None:
+        bounds.append(events.c.timestamp <= flt.end)
+
+    def edge(measure: Any) -> Any:
+        return (
+            select(measure(events.c.timestamp))
+            .where(events.c.project_id == project_id, events.c.fingerprint == _fingerprint.c.fingerprint, *bounds)
+            .correlate(_fingerprint)
+            .scalar_subquery()
+        )
+
+    found: dict[str, tuple[datetime | None, datetime | None]] = {}
+    for start in range(0, len(fingerprints), 500):
+        rows = session.execute(
+            select(_fingerprint.c.fingerprint, edge(func.min), edge(func.max)).where(
+                _fingerprint.c.project_id == project_id,
+                _fingerprint.c.fingerprint.in_(list(fingerprints[start : start + 500])),
+            )
+        )
+        found.update({row[0]: (row[1], row[2]) for row in rows})
+    return found
 
 
 def _distinct_per_issue(
@@ -630,6 +732,8 @@ def _volumes(
     # One conditional count per bucket: exact on both backends (no epoch arithmetic, whose
     # precision and spelling differ), and cheap because it only runs for one page of issues.
     bounds = bucket_bounds(_range_of(flt), resolution)
+    if _rollups_serve(flt):
+        return _rolled_up_volumes(session, project_id, flt, bounds)
     timestamp = _event.c.timestamp
     columns = []
     for i in range(resolution):
@@ -643,6 +747,28 @@ def _volumes(
         .group_by(_fingerprint.c.issue_id)
     )
     return {row[0]: [VolumeBucket(bounds[i], row[i + 1]) for i in range(resolution)] for row in rows}
+
+
+def _rolled_up_volumes(
+    session: Session, project_id: int, flt: IssueFilter, bounds: Sequence[datetime]
+) -> dict[uuid.UUID, list[VolumeBucket]]:
+    owners = session.execute(
+        select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(
+            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids or ()))
+        )
+    ).all()
+    issue_of = {
+        row.fingerprint: row.issue_id for row in owners if not flt.fingerprints or row.fingerprint in flt.fingerprints
+    }
+    per_issue: dict[uuid.UUID, list[int]] = {}
+    for fingerprint, values in counts.bucketed(session, project_id, sorted(issue_of), bounds).items():
+        totals = per_issue.setdefault(issue_of[fingerprint], [0] * (len(bounds) - 1))
+        for i, value in enumerate(values):
+            totals[i] += value
+    return {
+        issue_id: [VolumeBucket(bounds[i], value) for i, value in enumerate(values)]
+        for issue_id, values in per_issue.items()
+    }
 
 
 def _latest_events(
@@ -925,25 +1051,12 @@ def newer_event_count(session: Session, project_id: int, issue_id: uuid.UUID, ar
 def issue_volume(
     session: Session, project_id: int, issue_id: uuid.UUID, bounds: Sequence[datetime]
 ) -> list[VolumeBucket]:
-    """Event counts of the issue between consecutive ``bounds`` (the last bucket includes its end).
-
-    One counting subquery per bucket, each a range of the (project_id, fingerprint, timestamp)
-    index that never reads an event row: an issue page's chart over 100,000 events costs a
-    scan of that many index entries, not of the events' JSON.
-    """
+    """Event counts of the issue between consecutive ``bounds`` (the last bucket includes its end),
+    from the hourly rollups and the events of the hours a bound cuts."""
     if len(bounds) < 2:
         return []
-    owned = _owned_fingerprints(project_id, issue_id)
-    timestamp = _event.c.timestamp
-    counts = []
-    for i in range(len(bounds) - 1):
-        upper = timestamp <= bounds[i + 1] if i == len(bounds) - 2 else timestamp < bounds[i + 1]
-        counts.append(
-            select(func.count())
-            .select_from(_event)
-            .where(_event.c.project_id == project_id, _event.c.fingerprint.in_(owned), timestamp >= bounds[i], upper)
-            .scalar_subquery()
-            .label(f"b{i}")
-        )
-    row = session.execute(select(*counts)).one()
-    return [VolumeBucket(bounds[i], int(row[i] or 0)) for i in range(len(bounds) - 1)]
+    fingerprints = list(session.scalars(_owned_fingerprints(project_id, issue_id)))
+    per_fingerprint = counts.bucketed(session, project_id, fingerprints, bounds)
+    return [
+        VolumeBucket(bounds[i], sum(values[i] for values in per_fingerprint.values())) for i in range(len(bounds) - 1)
+    ]

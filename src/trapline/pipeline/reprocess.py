@@ -31,6 +31,8 @@ from trapline.pipeline.properties import RESERVED, base_output, finish_output
 from trapline.pipeline.resolution import BatchResolver, FrameResolver
 from trapline.pipeline.rules import load_rules
 from trapline.pipeline.storage import search_text
+from trapline.volumes import record as volumes
+from trapline.volumes.record import Counted
 
 __all__ = ["ReprocessResult", "reprocess"]
 
@@ -106,13 +108,21 @@ def _reprocess_batch(
         moved = [item for row, item in items if item.fingerprint != row.fingerprint]
         link_issues(session, moved, rules)
         moves: list[tuple[str, str, datetime]] = []
+        left: list[Counted] = []
+        arrived: list[Counted] = []
         for row, item in items:
             if item.fingerprint != row.fingerprint:
                 moves.append((row.fingerprint, cast(str, item.fingerprint), row.timestamp))
+                left.append(Counted(project_id, row.fingerprint, row.timestamp))
+                arrived.append(
+                    Counted(project_id, cast(str, item.fingerprint), row.timestamp, row.distinct_id, row.session_id)
+                )
             else:
                 item.issue_id = row.issue_id
             _write(session, row, item)
         _recount(session, project_id, moves)
+        volumes.remove(session.connection(), left)
+        volumes.add(session.connection(), arrived)
         session.commit()
     regrouped = sum(item.fingerprint != row.fingerprint for row, item in items)
     return ReprocessResult(examined=len(rows), improved=len(items), regrouped=regrouped)

@@ -22,6 +22,8 @@ from trapline.events.models import DroppedEvents, ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.batch import Item
 from trapline.pipeline.linking import dialect_insert, dialect_insert_for
+from trapline.volumes import record as volumes
+from trapline.volumes.record import Counted
 
 __all__ = ["SEARCH_SEPARATOR", "count_drops", "search_text", "store_events"]
 
@@ -70,6 +72,7 @@ def store_events(session: Session, items: list[Item]) -> int:
     connection = session.connection()
     inserted = _insert_sqlite(connection, rows) if connection.dialect.name == "sqlite" else _insert(connection, rows)
     _bump_totals(session, inserted)
+    _count_volumes(connection, rows, inserted)
     new = {(row[0], row[3]) for row in inserted}
     for item in live:
         key = (item.project_id, item.uuid)
@@ -214,6 +217,18 @@ def _bump_totals(session: Session, inserted: Sequence[Any]) -> None:
             for (pid, fp), (n, first, last) in sorted(totals.items())  # one lock order for every worker
         ],
     )
+
+
+def _count_volumes(connection: Connection, rows: list[dict[str, Any]], inserted: Sequence[Any]) -> None:
+    """Add the inserted events to their fingerprints' hourly and daily rollups."""
+    if not inserted:
+        return
+    by_key = {(row["project_id"], row["uuid"]): row for row in rows}
+    counted = []
+    for project_id, fingerprint, timestamp, event_uuid in inserted:
+        row = by_key[(project_id, event_uuid)]
+        counted.append(Counted(project_id, fingerprint, timestamp, row["distinct_id"], row["session_id"]))
+    volumes.add(connection, counted)
 
 
 def _text(value: Any, limit: int | None = None) -> str | None:

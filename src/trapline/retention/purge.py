@@ -27,6 +27,8 @@ from trapline.projects.models import Project
 from trapline.retention.policy import ProjectRetention
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.usage.models import UsageDay
+from trapline.volumes import record as volumes
+from trapline.volumes.record import Counted
 
 __all__ = [
     "FINISHED_DELIVERIES",
@@ -75,6 +77,26 @@ def _delete_chosen(session: Session, table: Table, keys: Sequence[str], chosen: 
 # --- events ----------------------------------------------------------------------------------
 
 
+def _delete_events(session: Session, chosen: Select[Any], limit: int) -> int:
+    """Delete the chosen events and take them out of their fingerprints' volume rollups, in
+    the same transaction (so the rollups always count the stored events)."""
+    chosen = chosen.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    # Read first (and lock, on PostgreSQL), then delete those: what the rollups subtract is
+    # exactly what goes.
+    rows = session.execute(
+        select(_EVENTS.c.id, _EVENTS.c.project_id, _EVENTS.c.fingerprint, _EVENTS.c.timestamp).where(
+            _EVENTS.c.id.in_(chosen)
+        )
+    ).all()
+    if not rows:
+        return 0
+    deleted = _deleted(session.execute(delete(_EVENTS).where(_EVENTS.c.id.in_([row[0] for row in rows]))))
+    volumes.remove(session.connection(), [Counted(row[1], row[2], row[3]) for row in rows])
+    return deleted
+
+
 def project_settings(session: Session) -> list[ProjectRetention]:
     """Every project with its own retention settings (None where it has none)."""
     rows = session.execute(
@@ -90,7 +112,7 @@ def expired_events(session: Session, project_id: int, before: datetime, limit: i
     (through the (project_id, timestamp) index; on SQLite, the index alone)."""
     event = _EVENTS.alias("expired")
     chosen = select(event.c.id).where(event.c.project_id == project_id, event.c.timestamp < before)
-    return _delete_chosen(session, _EVENTS, ["id"], chosen, limit)
+    return _delete_events(session, chosen, limit)
 
 
 def issues_over(session: Session, project_id: int, cap: int) -> dict[uuid.UUID, int]:
@@ -141,7 +163,7 @@ def capped_events(
         event.c.timestamp <= timestamp,
         or_(event.c.timestamp < timestamp, event.c.id <= event_id),
     )
-    return _delete_chosen(session, _EVENTS, ["id"], chosen, limit)
+    return _delete_events(session, chosen, limit)
 
 
 # --- the queue -------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""HyperLogLog sketches of distinct users and sessions. Pure.
+
+One sketch per fingerprint and day lets an issue of millions of events show how many users
+it touched without reading its events: the sketches of the days in a range merge (register
+by register maximum) and estimate the distinct count with a standard error of about 2.3%
+(2,048 registers). Small sketches stay sparse (three bytes per register set), so the many
+quiet issues cost a few bytes a day; a sketch that would be larger than the dense form turns
+dense (2 KiB). Estimates are only shown where an exact count would read too many events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from hashlib import blake2b
+
+__all__ = ["PRECISION", "REGISTERS", "estimate", "hash_value", "merge", "registers", "serialize", "update"]
+
+PRECISION = 11
+REGISTERS = 1 << PRECISION
+_VALUE_BITS = 64 - PRECISION
+_SPARSE_LIMIT = REGISTERS // 3  # beyond this many set registers the dense form is smaller
+
+Registers = dict[int, int]
+
+
+def hash_value(value: str) -> int:
+    return int.from_bytes(blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+def update(into: Registers, hashed: int) -> None:
+    """Count one hashed value into ``into`` (register index → highest rank seen)."""
+    index = hashed >> _VALUE_BITS
+    rest = hashed & ((1 << _VALUE_BITS) - 1)
+    rank = _VALUE_BITS - rest.bit_length() + 1
+    if into.get(index, 0) < rank:
+        into[index] = rank
+
+
+def registers(data: bytes | None) -> Registers:
+    """A stored sketch's registers (empty for None)."""
+    if not data:
+        return {}
+    if data[0:1] == b"D":
+        return {index: rank for index, rank in enumerate(data[1:]) if rank}
+    body = data[1:]
+    return {int.from_bytes(body[i : i + 2], "big"): body[i + 2] for i in range(0, len(body), 3)}
+
+
+def serialize(regs: Registers) -> bytes:
+    if len(regs) > _SPARSE_LIMIT:
+        dense = bytearray(REGISTERS)
+        for index, rank in regs.items():
+            dense[index] = rank
+        return b"D" + bytes(dense)
+    return b"S" + b"".join(index.to_bytes(2, "big") + bytes((rank,)) for index, rank in sorted(regs.items()))
+
+
+def merge(sketches: Iterable[bytes | None]) -> Registers:
+    merged: Registers = {}
+    for data in sketches:
+        for index, rank in registers(data).items():
+            if merged.get(index, 0) < rank:
+                merged[index] = rank
+    return merged
+
+
+def estimate(regs: Registers) -> int:
+    """The distinct count the registers estimate, by Ertl's improved estimator ("New
+    cardinality estimation algorithms for HyperLogLog sketches", 2017): unbiased from one
+    value to billions without HyperLogLog++'s empirical bias tables."""
+    if not regs:
+        return 0
+    histogram = [0] * (_VALUE_BITS + 2)
+    histogram[0] = REGISTERS - len(regs)
+    for rank in regs.values():
+        histogram[rank] += 1
+    m = REGISTERS
+    z = m * _tau(1 - histogram[_VALUE_BITS + 1] / m)
+    for k in range(_VALUE_BITS, 0, -1):
+        z = 0.5 * (z + histogram[k])
+    z += m * _sigma(histogram[0] / m)
+    return round(m * m / (2 * math.log(2)) / z)
+
+
+def _sigma(x: float) -> float:
+    if x == 1:
+        return math.inf
+    y, z = 1.0, x
+    while True:
+        x *= x
+        previous = z
+        z += x * y
+        y += y
+        if z == previous:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x in (0, 1):
+        return 0.0
+    y, z = 1.0, 1 - x
+    while True:
+        x = math.sqrt(x)
+        previous = z
+        y *= 0.5
+        z -= (1 - x) ** 2 * y
+        if z == previous:
+            return z / 3

@@ -1,0 +1,160 @@
+"""The volume rollups count exactly the stored events, through the pipeline, retention,
+merges and the queries that read them; distinct users and sessions past the exact limit are
+estimates within the sketches' error."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from tests.capture import drain, exception, exception_event, post_batch
+from tests.factories import Tenant
+from tests.volumes.support import assert_rollups_match
+from trapline.db.engine import Database
+from trapline.events.models import ExceptionEvent
+from trapline.issues import queries
+from trapline.retention import Retention, RetentionOptions
+from trapline.volumes import counts
+from trapline.volumes.rebuild import rebuild
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def at(hours: float) -> str:
+    return (NOW - timedelta(hours=hours)).isoformat()
+
+
+def send(client: TestClient, tenant: Tenant, database: Database, events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), 200):
+        assert post_batch(client, tenant.project_token, *events[start : start + 200]).status_code == 200
+    drain(database)
+
+
+def spread(count: int, *, kinds: int = 3, seed: int = 7, users: int = 40) -> list[dict[str, Any]]:
+    """Events of a few kinds over the last 10 days, at random minutes, from a few users."""
+    rng = random.Random(seed)
+    return [
+        exception_event(
+            exception(type_=f"Kind{rng.randrange(kinds)}Error"),
+            distinct_id=f"user-{rng.randrange(users)}",
+            timestamp=at(rng.uniform(0.01, 240)),
+            **{"$session_id": f"session-{rng.randrange(users * 2)}"},
+        )
+        for _ in range(count)
+    ]
+
+
+def stored_events(database: Database) -> list[tuple[str, datetime]]:
+    with database.session(write=False) as session:
+        return [(f, t) for f, t in session.execute(select(ExceptionEvent.fingerprint, ExceptionEvent.timestamp))]
+
+
+def test_the_pipeline_counts_every_stored_event_into_its_hour_and_day(
+    client: TestClient, tenant: Tenant, database: Database
+):
+    send(client, tenant, database, spread(300))
+    # A retried request adds nothing: its events are stored once, and counted once.
+    again = spread(20, seed=99)
+    send(client, tenant, database, again)
+    send(client, tenant, database, again)
+    assert len(stored_events(database)) == 320
+    assert_rollups_match(database)
+
+
+@pytest.fixture
+def filled(client: TestClient, tenant: Tenant, database: Database) -> list[tuple[str, datetime]]:
+    send(client, tenant, database, spread(400, kinds=2))
+    return stored_events(database)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.floats(min_value=0, max_value=250),
+    length=st.floats(min_value=0, max_value=250),
+    buckets=st.integers(min_value=1, max_value=60),
+)
+def test_bucketed_counts_equal_counting_the_events(
+    filled: list[tuple[str, datetime]], tenant: Tenant, database: Database, start: float, length: float, buckets: int
+):
+    first = NOW - timedelta(hours=start)
+    last = first + timedelta(hours=length)
+    bounds = queries.bucket_bounds(queries.DateRange(first, last), buckets)
+    fingerprints = sorted({f for f, _ in filled})
+    with database.session(write=False) as session:
+        got = counts.bucketed(session, tenant.project_id, fingerprints, bounds)
+    for fingerprint in fingerprints:
+        want = [0] * buckets
+        for f, t in filled:
+            if f != fingerprint or not bounds[0] <= t <= bounds[-1]:
+                continue
+            index = next(i for i in range(buckets) if t < bounds[i + 1] or i == buckets - 1)
+            want[index] += 1
+        assert got.get(fingerprint, [0] * buckets) == want, (fingerprint, bounds)
+
+
+def test_an_issue_list_counts_exactly_and_orders_by_the_days_it_touches(
+    client: TestClient, tenant: Tenant, database: Database, filled: list[tuple[str, datetime]]
+):
+    start, end = NOW - timedelta(days=7), NOW
+    flt = queries.IssueFilter(start=start, end=end)
+    with database.session(write=False) as session:
+        ids = list(session.scalars(queries.issue_order(tenant.project_id, flt, order_by="occurrences")))
+        summaries = queries.summarize(session, tenant.project_id, flt, ids)
+    by_fingerprint: dict[str, int] = {}
+    for f, t in filled:
+        if start <= t <= end:
+            by_fingerprint[f] = by_fingerprint.get(f, 0) + 1
+    assert sorted(s.aggregates.occurrences for s in summaries) == sorted(by_fingerprint.values())
+    assert all(not s.aggregates.estimated for s in summaries)
+
+
+def test_retention_takes_deleted_events_out_of_their_buckets(
+    client: TestClient, tenant: Tenant, database: Database, filled: list[tuple[str, datetime]]
+):
+    Retention(database, RetentionOptions(days=5, batch_size=37)).run(paced=False)
+    left = stored_events(database)
+    assert 0 < len(left) < len(filled)
+    assert_rollups_match(database)
+
+
+def test_rebuilding_from_the_events_gives_what_the_pipeline_kept(
+    client: TestClient, tenant: Tenant, database: Database, filled: list[tuple[str, datetime]]
+):
+    with database.session(write=True) as session:
+        rebuild(session.connection())
+        session.commit()
+    assert_rollups_match(database)
+
+
+def test_past_the_exact_limit_users_and_sessions_are_estimated_closely(
+    client: TestClient, tenant: Tenant, database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    rng = random.Random(3)
+    events = [
+        exception_event(
+            exception(type_="BusyError"),
+            distinct_id=f"user-{rng.randrange(700)}",
+            timestamp=at(rng.uniform(0.01, 47)),
+            **{"$session_id": f"s-{rng.randrange(1500)}"},
+        )
+        for _ in range(2500)
+    ]
+    send(client, tenant, database, events)
+    flt = queries.IssueFilter(start=NOW - timedelta(days=3), end=NOW)
+    with database.session(write=False) as session:
+        [issue_id] = list(session.scalars(queries.issue_order(tenant.project_id, flt)))
+        [exact] = queries.summarize(session, tenant.project_id, flt, [issue_id])
+        monkeypatch.setattr(counts, "EXACT_DISTINCT_LIMIT", 100)
+        [estimated] = queries.summarize(session, tenant.project_id, flt, [issue_id])
+    assert not exact.aggregates.estimated and estimated.aggregates.estimated
+    assert estimated.aggregates.occurrences == exact.aggregates.occurrences == 2500
+    for name in ("users", "sessions"):
+        want, got = getattr(exact.aggregates, name), getattr(estimated.aggregates, name)
+        assert abs(got - want) / want < 0.06, (name, want, got)

@@ -1,0 +1,51 @@
+"""The HyperLogLog sketches: estimates within their error, small counts exact, storage compact."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trapline.volumes import sketch
+
+
+def sketch_of(values: list[str]) -> sketch.Registers:
+    registers: sketch.Registers = {}
+    for value in values:
+        sketch.update(registers, sketch.hash_value(value))
+    return registers
+
+
+@pytest.mark.parametrize("count", [1, 2, 10, 100, 1_000])
+def test_small_counts_come_out_exact_or_nearly(count: int):
+    estimate = sketch.estimate(sketch_of([f"user-{n}" for n in range(count)]))
+    assert abs(estimate - count) <= max(1, count * 0.02)
+
+
+@pytest.mark.parametrize("count", [10_000, 200_000])
+def test_large_counts_are_within_a_few_percent(count: int):
+    estimate = sketch.estimate(sketch_of([f"session-{n}" for n in range(count)]))
+    assert abs(estimate - count) / count < 0.05
+
+
+def test_repeated_values_count_once():
+    assert sketch.estimate(sketch_of(["same"] * 500 + ["other"] * 500)) == 2
+
+
+def test_merging_days_counts_a_user_seen_on_both_once():
+    monday = sketch.serialize(sketch_of([f"u{n}" for n in range(0, 3000)]))
+    tuesday = sketch.serialize(sketch_of([f"u{n}" for n in range(2000, 5000)]))
+    estimate = sketch.estimate(sketch.merge([monday, tuesday, None]))
+    assert abs(estimate - 5000) / 5000 < 0.05
+
+
+def test_a_quiet_day_is_stored_in_a_few_bytes_and_a_busy_one_in_two_kib():
+    assert len(sketch.serialize(sketch_of(["a", "b", "c"]))) == 1 + 3 * 3
+    assert len(sketch.serialize(sketch_of([str(n) for n in range(100_000)]))) == 1 + sketch.REGISTERS
+
+
+@settings(max_examples=50)
+@given(st.lists(st.text(max_size=20), max_size=300))
+def test_serializing_keeps_every_register(values: list[str]):
+    registers = sketch_of(values)
+    assert sketch.registers(sketch.serialize(registers)) == registers
