@@ -38,11 +38,14 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
-from typing import Literal, TypedDict
+from typing import Literal, Protocol, TypedDict
+
+import orjson
 
 from trapline.pipeline.exceptions import ExceptionInfo
-from trapline.pipeline.frames import Frame
+from trapline.pipeline.frames import STACK_MEMO_MAX_BYTES, Frame
 
 __all__ = [
     "CLIENT_FINGERPRINT_MAX_BYTES",
@@ -119,7 +122,7 @@ def _v1_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
     return [frame for frame in frames if frame["in_app"] and (frame["resolved"] or not any_resolved)]
 
 
-def _v1_frame(frame: Frame, hasher: hashlib._Hash, record: list[RecordPart]) -> None:
+def _v1_frame(frame: Frame, hasher: _Hasher, record: list[RecordPart]) -> None:
     pieces: list[str] = []
 
     def feed(value: str, piece: str) -> None:
@@ -157,9 +160,58 @@ def _cymbal_v1(exception_list: Sequence[ExceptionInfo]) -> Fingerprint:
             hasher.update(exception["value"].encode("utf-8"))
             pieces.append("Exception Message")
         record.append({"type": "exception", "id": exception.get("id"), "pieces": pieces})
-        for frame in _v1_frames(frames or []):
-            _v1_frame(frame, hasher, record)
+        if frames:
+            fed, parts = _v1_stack(frames)
+            hasher.update(fed)
+            record.extend(parts)
     return Fingerprint(value=hasher.hexdigest(), record=record)
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class _Fed:
+    """Keeps what a hasher is fed: hashing it all at once gives the same digest."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def update(self, data: bytes, /) -> None:
+        self.data += data
+
+
+# What a stack's frames feed the hasher and record depends on the frames alone, and every
+# event of an issue has the same stack: it is worked out once per stack (the algorithm itself
+# is unchanged, _v1_frame feeds _Fed). The frames' record parts are shared by every event with
+# the stack (never modified: they are written as they are): one record part per frame per
+# event would be most of the objects a batch keeps alive, for the garbage collector to go
+# through. Keyed by the resolved frames' JSON, at most STACK_MEMO_MAX_BYTES each (a longer
+# stack is not kept): at most 512 x 64 KB, a few MB for usual stacks.
+_StackPart = tuple[bytes, tuple[RecordPart, ...]]
+
+
+def _v1_stack_of(frames: Sequence[Frame]) -> _StackPart:
+    fed = _Fed()
+    record: list[RecordPart] = []
+    for frame in _v1_frames(frames):
+        _v1_frame(frame, fed, record)
+    return bytes(fed.data), tuple(record)
+
+
+@lru_cache(maxsize=512)
+def _v1_stack_by_json(text: bytes) -> _StackPart:
+    return _v1_stack_of(orjson.loads(text))
+
+
+def _v1_stack(frames: Sequence[Frame]) -> _StackPart:
+    try:
+        text = orjson.dumps(frames)
+    except TypeError:  # not plain JSON: not kept
+        return _v1_stack_of(frames)
+    if len(text) > STACK_MEMO_MAX_BYTES:
+        return _v1_stack_of(frames)
+    return _v1_stack_by_json(text)
 
 
 # Registered algorithms, oldest first. Add a version; never change or remove one.

@@ -9,6 +9,8 @@ before the client's override is kept as the proposed fingerprint. A Sentry finge
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from trapline.pipeline.batch import Item
 from trapline.pipeline.fingerprint import custom_rule, generate_fingerprint, manual, with_default
 from trapline.pipeline.rules import ProjectRules
@@ -42,4 +44,5 @@ def group(items: list[Item], rules: dict[int, ProjectRules]) -> None:
             item.rule_assignee = None
         item.fingerprint = final.value
         item.proposed_fingerprint = proposed.value
-        item.fingerprint_record = [dict(part) for part in final.record]
+        # Not copied: frame parts are shared by the events of a stack (see fingerprint._v1_stack).
+        item.fingerprint_record = cast(list[dict[str, Any]], list(final.record))
