@@ -390,6 +390,47 @@ def _exception(value: object) -> ExceptionInfo:
     return cast(ExceptionInfo, out)
 
 
+def _read_exceptions(raw_list: object) -> tuple[dict[str, object], ...]:
+    """The exceptions of a raw ``$exception_list``, read and with their values cut, without
+    ids; raises ``WireError``."""
+    sanitized = _sanitize_exception_list(raw_list)
+    if not isinstance(sanitized, list):
+        raise invalid_type(sanitized, "a sequence")
+    exceptions: list[dict[str, object]] = []
+    for exception in [_exception(item) for item in sanitized]:
+        read = cast(dict[str, object], dict(exception))
+        read["value"] = _truncate(exception["value"])
+        exceptions.append(read)
+    return tuple(exceptions)
+
+
+# Every event of an issue sends the same exception list (but for ids, which are replaced): it is
+# read once. What is read depends on the list alone; its parts (stacks, frames, mechanism) are
+# shared by the events that sent it, and nothing downstream modifies them. Keyed by the list's
+# JSON, at most STACK_MEMO_MAX_BYTES (a longer list is read each time): at most 512 x 64 KB,
+# a few MB for usual lists.
+@lru_cache(maxsize=512)
+def _exceptions_by_json(text: bytes) -> tuple[dict[str, object], ...] | str:
+    try:
+        return _read_exceptions(orjson.loads(text))
+    except WireError as error:
+        return str(error)
+
+
+def _exceptions(raw_list: object) -> tuple[dict[str, object], ...]:
+    """``_read_exceptions`` (cached); raises ``WireError``."""
+    try:
+        text = orjson.dumps(raw_list)
+    except TypeError:  # a lone surrogate, or not plain JSON: the walk reports it
+        return _read_exceptions(raw_list)
+    if len(text) > STACK_MEMO_MAX_BYTES:
+        return _read_exceptions(raw_list)
+    read = _exceptions_by_json(text)
+    if isinstance(read, str):
+        raise WireError(read)
+    return read
+
+
 def _legacy_list(properties: Mapping[str, object]) -> list[object] | None:
     exc_type = properties.get("$exception_type")
     if not isinstance(exc_type, str):
@@ -428,10 +469,7 @@ def normalize_exception_properties(
             return _invalid(event_uuid, "missing field `$exception_list`")
         raw_list = legacy
     try:
-        sanitized = _sanitize_exception_list(raw_list)
-        if not isinstance(sanitized, list):
-            raise invalid_type(sanitized, "a sequence")
-        exceptions = [_exception(item) for item in sanitized]
+        exceptions = _exceptions(raw_list)
         fingerprint = get_str(properties, "$exception_fingerprint")
         parts = properties.get("$sentry_fingerprint")
         fingerprint_parts = (
@@ -444,12 +482,8 @@ def normalize_exception_properties(
         return _invalid(event_uuid, str(error))
     if not exceptions:
         return Rejected(f"Empty exception list: {event_uuid}")
-    exception_list: list[ExceptionInfo] = []
-    for exception in exceptions:
-        # The id goes first, where cymbal serialises it.
-        rest = {key: value for key, value in exception.items() if key != "id"}
-        rest["value"] = _truncate(exception["value"])
-        exception_list.append(cast(ExceptionInfo, {"id": new_id(), **rest}))
+    # The id goes first, where cymbal serialises it.
+    exception_list = [cast(ExceptionInfo, {"id": new_id(), **exception}) for exception in exceptions]
     return ExceptionProperties(
         exception_list=exception_list,
         fingerprint=fingerprint,
