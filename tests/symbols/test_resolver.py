@@ -30,6 +30,7 @@ from trapline.settings import Settings
 from trapline.symbols.container import pack_source_and_map
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.symbols.resolver import SymbolResolver
+from trapline.symbols.service import delete_symbol_sets
 from trapline.worker import Worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -42,6 +43,9 @@ class Blobs(dict[str, bytes]):
 
     def get(self, key: str, default: Any = None) -> Any:  # the ObjectStore.get signature
         return super().get(key, default)
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
 
 
 def container() -> bytes:
@@ -175,6 +179,28 @@ def test_a_chunk_nobody_uploaded_fails_cleanly_and_an_upload_fixes_the_next_even
     assert [f["resolved_name"] for f in frames_of(later)] == ["checkout", "computeTotal"]
     assert later.unresolved_frames is None
     assert later.fingerprint != early.fingerprint
+
+
+def test_a_chunk_deleted_and_uploaded_again_resolves_with_the_new_map(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event())
+    process()  # the resolver parses the first map, and its frames are stored
+    with database.session(write=True) as session:
+        rows = session.scalars(select(SymbolSet).where(SymbolSet.project_id == tenant.project_id)).all()
+        delete_symbol_sets(session, blobs, rows)  # type: ignore[arg-type]
+    renamed = (FIXTURES / "shop.min.js.map").read_text().replace('"sources": ["shop.js"]', '"sources": ["v2.js"]')
+    data = pack_source_and_map((FIXTURES / "shop.min.js").read_bytes(), renamed.encode())
+    upload(database, blobs, tenant.project_id, data=data)  # a new set for the same chunk
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    first, second = stored(database)
+    assert [f["source"] for f in frames_of(first)] == ["shop.js", "shop.js"]
+    assert [f["source"] for f in frames_of(second)] == ["v2.js", "v2.js"]
+    with database.session(write=False) as session:
+        sources = {row.contents["source"] for row in session.scalars(select(StackFrame))}
+    assert sources == {"v2.js"}  # the old resolution is replaced, not kept beside
 
 
 def test_an_unreadable_symbol_set_is_marked_failed_and_not_retried(

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 import orjson
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from trapline.db.engine import Database
@@ -181,6 +181,8 @@ class BatchSymbols:
     used: set[uuid.UUID] = field(default_factory=set)
     # Raw frames whose symbols failed, for the events to keep (and `trapline reprocess` to redo).
     failed: dict[tuple[int, str], RawFrame] = field(default_factory=dict)
+    # Stored frames of a set that was deleted, whose chunk has been uploaded again: rewritten.
+    replaced: set[tuple[int, str]] = field(default_factory=set)
     _release_of_frame: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
     # The stacks this batch resolved, by project and JSON text: the events of an issue repeat
     # their stack, and each is resolved once per batch. Bounded by the batch (dropped with it).
@@ -230,6 +232,10 @@ class BatchSymbols:
         if lookup is None:
             return None
         key = (project_id, raw_frame_hash(raw))
+        stored = self.known.get(key)
+        if stored is not None and _outdated(stored, self.sets.get((project_id, lookup.chunk_id))):
+            del self.known[key]
+            self.replaced.add(key)
         known = self.known.get(key) or self.new_frames.get(key)
         if known is None:
             symbol_set = self.sets.get((project_id, lookup.chunk_id))
@@ -338,6 +344,8 @@ class BatchSymbols:
         ]
         if stale:
             connection.execute(update(_SETS).where(_SETS.c.id.in_(stale)).values(last_used=now))
+        for project_id, raw_id in sorted(self.replaced):
+            connection.execute(delete(_FRAMES).where(_FRAMES.c.project_id == project_id, _FRAMES.c.raw_id == raw_id))
         rows = list(self._frame_rows(placeholder_ids, now))
         if rows:
             connection.execute(
@@ -357,6 +365,21 @@ class BatchSymbols:
         for (project_id, raw_id, part), (frame, context) in self.passthrough.items():
             if self.owner.remember_saved((project_id, raw_id, part)):
                 yield _frame_row(project_id, raw_id, part, frame, context, None, now)
+
+
+def _outdated(stored: _Known, symbol_set: _Set | None) -> bool:
+    """Whether stored frames were resolved with another set than the one the chunk has now.
+
+    Deleting a set keeps its resolved frames (pages show their context), with no set. An upload
+    for the same chunk afterwards is a new set, whose confirmation clears only its own frames:
+    without this, every worker would go on answering with the deleted map.
+    """
+    return (
+        symbol_set is not None
+        and symbol_set.storage_ptr is not None
+        and symbol_set.content_hash is not None
+        and stored.symbol_set_id != symbol_set.id
+    )
 
 
 def _frame_row(
