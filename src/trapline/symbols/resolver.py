@@ -102,10 +102,14 @@ class SymbolResolver:
     def for_batch(self, items: Sequence[Item]) -> BatchSymbols:
         wanted: dict[int, set[str]] = {}
         hashes: dict[int, set[str]] = {}
+        seen: set[tuple[int, int]] = set()  # frame lists by id(): the items keep them alive
         for item in items:
             if not item.live or item.exception is None:
                 continue
             for raw_frames in _raw_stacks(item.exception.exception_list):
+                if (item.project_id, id(raw_frames)) in seen:
+                    continue  # the same list again (events of one exception list share it)
+                seen.add((item.project_id, id(raw_frames)))
                 lookups = stack_lookups(raw_frames)  # cached per stack
                 if lookups:
                     wanted.setdefault(item.project_id, set()).update(lookup.chunk_id for lookup, _ in lookups)
@@ -187,6 +191,10 @@ class BatchSymbols:
     # The stacks this batch resolved, by project and JSON text: the events of an issue repeat
     # their stack, and each is resolved once per batch. Bounded by the batch (dropped with it).
     _plans: dict[tuple[int, bytes], _StackPlan] = field(default_factory=dict)
+    # The same by the frame list itself (the events of one exception list share its lists, see
+    # exceptions._exceptions_by_json), which spares the JSON text; the list is kept, so its id
+    # stays its own. Lists are not modified once read.
+    _plans_of_list: dict[tuple[int, int], tuple[list[RawFrame], _StackPlan]] = field(default_factory=dict)
 
     def resolver(self, project_id: int) -> Resolver:
         return lambda raw: self._resolve(project_id, raw)
@@ -199,18 +207,9 @@ class BatchSymbols:
         plans: dict[int, _StackPlan] = {}  # by id() of the event's resolved frame lists
 
         def stack(raw_frames: list[RawFrame]) -> ResolvedStack:
-            try:
-                text = orjson.dumps(raw_frames)
-            except TypeError:  # not plain JSON: not memoised
+            plan = self._plan(project_id, raw_frames)
+            if plan is None:  # not plain JSON: not memoised
                 return resolve_stack(raw_frames, self.resolver(project_id))
-            plan = self._plans.get((project_id, text))
-            if plan is None:
-                writes: list[tuple[dict[tuple[int, str], Any], tuple[int, str], Any]] = []
-                resolved = resolve_stack(raw_frames, lambda raw: self._resolve(project_id, raw, writes))
-                plan = self._plans[(project_id, text)] = _StackPlan(resolved, tuple(writes))
-            else:
-                for target, key, value in plan.writes:
-                    target[key] = value
             # Copies: each event gets its own frames; contexts are only read.
             frames = [cast(Frame, dict(frame)) for frame in plan.stack.frames]
             plans[id(frames)] = plan
@@ -221,6 +220,29 @@ class BatchSymbols:
         unresolved = self.unresolved(project_id, resolved.exception_list)
         self._remember(project_id, resolved, plans)
         return resolved, releases, unresolved
+
+    def _plan(self, project_id: int, raw_frames: list[RawFrame]) -> _StackPlan | None:
+        """The stack's plan, made the first time; its writes done (again). None for a stack
+        that is not plain JSON."""
+        same = self._plans_of_list.get((project_id, id(raw_frames)))
+        if same is not None and same[0] is raw_frames:
+            plan = same[1]
+        else:
+            try:
+                text = orjson.dumps(raw_frames)
+            except TypeError:
+                return None
+            found = self._plans.get((project_id, text))
+            if found is None:
+                writes: list[tuple[dict[tuple[int, str], Any], tuple[int, str], Any]] = []
+                resolved = resolve_stack(raw_frames, lambda raw: self._resolve(project_id, raw, writes))
+                found = self._plans[(project_id, text)] = _StackPlan(resolved, tuple(writes))
+            plan = found
+            self._plans_of_list[(project_id, id(raw_frames))] = (raw_frames, plan)
+        # Doing the writes again right after making them changes nothing: last writer wins.
+        for target, key, value in plan.writes:
+            target[key] = value
+        return plan
 
     def _resolve(
         self,
