@@ -160,7 +160,7 @@ class _StackPlan:
     Within a batch a stack always resolves the same: a frame's resolution is fixed once its raw
     id is known (``known``, or ``new_frames`` from then on). Resolving it again would only
     repeat its writes to ``failed`` and ``_release_of_frame`` (last writer wins, so they are
-    replayed in order); ``used`` and ``new_frames`` would not change.
+    replayed in order); ``used``, ``replaced``, ``known`` and ``new_frames`` would not change.
     """
 
     stack: ResolvedStack
