@@ -110,7 +110,7 @@ http {{
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     add_header X-Upstream $upstream_addr always;
-    location ~ ^/(batch|capture|e|i/v0/e|track|engage)(/|$) {{
+    location ~ ^/(batch|e|i/v0/e|capture|track)/?$ {{
       proxy_next_upstream error timeout http_502 non_idempotent;
       proxy_pass http://trapline;
     }}
