@@ -108,34 +108,51 @@ def prepare(url: str, events: int, per_request: int) -> int:
 # --- the queue alone ---------------------------------------------------------------------------
 
 
-def _claimer(url: str, start: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue[int]) -> None:
+def _claimer(
+    url: str, start: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue[tuple[int, float, float]]
+) -> None:
     db = Database(make_engine(url, pool_size=1, reprocessable=True))  # as trapline worker
     worker_id = f"bench:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    with db.engine.connect() as connection:  # the pool's one connection: the backend every claim uses
+        backend = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
     start.wait()
+    own_before, backend_before = time.process_time(), _cpu_seconds(backend) or 0.0
     claims = 0
     while rows := claim(db, worker_id, CLAIM_BATCH, timedelta(minutes=5)):
         claims += 1
         with db.session(write=True) as session:
             ack(session, worker_id, [row.id for row in rows])
             session.commit()
-    results.put(claims)
+    results.put((claims, time.process_time() - own_before, (_cpu_seconds(backend) or 0.0) - backend_before))
     db.dispose()
 
 
-def queue_alone(url: str, processes: int, requests: int) -> tuple[float, float]:
-    """(claims/s, requests/s) of ``processes`` claimers draining the queue."""
+@dataclass
+class QueueRun:
+    claims_per_second: float
+    client_cpu_per_claim: float
+    backend_cpu_per_claim: float
+
+
+def queue_alone(url: str, processes: int) -> QueueRun:
+    """``processes`` claimers draining the queue: claims/s, and CPU per claim on each side."""
     start = multiprocessing.Barrier(processes + 1)
-    results: multiprocessing.Queue[int] = multiprocessing.Queue()
+    results: multiprocessing.Queue[tuple[int, float, float]] = multiprocessing.Queue()
     children = [multiprocessing.Process(target=_claimer, args=(url, start, results)) for _ in range(processes)]
     for child in children:
         child.start()
     start.wait()
     began = time.perf_counter()
-    claims = sum(results.get() for _ in children)
+    done = [results.get() for _ in children]
     elapsed = time.perf_counter() - began
     for child in children:
         child.join()
-    return claims / elapsed, requests / elapsed
+    claims = sum(count for count, _, _ in done) or 1
+    return QueueRun(
+        claims / elapsed,
+        sum(own for _, own, _ in done) / claims,
+        sum(backend for _, _, backend in done) / claims,
+    )
 
 
 # --- trapline worker processes -----------------------------------------------------------------
@@ -290,15 +307,15 @@ def main() -> None:
     )
     print()
     header = (
-        f"{'workers':>7} | {'claims/s':>9} | {'events/s':>9} | {'requests/s':>10} | {'worker CPU':>10} | "
-        f"{'PG CPU':>7} | {'machine':>7} | {'µs/event':>15} | where the backends were"
+        f"{'workers':>7} | {'claims/s':>9} | {'ms/claim':>14} | {'events/s':>9} | {'requests/s':>10} | "
+        f"{'worker CPU':>10} | {'PG CPU':>7} | {'machine':>7} | {'µs/event':>15} | where the backends were"
     )
     print(header)
     print("-" * len(header))
     for processes in counts:
         with fresh_database(args.url) as url:
-            requests = prepare(url, args.events, args.per_request)
-            claims_per_second, _ = queue_alone(url, processes, requests)
+            prepare(url, args.events, args.per_request)
+            queue = queue_alone(url, processes)
         with fresh_database(args.url) as url, tempfile.TemporaryDirectory() as tmp:
             requests = prepare(url, args.events, args.per_request)
             run = workers(url, processes, requests, Path(tmp))
@@ -307,15 +324,17 @@ def main() -> None:
         total = sum(states.values()) or 1
         where = ", ".join(f"{name} {count / total:.0%}" for name, count in states.most_common(4))
         events = run.events_per_second * seconds or 1
+        per_claim = f"{queue.client_cpu_per_claim * 1e3:.1f} + {queue.backend_cpu_per_claim * 1e3:.1f} PG"
         per_event = f"{run.worker_cpu / events * 1e6:.0f} + {run.backend_cpu / events * 1e6:.0f} PG"
         print(
-            f"{processes:>7} | {claims_per_second:>9,.0f} | {run.events_per_second:>9,.0f} | "
+            f"{processes:>7} | {queue.claims_per_second:>9,.0f} | {per_claim:>14} | {run.events_per_second:>9,.0f} | "
             f"{run.requests_per_second:>10,.0f} | {run.worker_cpu / seconds:>9.0%}  | "
             f"{run.backend_cpu / seconds:>6.0%} | {run.machine_busy:>6.0%}  | {per_event:>15} | {where}"
         )
     print()
     print(
-        f"claims/s: the queue alone ({CLAIM_BATCH} requests per claim, claim + ack, no pipeline). events/s, "
+        f"claims/s: the queue alone ({CLAIM_BATCH} requests per claim, claim + ack, no pipeline); ms/claim: CPU "
+        "time per claim of the claiming processes + their PostgreSQL backends. events/s, "
         "requests/s: `trapline worker` processes (default batches) from all running to the queue empty. "
         "worker CPU, PG CPU: CPU seconds per second (100% = one core busy) of the workers and of their "
         f"PostgreSQL backends; machine: all {cores} cores together. µs/event: CPU time per stored event, "
