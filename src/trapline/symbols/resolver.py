@@ -157,10 +157,11 @@ class SymbolResolver:
 class _StackPlan:
     """How a raw stack resolved in this batch, and the writes its frames made on the way.
 
-    Within a batch a stack always resolves the same: a frame's resolution is fixed once its raw
-    id is known (``known``, or ``new_frames`` from then on). Resolving it again would only
-    repeat its writes to ``failed`` and ``_release_of_frame`` (last writer wins, so they are
-    replayed in order); ``used``, ``replaced``, ``known`` and ``new_frames`` would not change.
+    Within a batch a stack resolves the same every time: a frame's resolution is fixed once its
+    raw id is known (``known``, or ``new_frames`` from then on), until stored frames turn out
+    outdated and leave ``known`` (``replaced``), which drops every plan. Resolving it again
+    would only repeat its writes to ``failed`` and ``_release_of_frame`` (last writer wins, so
+    they are replayed in order); ``used``, ``known`` and ``new_frames`` would not change.
     """
 
     stack: ResolvedStack
@@ -222,7 +223,7 @@ class BatchSymbols:
         return resolved, releases, unresolved
 
     def _plan(self, project_id: int, raw_frames: list[RawFrame]) -> _StackPlan | None:
-        """The stack's plan, made the first time; its writes done (again). None for a stack
+        """The stack's plan, made the first time, its writes done (again); None for a stack
         that is not plain JSON."""
         same = self._plans_of_list.get((project_id, id(raw_frames)))
         if same is not None and same[0] is raw_frames:
@@ -234,9 +235,17 @@ class BatchSymbols:
                 return None
             found = self._plans.get((project_id, text))
             if found is None:
+                replaced = len(self.replaced)
                 writes: list[tuple[dict[tuple[int, str], Any], tuple[int, str], Any]] = []
                 resolved = resolve_stack(raw_frames, lambda raw: self._resolve(project_id, raw, writes))
-                found = self._plans[(project_id, text)] = _StackPlan(resolved, tuple(writes))
+                found = _StackPlan(resolved, tuple(writes))
+                if len(self.replaced) != replaced:
+                    # Outdated stored frames were dropped from known: frames resolved from them
+                    # (by this stack or by the plans) resolve differently from now on.
+                    self._plans.clear()
+                    self._plans_of_list.clear()
+                    return found
+                self._plans[(project_id, text)] = found
             plan = found
             self._plans_of_list[(project_id, id(raw_frames))] = (raw_frames, plan)
         # Doing the writes again right after making them changes nothing: last writer wins.
