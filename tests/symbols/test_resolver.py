@@ -203,6 +203,26 @@ def test_a_chunk_deleted_and_uploaded_again_resolves_with_the_new_map(
     assert sources == {"v2.js"}  # the old resolution is replaced, not kept beside
 
 
+def test_a_stack_resolved_before_its_stored_frames_are_replaced_resolves_anew_later_in_the_batch(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    # Web frames are identified without their chunk id: the same positions under two chunks
+    # are one stack frame. Stored first under a chunk nobody uploaded, they are outdated once
+    # an event of the uploaded chunk comes; a batch resolves each repeated stack once, and
+    # must not keep answering the first event's stack with the frames it then replaced.
+    other = str(uuid.uuid4())
+    frames = (web_frame("a", 585, chunk_id=other), web_frame("s", 528, chunk_id=other))
+    post_batch(client, tenant.project_token, js_event(*frames))
+    process()
+    upload(database, blobs, tenant.project_id)
+    post_batch(client, tenant.project_token, js_event(*frames), js_event(), js_event(*frames))  # one batch
+    process()
+    _, before, fresh, after = stored(database)
+    assert [f.get("resolve_failure") for f in frames_of(before)] == [f"No sourcemap uploaded for chunk id: {other}"] * 2
+    assert [f["resolved_name"] for f in frames_of(fresh)] == ["checkout", "computeTotal"]
+    assert frames_of(after) == frames_of(fresh)
+
+
 def test_an_unreadable_symbol_set_is_marked_failed_and_not_retried(
     client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
 ):
