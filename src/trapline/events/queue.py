@@ -16,6 +16,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -161,11 +163,40 @@ _UPSERT_SIGNAL = (
 )
 
 
+# How often capture's commit looks again for SQLite's write lock while another writer (a worker
+# storing a batch) holds it.
+_LOCK_POLL_SECONDS = 0.0005
+
+
+def _begin_immediate(cursor: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock in steps of ``_LOCK_POLL_SECONDS`` up to
+    the connection's busy timeout.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries, so a request
+    waiting for a worker's batch to commit waited on average half a step more than needed, and
+    every request of the flush waited with it.
+    """
+    timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+    cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_LOCK_POLL_SECONDS)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+
+
 def _enqueue_sqlite(
     connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal], drops: Sequence[NewDrop]
 ) -> None:
     cursor = connection.cursor()
-    cursor.execute("BEGIN IMMEDIATE")
+    _begin_immediate(cursor)
     try:
         if drops:
             now = sqlite_datetime(utcnow())
