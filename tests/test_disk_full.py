@@ -268,12 +268,12 @@ def test_a_failed_flush_is_503_and_the_spool_goes_on(
     real = queue.enqueue
     calls = 0
 
-    def enqueue(db: Database, *args: Any) -> None:
+    def enqueue(db: Database, *args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise full_disk_error(db)
-        real(db, *args)
+        real(db, *args, **kwargs)
 
     monkeypatch.setattr("trapline.ingest.spool.enqueue", enqueue)
     refused = post_batch(client, tenant.project_token, exception_event())

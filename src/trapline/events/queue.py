@@ -38,6 +38,7 @@ __all__ = [
     "NewDrop",
     "NewRequest",
     "NewSignal",
+    "SqliteWriter",
     "ack",
     "claim",
     "enqueue",
@@ -101,15 +102,21 @@ def enqueue(
     requests: Sequence[NewRequest],
     signals: Sequence[NewSignal] = (),
     drops: Sequence[NewDrop] = (),
+    *,
+    writer: SqliteWriter | None = None,
 ) -> None:
     """Add accepted requests (and session signals, and drop counts), and commit: when this
     returns, they survive a crash. Signals go in the same transaction, so a worker never sees
     an exception without what its session did before it.
 
     This runs for every capture request, so it talks to the driver directly: SQLAlchemy's
-    session and statement machinery cost several times the inserts themselves.
+    session and statement machinery cost several times the inserts themselves. ``writer`` is
+    capture's own SQLite connection (see ``SqliteWriter``); without it one is taken from the pool.
     """
     if not requests and not signals and not drops:
+        return
+    if writer is not None:
+        _enqueue_sqlite(writer.connection, requests, _merged(signals), _merged_drops(drops), writer.timeout_ms)
         return
     connection = db.engine.raw_connection()
     try:
@@ -168,35 +175,64 @@ _UPSERT_SIGNAL = (
 _LOCK_POLL_SECONDS = 0.0005
 
 
-def _begin_immediate(cursor: Any) -> None:
+def _begin_immediate(cursor: Any, timeout_ms: int | None = None) -> None:
     """``BEGIN IMMEDIATE``, waiting for the write lock in steps of ``_LOCK_POLL_SECONDS`` up to
-    the connection's busy timeout.
+    the busy timeout: ``timeout_ms`` on a connection whose own is 0 (``SqliteWriter``), else the
+    connection's own, set aside meanwhile.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries, so a request
     waiting for a worker's batch to commit waited on average half a step more than needed, and
     every request of the flush waited with it.
     """
-    timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+    if timeout_ms is not None:
+        _poll_begin_immediate(cursor, timeout_ms)
+        return
+    own_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
     cursor.execute("PRAGMA busy_timeout = 0")
     try:
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                    raise
-            time.sleep(_LOCK_POLL_SECONDS)
+        _poll_begin_immediate(cursor, own_ms)
     finally:
-        cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(own_ms)}")
+
+
+def _poll_begin_immediate(cursor: Any, timeout_ms: int) -> None:
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(_LOCK_POLL_SECONDS)
+
+
+class SqliteWriter:
+    """A pooled SQLite connection kept by capture's flusher for its life, its busy timeout 0
+    (``enqueue`` waits for the lock itself): no checkout, reset and busy-timeout switch per
+    flush, each a round trip through the driver that gives the interpreter lock away."""
+
+    def __init__(self, db: Database) -> None:
+        self.connection: Any = db.engine.raw_connection()
+        cursor = self.connection.cursor()
+        self.timeout_ms = int(cursor.execute("PRAGMA busy_timeout").fetchone()[0])
+        cursor.execute("PRAGMA busy_timeout = 0")
+
+    def close(self) -> None:
+        """Give the connection back to the pool as it was."""
+        self.connection.cursor().execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
+        self.connection.close()
 
 
 def _enqueue_sqlite(
-    connection: Any, requests: Sequence[NewRequest], signals: Sequence[NewSignal], drops: Sequence[NewDrop]
+    connection: Any,
+    requests: Sequence[NewRequest],
+    signals: Sequence[NewSignal],
+    drops: Sequence[NewDrop],
+    timeout_ms: int | None = None,
 ) -> None:
     cursor = connection.cursor()
-    _begin_immediate(cursor)
+    _begin_immediate(cursor, timeout_ms)
     try:
         if drops:
             now = sqlite_datetime(utcnow())

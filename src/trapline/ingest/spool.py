@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from trapline.db.engine import Database
 from trapline.diskspace import disk_full_cause
-from trapline.events.queue import NewDrop, NewRequest, NewSignal, enqueue
+from trapline.events.queue import NewDrop, NewRequest, NewSignal, SqliteWriter, enqueue
 
 __all__ = ["Spool", "SpoolClosed"]
 
@@ -46,10 +46,14 @@ class Spool:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._executor: ThreadPoolExecutor | None = None
+        self._writer: SqliteWriter | None = None
 
     async def start(self) -> None:
         # One thread: flushes are sequential by design, and SQLite has one writer anyway.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trapline-spool")
+        if self._db.is_sqlite:
+            loop = asyncio.get_running_loop()
+            self._writer = await loop.run_in_executor(self._executor, SqliteWriter, self._db)
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="trapline-spool")
@@ -63,6 +67,9 @@ class Spool:
             await self._task
             self._task = None
         if self._executor is not None:
+            if self._writer is not None:
+                self._executor.submit(self._writer.close)
+                self._writer = None
             self._executor.shutdown(wait=True)
             self._executor = None
         self._wakeup = None
@@ -115,4 +122,5 @@ class Spool:
             [request for requests, _, _ in writes for request in requests],
             [signal for _, signals, _ in writes for signal in signals],
             [drop for _, _, drops in writes for drop in drops],
+            writer=self._writer,
         )
