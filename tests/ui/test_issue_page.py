@@ -437,9 +437,12 @@ def test_an_issue_without_events_says_so(ui: TestClient, tenant: Tenant, databas
 def test_all_time_numbers_and_range_numbers(ui: TestClient, tenant: Tenant, database: Database):
     with database.session(write=True) as session:
         issue = make_issue(session, tenant.project_id, ["fp-a", "fp-b"])
-        make_event(session, tenant.project_id, "fp-a", timestamp=ago(hours=2), distinct_id="a", session_id="s1")
-        make_event(session, tenant.project_id, "fp-b", timestamp=ago(hours=3), distinct_id="b", session_id="s1")
+        two, three = ago(hours=2), ago(hours=3)
+        make_event(session, tenant.project_id, "fp-a", timestamp=two, distinct_id="a", session_id="s1")
+        make_event(session, tenant.project_id, "fp-b", timestamp=three, distinct_id="b", session_id="s1")
         make_event(session, tenant.project_id, "fp-b", timestamp=ago(days=20), distinct_id="c", session_id="s2")
+    # The chart's bars are UTC days: between 02:00 and 03:00 the two recent events fall on two.
+    busiest = 2 if two.date() == three.date() else 1
 
     def numbers(page: str) -> dict[str, str]:
         block = re.search(r'<dl class="numbers">(.*?)</dl>', page, re.S)
@@ -455,10 +458,10 @@ def test_all_time_numbers_and_range_numbers(ui: TestClient, tenant: Tenant, data
         "Users": "2",
         "Sessions": "1",
     }
-    assert 'aria-label="2 events; at most 2 in one day"' in week
+    assert f'aria-label="2 events; at most {busiest} in one day"' in week
     month = open_issue(ui, tenant, issue.id, date_from="-30d").text
     assert numbers(month)["Events"] == "3" and numbers(month)["Users"] == "3" and numbers(month)["Sessions"] == "2"
-    assert 'aria-label="3 events; at most 2 in one day"' in month
+    assert f'aria-label="3 events; at most {busiest} in one day"' in month
     assert len(re.findall(r'<rect class="bar', month)) == 30
 
     answer = open_issue(ui, tenant, issue.id, date_from="-5y")
