@@ -8,6 +8,7 @@ its own freshly migrated database; each test starts from empty tables.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +172,17 @@ def local_alerts(app: FastAPI) -> Iterator[Settings]:
         yield app.state.settings
     finally:
         app.state.settings, app.state.senders = saved
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    # Parameters made with uuid4() differ between processes (gzip bodies too); pytest-xdist's workers must
+    # collect the same test ids, so a UUID inside a parameter's id reads as "<uuid>".
+    # Gzip bodies carry the time they were made in their header: they read as their size.
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("<uuid>", val)
+    if isinstance(val, bytes) and val.startswith(b"\x1f\x8b"):
+        return f"<gzip {len(val)} bytes>"
+    return None

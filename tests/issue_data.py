@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.search import record as search_summaries
 from trapline.volumes import record as volumes
 from trapline.volumes.record import Counted
 
@@ -172,6 +173,7 @@ def make_event(
     session.add(event)
     # What the pipeline's storage stage does besides inserting: the volume rollups.
     volumes.add(session.connection(), [Counted(project_id, fingerprint, timestamp, distinct_id, session_id)])
+    search_summaries.add(session.connection(), [(project_id, fingerprint, event.search_text or "")])
     owner.occurrences += 1
     if owner.first_seen is None or timestamp < owner.first_seen:
         owner.first_seen = timestamp

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 
 from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant
+from tests.search.support import assert_summaries_sound
 from tests.volumes.support import assert_rollups_match
 from trapline.alerts.models import AlertDelivery
 from trapline.alerts.service import AlertInput, create_alert
@@ -354,6 +355,7 @@ def test_events_sent_before_the_upload_are_resolved_again_by_reprocess(
         totals = {fp.fingerprint: fp.occurrences for fp in session.scalars(select(IssueFingerprint))}
     assert totals == {early.fingerprint: 0, late.fingerprint: 3}
     assert_rollups_match(database)  # the moved events' hours and days moved with them
+    assert_summaries_sound(database)  # and the searches find them by their resolved names
     # Nothing left to do: a second run changes nothing.
     assert reprocess(database, SymbolResolver(database, blobs), tenant.project_id).improved == 0
 

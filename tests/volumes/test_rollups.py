@@ -99,6 +99,20 @@ def test_bucketed_counts_equal_counting_the_events(
         assert got.get(fingerprint, [0] * buckets) == want, (fingerprint, bounds)
 
 
+@pytest.mark.parametrize("aligned", [True, False])
+def test_bounds_on_the_hour_and_events_on_them_count_once(
+    client: TestClient, tenant: Tenant, database: Database, aligned: bool
+):
+    hour = (NOW - timedelta(hours=30)).replace(minute=0, second=0)
+    moments = [hour, hour + timedelta(minutes=30), hour + timedelta(hours=1), hour + timedelta(hours=2, minutes=1)]
+    send(client, tenant, database, [exception_event(timestamp=m.isoformat()) for m in moments])
+    [(fingerprint, _), *_] = stored_events(database)
+    end = hour + timedelta(hours=2) if aligned else hour + timedelta(hours=2, minutes=5)
+    with database.session(write=False) as session:
+        got = counts.bucketed(session, tenant.project_id, [fingerprint], [hour, hour + timedelta(hours=1), end])
+    assert got[fingerprint] == ([2, 1] if aligned else [2, 2])
+
+
 def test_an_issue_list_counts_exactly_and_orders_by_the_days_it_touches(
     client: TestClient, tenant: Tenant, database: Database, filled: list[tuple[str, datetime]]
 ):

@@ -200,7 +200,9 @@ class _ListParams:
 def list_(
     project: ReadProject, session: SessionDep, page: PageParamsDep, params: Annotated[_ListParams, Depends()]
 ) -> dict[str, Any]:
-    stmt = queries.issue_order(project.id, params.filter, order_by=params.order_by, direction=params.direction)
+    stmt = queries.issue_order(
+        project.id, params.filter, order_by=params.order_by, direction=params.direction, session=session
+    )
     result = paginate(session, stmt, page, lambda issue_id: issue_id)
     summaries = queries.summarize(
         session, project.id, params.filter, result["results"], volume_resolution=params.volume_resolution

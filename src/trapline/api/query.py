@@ -273,7 +273,7 @@ def issues(project: ReadProject, session: SessionDep, body: IssuesQuery) -> dict
         fingerprints=_texts(body.fingerprint),
         url=storable_text(body.url) if body.url else None,
     )
-    stmt = queries.issue_order(project.id, flt, order_by=body.orderBy, direction=body.orderDirection)
+    stmt = queries.issue_order(project.id, flt, order_by=body.orderBy, direction=body.orderDirection, session=session)
     # One row more than asked for tells whether there is a next page, without a count.
     ids = list(session.scalars(stmt.limit(body.limit + 1).offset(body.offset)))
     summaries = queries.summarize(

@@ -21,6 +21,7 @@ from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
 from trapline.projects.models import Project
 from trapline.releases.models import Release
 from trapline.rules.models import AssignmentRule, GroupingRule, SuppressionRule
+from trapline.search.models import FingerprintText
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.usage.models import UsageDay
 from trapline.volumes.models import FingerprintDay, FingerprintHour
@@ -38,6 +39,7 @@ __all__ = [
     "FingerprintDay",
     "FingerprintHour",
     "FingerprintMinute",
+    "FingerprintText",
     "FingerprintUser",
     "GroupingRule",
     "Issue",

@@ -23,11 +23,11 @@ from sqlalchemy import Table, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from trapline.db.types import utcnow
+from trapline.db.upsert import dialect_insert
 from trapline.errors import InvalidInput
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue
 from trapline.limits.models import ErrorTrackingSettings
-from trapline.pipeline.linking import dialect_insert
 from trapline.projects.models import Project
 from trapline.sdk.config import CaptureSettings, remote_config
 

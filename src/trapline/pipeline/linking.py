@@ -17,19 +17,19 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from trapline.db.upsert import dialect_insert
 from trapline.ids import uuid7
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
 from trapline.pipeline.batch import Assignee, Item
 from trapline.pipeline.rules import ProjectRules
 from trapline.rules.evaluate import Subject
 
-__all__ = ["ISSUE_SUPPRESSED", "IssueChange", "dialect_insert", "dialect_insert_for", "link_issues"]
+__all__ = ["ISSUE_SUPPRESSED", "IssueChange", "link_issues"]
 
 log = logging.getLogger("trapline.pipeline")
 
@@ -50,17 +50,6 @@ class IssueChange:
 
 class _Lost(Exception):
     """Another worker created this fingerprint first."""
-
-
-def dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that supports ON CONFLICT on the session's backend."""
-    return dialect_insert_for(session.get_bind(), table)
-
-
-def dialect_insert_for(bind: Engine | Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
-    if bind.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def link_issues(session: Session, items: list[Item], rules: dict[int, ProjectRules]) -> list[IssueChange]:

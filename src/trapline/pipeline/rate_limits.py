@@ -23,10 +23,10 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from trapline.db.upsert import dialect_insert
 from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
 from trapline.limits.rates import PROJECT_SCOPE, Bucket, Limit, ProjectLimits, allowance, issue_scope
 from trapline.pipeline.batch import Item
-from trapline.pipeline.linking import dialect_insert
 
 __all__ = ["RATE_LIMITED_ISSUE", "RATE_LIMITED_PROJECT", "limit_issues", "limit_projects", "load_limits"]
 

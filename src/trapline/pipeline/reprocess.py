@@ -31,6 +31,7 @@ from trapline.pipeline.properties import RESERVED, base_output, finish_output
 from trapline.pipeline.resolution import BatchResolver, FrameResolver
 from trapline.pipeline.rules import load_rules
 from trapline.pipeline.storage import search_text
+from trapline.search import record as search_summaries
 from trapline.volumes import record as volumes
 from trapline.volumes.record import Counted
 
@@ -123,6 +124,12 @@ def _reprocess_batch(
         _recount(session, project_id, moves)
         volumes.remove(session.connection(), left)
         volumes.add(session.connection(), arrived)
+        # The rewritten texts (resolved names replace minified ones): added to the filters and
+        # intersected into the common parts, which then hold only parts every event still has.
+        search_summaries.add(
+            session.connection(),
+            [(project_id, cast(str, item.fingerprint), search_text(item.output)) for _row, item in items],
+        )
         session.commit()
     regrouped = sum(item.fingerprint != row.fingerprint for row, item in items)
     return ReprocessResult(examined=len(rows), improved=len(items), regrouped=regrouped)

@@ -18,10 +18,11 @@ from sqlalchemy import Connection, Table, bindparam, case, update
 from sqlalchemy.orm import Session
 
 from trapline.db.types import sqlite_datetime, utcnow
+from trapline.db.upsert import dialect_insert, dialect_insert_for
 from trapline.events.models import DroppedEvents, ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.batch import Item
-from trapline.pipeline.linking import dialect_insert, dialect_insert_for
+from trapline.search import record as search_summaries
 from trapline.volumes import record as volumes
 from trapline.volumes.record import Counted
 
@@ -229,6 +230,8 @@ def _count_volumes(connection: Connection, rows: list[dict[str, Any]], inserted:
         row = by_key[(project_id, event_uuid)]
         counted.append(Counted(project_id, fingerprint, timestamp, row["distinct_id"], row["session_id"]))
     volumes.add(connection, counted)
+    search_summaries.add(connection, [(c.project_id, c.fingerprint, by_key[(c.project_id, u)]["search_text"])
+                                      for c, (_, _, _, u) in zip(counted, inserted, strict=True)])  # fmt: skip
 
 
 def _text(value: Any, limit: int | None = None) -> str | None:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
+from trapline.db.upsert import dialect_insert_for
 from trapline.ids import uuid7
 from trapline.pipeline.batch import Item
 from trapline.pipeline.exceptions import ExceptionInfo, ResolvedExceptions, resolve_exception_list
@@ -47,7 +48,6 @@ from trapline.pipeline.frames import (
     symbol_lookup,
     unmapped_frame,
 )
-from trapline.pipeline.linking import dialect_insert_for
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.symbols.sourcemaps import SourceMap
 

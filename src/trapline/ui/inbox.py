@@ -14,7 +14,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -220,6 +220,18 @@ def volume_resolution(view: InboxView) -> int:
     return min(max(math.ceil(hours / 24), 12), 60)
 
 
+def sparkline_bounds(date_range: DateRange, bars: int) -> list[datetime]:
+    """The bounds of a row's sparkline: ``bars`` equal bars of whole hours ending with the
+    current hour, covering the range. On whole hours the rollups answer them alone; the
+    numbers beside them still count the range exactly."""
+    span = date_range.end - date_range.start
+    step = max(timedelta(hours=1), timedelta(hours=math.ceil(span / bars / timedelta(hours=1))))
+    end = date_range.end.replace(minute=0, second=0, microsecond=0)
+    if end < date_range.end:
+        end += timedelta(hours=1)
+    return [end - step * (bars - i) for i in range(bars + 1)]
+
+
 # --- who issues can be assigned to ----------------------------------------------------------
 
 
@@ -281,6 +293,8 @@ class Row:
     sessions: int
     first_seen: datetime | None
     last_seen: datetime | None
+    # Users and sessions estimated from sketches (an issue with many events in the range).
+    estimated: bool = False
 
 
 def _row(project_id: int, summary: IssueSummary, assignees: Assignees) -> Row:
@@ -300,6 +314,7 @@ def _row(project_id: int, summary: IssueSummary, assignees: Assignees) -> Row:
         occurrences=numbers.occurrences,
         users=numbers.users,
         sessions=numbers.sessions,
+        estimated=numbers.estimated,
         # The issue's own first sighting (all time), as PostHog shows it; the range's otherwise.
         first_seen=issue.first_seen or numbers.first_seen,
         last_seen=numbers.last_seen,
@@ -323,11 +338,15 @@ def _inbox(
         view.date_range, status=view.status, assignee=assignee, unassigned=unassigned, search=view.search
     )
     # One more than a page tells whether there is a next one, without counting the range.
-    ordered = queries.issue_order(project.id, flt, order_by=view.order_by, direction=view.direction)
+    ordered = queries.issue_order(project.id, flt, order_by=view.order_by, direction=view.direction, session=session)
     ids = list(session.scalars(ordered.limit(view.limit + 1).offset(view.offset)))
     has_next = len(ids) > view.limit
     summaries = queries.summarize(
-        session, project.id, flt, ids[: view.limit], volume_resolution=volume_resolution(view)
+        session,
+        project.id,
+        flt,
+        ids[: view.limit],
+        volume_bounds=sparkline_bounds(view.date_range, volume_resolution(view)),
     )
     rows = [_row(project.id, summary, assignees) for summary in summaries]
     return render(

@@ -51,6 +51,7 @@ from trapline.ui.stacktrace import (
     record_lines,
     show_value,
 )
+from trapline.volumes import counts
 
 __all__ = [
     "ALERTS_SHOWN",
@@ -460,6 +461,7 @@ def issue_page(
             "issue": issue,
             "view": summary.issue,
             "range_numbers": summary.aggregates,
+            "exact_distinct_limit": counts.EXACT_DISTINCT_LIMIT,
             "occurrences": occurrences,
             "first_seen": first_seen,
             "last_seen": last_seen,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from trapline.accounts.signin_throttle import SigninFailureWindow
 from trapline.db.engine import Database
-from trapline.pipeline.linking import dialect_insert
+from trapline.db.upsert import dialect_insert
 
 __all__ = ["LoginThrottle"]
 

@@ -9,8 +9,8 @@ from typing import cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from trapline.db.upsert import dialect_insert
 from trapline.pipeline.batch import Item
-from trapline.pipeline.linking import dialect_insert
 from trapline.usage.models import STORED, UsageDay
 
 __all__ = ["add_usage", "outcomes"]

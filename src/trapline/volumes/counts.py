@@ -11,12 +11,13 @@ about, not with the events in the range.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Table, and_, case, distinct, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from trapline.events.models import ExceptionEvent
@@ -48,71 +49,86 @@ def bucketed(
     session: Session, project_id: int, fingerprints: Sequence[str], bounds: Sequence[datetime]
 ) -> dict[str, list[int]]:
     """Per fingerprint, its events between consecutive ``bounds`` (the last bucket includes
-    its end). Fingerprints without events are left out."""
+    its end). Fingerprints without events are left out.
+
+    Each bucket takes the whole hours inside it from the hour table, summed by the database
+    per bucket; the hours a bound cuts (and the end's hour, the end being inclusive) are
+    counted from the events, piece by piece."""
     buckets = len(bounds) - 1
     if buckets < 1 or not fingerprints:
         return {}
-    first, end = bounds[0], bounds[-1]
+    # Bucket i owns the whole hours [ceil(b_i), hour_of(b_i+1)); hour_of(b_i) is cut when b_i
+    # is not on the hour, and the end's hour always is.
+    cut = sorted({hour_of(b) for b in bounds[:-1] if hour_of(b) != b} | {hour_of(bounds[-1])})
+    highs = [hour_of(b) for b in bounds[1:]]
+    low = _ceil_hour(bounds[0])
     result: dict[str, list[int]] = defaultdict(lambda: [0] * buckets)
-    cut: set[datetime] = {hour_of(end)}  # the end is inclusive: its hour is read from events
-    for bound in bounds[:-1]:
-        if hour_of(bound) != bound:
-            cut.add(hour_of(bound))
+    hour = _HOUR.c.hour
+    index = case(*((hour < high, i) for i, high in enumerate(highs)), else_=buckets - 1)
     for chunk in _chunks(fingerprints):
-        rows = session.execute(
-            select(_HOUR.c.fingerprint, _HOUR.c.hour, _HOUR.c.events).where(
-                _HOUR.c.project_id == project_id,
-                _HOUR.c.fingerprint.in_(chunk),
-                _HOUR.c.hour >= hour_of(first),
-                _HOUR.c.hour <= end,
+        if low < highs[-1]:
+            rows = session.execute(
+                select(_HOUR.c.fingerprint, index, func.sum(_HOUR.c.events))
+                .where(
+                    _HOUR.c.project_id == project_id,
+                    _HOUR.c.fingerprint.in_(chunk),
+                    hour >= low,
+                    hour < highs[-1],
+                    hour.not_in(cut),
+                )
+                .group_by(_HOUR.c.fingerprint, index)
             )
-        )
-        for fingerprint, hour, events in rows:
-            if hour in cut or hour < first:
-                continue
-            index = bisect.bisect_right(bounds, hour) - 1
-            if 0 <= index < buckets and hour + HOUR <= bounds[index + 1]:
-                result[fingerprint][index] += events
-            else:  # an hour a bound cuts that the set above missed (bounds closer than an hour)
-                cut.add(hour)
-    for fingerprint, index, events in _cut_hours(session, project_id, fingerprints, bounds, sorted(cut)):
-        result[fingerprint][index] += events
+            for fingerprint, bucket, events in rows:
+                result[fingerprint][bucket] += int(events)
+        for fingerprint, bucket, events in _cut_hours(session, project_id, chunk, bounds, cut):
+            result[fingerprint][bucket] += events
     return dict(result)
 
 
-def _cut_hours(
-    session: Session, project_id: int, fingerprints: Sequence[str], bounds: Sequence[datetime], hours: list[datetime]
-) -> list[tuple[str, int, int]]:
-    """(fingerprint, bucket, events) for the events inside ``hours`` and the range, read from
-    the events' index: one range per hour, so a big issue's other hours are never read."""
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = hour_of(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[tuple[datetime, datetime, bool, int]]:
+    """The cut hours inside the range, split at the bounds inside them: (low, high, whether
+    high is included, bucket), each piece inside one bucket."""
     first, end = bounds[0], bounds[-1]
+    pieces = []
+    for hour in cut:
+        low, high = max(hour, first), min(hour + HOUR, end)
+        if low > high:
+            continue
+        edges = [low, *(b for b in bounds[1:-1] if low < b < high), high]
+        for a, b in itertools.pairwise(edges):  # (end, end) when the range ends on the hour
+            bucket = min(bisect.bisect_right(bounds, a) - 1, len(bounds) - 2)
+            pieces.append((a, b, b == end, bucket))
+    return pieces
+
+
+def _cut_hours(
+    session: Session, project_id: int, fingerprints: Sequence[str], bounds: Sequence[datetime], cut: Sequence[datetime]
+) -> list[tuple[str, int, int]]:
+    """(fingerprint, bucket, events) in the cut hours, read from the events' index one piece
+    at a time, so a big issue's other hours are never read."""
     timestamp = _EVENTS.c.timestamp
-    found: list[tuple[str, int, int]] = []
-    for chunk in _chunks(fingerprints):
-        parts = []
-        for hour in hours:
-            low, high = max(hour, first), min(hour + HOUR, end)
-            if low > end or high < first:
-                continue
-            upper = timestamp <= end if high == end else timestamp < high
-            inner = [(i, b) for i, b in enumerate(bounds[1:-1], start=1) if low < b < high]
-            index: Any = literal(bisect.bisect_right(bounds, low) - 1)
-            if inner:
-                index = case(*((timestamp < b, i - 1) for i, b in inner), else_=inner[-1][0])
-            parts.append(
-                select(_EVENTS.c.fingerprint, index.label("bucket"), func.count().label("events"))
-                .where(
-                    _EVENTS.c.project_id == project_id,
-                    _EVENTS.c.fingerprint.in_(chunk),
-                    timestamp >= low,
-                    upper,
-                )
-                .group_by(_EVENTS.c.fingerprint, index)
+    parts = []
+    for low, high, closed, bucket in _pieces(bounds, cut):
+        parts.append(
+            select(_EVENTS.c.fingerprint, literal(bucket).label("bucket"), func.count().label("events"))
+            .where(
+                _EVENTS.c.project_id == project_id,
+                _EVENTS.c.fingerprint.in_(fingerprints),
+                timestamp >= low,
+                timestamp <= high if closed else timestamp < high,
             )
-        for start in range(0, len(parts), 50):  # compound SELECTs are capped (SQLite: 500 terms)
-            group = parts[start : start + 50]
-            statement = group[0] if len(group) == 1 else union_all(*group)
-            found += [(row[0], min(int(row[1]), len(bounds) - 2), int(row[2])) for row in session.execute(statement)]
+            .group_by(_EVENTS.c.fingerprint)
+        )
+    found: list[tuple[str, int, int]] = []
+    for start in range(0, len(parts), 100):  # compound SELECTs are capped (SQLite: 500 terms)
+        group = parts[start : start + 100]
+        statement = group[0] if len(group) == 1 else union_all(*group)
+        found += [(row[0], int(row[1]), int(row[2])) for row in session.execute(statement)]
     return found
 
 
@@ -168,29 +184,41 @@ def _exact_distinct(
     start: datetime | None,
     end: datetime | None,
 ) -> dict[Any, Distinct]:
+    """Counted by the database per fingerprint; for an issue of several fingerprints (merged)
+    the distinct (fingerprint, who) pairs are merged here, which stays exact across them."""
     if not fingerprints_of:
         return {}
-    owner = {fp: key for key, fps in fingerprints_of.items() for fp in fps}
     conditions: list[ColumnElement[bool]] = [_EVENTS.c.project_id == project_id]
     if start is not None:
         conditions.append(_EVENTS.c.timestamp >= start)
     if end is not None:
         conditions.append(_EVENTS.c.timestamp <= end)
     session_of = func.nullif(_EVENTS.c.session_id, "")
+    single = {fps[0]: key for key, fps in fingerprints_of.items() if len(fps) == 1}
+    result: dict[Any, Distinct] = {key: Distinct(0, 0, estimated=False) for key in fingerprints_of}
+    for chunk in _chunks(sorted(single)):
+        rows = session.execute(
+            select(_EVENTS.c.fingerprint, func.count(distinct(_EVENTS.c.distinct_id)), func.count(distinct(session_of)))
+            .where(*conditions, _EVENTS.c.fingerprint.in_(chunk))
+            .group_by(_EVENTS.c.fingerprint)
+        )
+        for fingerprint, user_count, session_count in rows:
+            result[single[fingerprint]] = Distinct(int(user_count), int(session_count), estimated=False)
+    merged = {fp: key for key, fps in fingerprints_of.items() if len(fps) > 1 for fp in fps}
     users: dict[Any, set[str]] = defaultdict(set)
     sessions: dict[Any, set[str]] = defaultdict(set)
-    # Distinct (fingerprint, who) pairs, merged per issue here: exact for merged issues, and
-    # the pairs are few (their events are).
     for column, into in ((_EVENTS.c.distinct_id, users), (session_of, sessions)):
-        for chunk in _chunks(sorted(owner)):
+        for chunk in _chunks(sorted(merged)):
             rows = session.execute(
                 select(_EVENTS.c.fingerprint, column)
                 .where(*conditions, _EVENTS.c.fingerprint.in_(chunk), column.is_not(None))
                 .group_by(_EVENTS.c.fingerprint, column)
             )
             for fingerprint, who in rows:
-                into[owner[fingerprint]].add(who)
-    return {key: Distinct(len(users[key]), len(sessions[key]), estimated=False) for key in fingerprints_of}
+                into[merged[fingerprint]].add(who)
+    for key in set(merged.values()):
+        result[key] = Distinct(len(users[key]), len(sessions[key]), estimated=False)
+    return result
 
 
 def _estimated_distinct(
@@ -221,43 +249,75 @@ def _estimated_distinct(
 def order_values(
     project_id: int, start: datetime | None, end: datetime | None, order_by: str, fingerprints: Any = None
 ) -> Any:
-    """A subquery of (fingerprint, value) for every fingerprint with events in the range,
-    ``value`` being what an issue list orders by (``last_seen``, ``first_seen`` or
-    ``occurrences``), read from the buckets the range touches.
-
-    Ordering thousands of issues reads one day row per fingerprint and day (one hour row for
-    ranges under three days), so the occurrences it orders by count the whole buckets at the
-    range's two edges; the numbers shown for each issue are exact. ``last_seen`` and
-    ``first_seen`` are the fingerprint's own when they fall in the range (nearly always: the
-    default range ends now).
-    """
+    """A subquery of (issue_id, fingerprint, value) for every fingerprint with events in the
+    range, ``value`` being what an issue list orders by (``last_seen``, ``first_seen`` or
+    ``occurrences``)."""
     start = start or _EARLIEST
     end = end or _LATEST
+    if order_by == "occurrences":
+        return _touched_occurrences(project_id, start, end, fingerprints)
+    return _seen_in_range(project_id, start, end, order_by, fingerprints)
+
+
+def _seen_in_range(project_id: int, start: datetime, end: datetime, order_by: str, fingerprints: Any) -> Any:
+    """Last or first seen. A fingerprint whose last event falls in the range is in the list
+    with nothing read but its own row (the default range ends now: nearly every one); one
+    whose last event is after the range is in it if a bucket inside the range has events (a
+    seek on the rollups' primary key), and orders by that bucket."""
+    own = _FINGERPRINT
+    scope = [own.c.project_id == project_id]
+    if fingerprints is not None:
+        scope.append(own.c.fingerprint.in_(fingerprints))
+    first_in_range = case((own.c.first_seen >= start, own.c.first_seen), else_=start)
+    current = select(
+        own.c.issue_id.label("issue_id"),
+        own.c.fingerprint.label("fingerprint"),
+        (own.c.last_seen if order_by == "last_seen" else first_in_range).label("value"),
+    ).where(*scope, own.c.last_seen >= start, own.c.last_seen <= end)
+    kind, first_bucket, last_bucket = touched(start, end)
+    table, column = (_DAY, _DAY.c.day) if kind == "day" else (_HOUR, _HOUR.c.hour)
+    bucket = (
+        select(func.max(column) if order_by == "last_seen" else func.min(column))
+        .where(
+            table.c.project_id == project_id,
+            table.c.fingerprint == own.c.fingerprint,
+            column >= first_bucket,
+            column <= last_bucket,
+        )
+        .correlate(own)
+        .scalar_subquery()
+    )
+    # (Totals unknown, as rows from before the totals may have, decide nothing either.)
+    later = (
+        select(own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"), bucket.label("value"))
+        .where(*scope, or_(own.c.last_seen > end, own.c.last_seen.is_(None)))
+        .where(or_(own.c.first_seen.is_(None), own.c.first_seen <= end))
+        .subquery("later")
+    )
+    return union_all(current, select(later).where(later.c.value.is_not(None))).subquery("per_fingerprint")
+
+
+def _touched_occurrences(project_id: int, start: datetime, end: datetime, fingerprints: Any) -> Any:
+    """Occurrences, from one day row per fingerprint and day the range touches (an hour row
+    for ranges under three days): the whole buckets at the range's two edges count, so the
+    order can differ from the exact numbers shown by the events of those edges."""
     kind, first_bucket, last_bucket = touched(start, end)
     table, column = (_DAY, _DAY.c.day) if kind == "day" else (_HOUR, _HOUR.c.hour)
     conditions = [table.c.project_id == project_id, column >= first_bucket, column <= last_bucket]
     if fingerprints is not None:
         conditions.append(table.c.fingerprint.in_(fingerprints))
     per_fingerprint = (
-        select(
-            table.c.fingerprint.label("fingerprint"),
-            func.sum(table.c.events).label("events"),
-            func.min(column).label("first_bucket"),
-            func.max(column).label("last_bucket"),
-        )
+        select(table.c.fingerprint.label("fingerprint"), func.sum(table.c.events).label("events"))
         .where(*conditions)
         .group_by(table.c.fingerprint)
         .subquery("touched")
     )
     own = _FINGERPRINT
-    value = {
-        "occurrences": per_fingerprint.c.events,
-        "last_seen": case((own.c.last_seen <= end, own.c.last_seen), else_=per_fingerprint.c.last_bucket),
-        "first_seen": case((own.c.first_seen >= start, own.c.first_seen), else_=per_fingerprint.c.first_bucket),
-    }[order_by]
     return (
         select(
-            own.c.issue_id.label("issue_id"), per_fingerprint.c.fingerprint.label("fingerprint"), value.label("value")
+            own.c.issue_id.label("issue_id"),
+            per_fingerprint.c.fingerprint.label("fingerprint"),
+            per_fingerprint.c.events.label("value"),
         )
         .select_from(
             per_fingerprint.join(
@@ -265,8 +325,7 @@ def order_values(
             )
         )
         # Events in the touched buckets but none in the range itself (all before its start or
-        # after its end) do not list the issue.
-        # (Totals unknown, as rows older than the totals may be, decide nothing.)
+        # after its end) do not list the issue; unknown totals decide nothing.
         .where(or_(own.c.last_seen.is_(None), own.c.last_seen >= start))
         .where(or_(own.c.first_seen.is_(None), own.c.first_seen <= end))
         .subquery("per_fingerprint")

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, tuple_, update
 
-from trapline.pipeline.linking import dialect_insert_for
+from trapline.db.upsert import dialect_insert_for
 from trapline.volumes import sketch
 from trapline.volumes.buckets import day_of, hour_of
 from trapline.volumes.models import FingerprintDay, FingerprintHour

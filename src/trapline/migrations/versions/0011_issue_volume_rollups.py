@@ -46,10 +46,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_fingerprint_day_range", "fingerprint_day", ["project_id", "day", "fingerprint", "events"])
     # Existing events are counted once here; from now on the pipeline keeps the rollups.
-    # The pipeline first: it imports the volumes' recording, which imports the pipeline's
-    # linking; entered from the volumes' side (`trapline migrate` on a fresh database), that
-    # cycle finds the recording half made.
-    from trapline import pipeline  # noqa: F401
     from trapline.volumes.rebuild import rebuild
 
     rebuild(op.get_bind())

@@ -1,0 +1,89 @@
+"""Search summaries, pure: trigram Bloom filters and common text parts, and what they say
+about a search.
+
+A search token matches an event when it is a substring of one of the event's search text
+parts (``pipeline.storage.search_text``). If the token is a substring, each of its trigrams
+is one of the text's, so a fingerprint whose filter lacks one of them has no matching event
+(``could_match``); a token inside a part every event of the fingerprint had matches them
+all (``all_match``). Anything between is read from the events.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+__all__ = ["BITS", "all_match", "has_bits", "mask_of", "parts_of", "token_bits", "token_mask"]
+
+BITS = 4096
+SEPARATOR = "\x1f"
+_LOW = BITS - 1
+
+
+@lru_cache(maxsize=65_536)
+def _trigram_mask(trigram: str) -> int:
+    # Two bits per trigram from one CRC: stable across processes (unlike hash()), and cached
+    # because the same trigrams recur in nearly every text.
+    h = zlib.crc32(trigram.encode("utf-8", "surrogatepass"))
+    return (1 << (h & _LOW)) | (1 << ((h >> 12) & _LOW))
+
+
+def _trigrams(text: str) -> set[str]:
+    return {text[i : i + 3] for i in range(len(text) - 2)}
+
+
+def mask_of(texts: Iterable[str]) -> int:
+    """The filter bits of all trigrams of ``texts`` (each a whole search text)."""
+    grams: set[str] = set()
+    for text in texts:
+        grams |= _trigrams(text)
+    mask = 0
+    for gram in grams:
+        mask |= _trigram_mask(gram)
+    return mask
+
+
+def token_mask(token: str) -> int:
+    """The bits a token's trigrams need (0 for tokens under three characters: they rule
+    nothing out)."""
+    return mask_of([token]) if len(token) >= 3 else 0
+
+
+def parts_of(text: str) -> frozenset[str]:
+    return frozenset(part for part in text.split(SEPARATOR) if part)
+
+
+def joined(parts: Iterable[str]) -> str:
+    """Common parts as stored: one text a token is inside exactly when it is inside a part."""
+    return SEPARATOR.join(sorted(parts))
+
+
+def token_bits(tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """The (byte, bit) of the stored filter that every token's trigrams need, rarest-looking
+    first does not matter: a fingerprint that cannot match usually misses the first one."""
+    mask = 0
+    for token in tokens:
+        mask |= token_mask(token)
+    width = BITS // 8
+    return [(width - 1 - bit // 8, 1 << (bit % 8)) for bit in range(BITS) if mask >> bit & 1]
+
+
+def has_bits(stored: bytes | memoryview | None, bits: Sequence[tuple[int, int]]) -> bool:
+    """Whether a stored filter has every bit (checked byte by byte: most fail at the first)."""
+    if not stored:
+        return not bits
+    return all(stored[index] & bit for index, bit in bits)
+
+
+def all_match(common: str, tokens: Sequence[str]) -> bool:
+    """Whether every event whose common parts are ``common`` (joined) holds every token."""
+    return all(token in common for token in tokens if SEPARATOR not in token)
+
+
+def to_bytes(mask: int) -> bytes:
+    return mask.to_bytes(BITS // 8, "big")
+
+
+def from_bytes(data: bytes | memoryview | None) -> int:
+    return int.from_bytes(data, "big") if data else 0

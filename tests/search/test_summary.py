@@ -1,0 +1,48 @@
+"""Search summaries, pure: a filter never rules out a text that holds the token, and common
+parts say "every event matches" only when each does."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trapline.search import summary
+
+_SEP = summary.SEPARATOR
+_texts = st.lists(st.text(alphabet="abcdeé.:_ ", min_size=0, max_size=12), min_size=1, max_size=4).map(_SEP.join)
+
+
+@given(texts=st.lists(_texts, min_size=1, max_size=5), pick=st.integers(0, 100), start=st.integers(0, 20),
+       length=st.integers(0, 8))  # fmt: skip
+def test_a_token_inside_any_text_is_never_ruled_out(texts: list[str], pick: int, start: int, length: int):
+    text = texts[pick % len(texts)]
+    token = text[start : start + length]
+    if _SEP in token:
+        return  # a token never spans two fields: the tokenizer splits on whitespace only
+    stored = summary.to_bytes(summary.mask_of(texts))
+    assert summary.has_bits(stored, summary.token_bits([token]))
+
+
+def test_a_token_missing_from_every_text_is_usually_ruled_out():
+    stored = summary.to_bytes(summary.mask_of(["keyerror\x1fmissing key 'total'\x1fcheckout.py"]))
+    assert summary.has_bits(stored, summary.token_bits(["keyerror"]))
+    assert not summary.has_bits(stored, summary.token_bits(["zerodivision"]))
+    assert not summary.has_bits(stored, summary.token_bits(["keyerror", "timeout"]))  # all tokens must fit
+    # Tokens under three characters have no trigram: they rule nothing out.
+    assert summary.has_bits(stored, summary.token_bits(["zz"]))
+    assert not summary.has_bits(b"", summary.token_bits(["keyerror"]))  # no events, no match
+
+
+@given(texts=st.lists(_texts, min_size=1, max_size=5), token=st.text(alphabet="abcdeé.:_ ", max_size=4))
+def test_all_match_only_when_every_text_holds_every_token(texts: list[str], token: str):
+    common = summary.joined(frozenset.intersection(*(summary.parts_of(t) for t in texts)))
+    if summary.all_match(common, [token]):
+        assert all(token in text for text in texts)
+
+
+def test_common_parts_are_whole_fields():
+    texts = ["typeerror\x1fboom", "typeerror\x1fbang"]
+    common = summary.joined(frozenset.intersection(*(summary.parts_of(t) for t in texts)))
+    assert summary.parts_of(common) == {"typeerror"}
+    assert summary.all_match(common, ["type", "error"])
+    assert not summary.all_match(common, ["boom"])
