@@ -3,7 +3,8 @@
 The issue's targets (p95 < 100 ms) at 1,000,000 and 10,000,000 events:
 
     .venv/bin/python bench/ui_bench.py --events-per-issue 90 --big-issue-events 100000 --data /tmp/ui-1m.db
-    .venv/bin/python bench/ui_bench.py --events-per-issue 900 --big-issue-events 1000000 --data /tmp/ui-10m.db
+    .venv/bin/python bench/ui_bench.py --events-per-issue 90 --big-issue-events 100000 --copies 10 \
+        --frames 2 --data /tmp/ui-10m.db
 
     .venv/bin/python bench/ui_bench.py [--page inbox|issue|all] [--issues 10000] [--events-per-issue 10]
                                        [--big-issue-events 100000] [--runs 20] [--data /tmp/ui-bench.db]
@@ -164,7 +165,40 @@ def _insert_events(db: Database, rows: Iterator[dict[str, Any]], chunk: int = 5_
         session.commit()
 
 
-def fill(db: Database, issues: int, per_issue: int, big: int) -> Fixture:
+def _copy_events(db: Database, project_id: int, copies: int) -> None:
+    """Every event ``copies - 1`` times more, each copy with a new uuid and moved back by up to
+    an hour (inside the database: ten million events from Python would take an hour), and the
+    issues' totals multiplied to match."""
+    columns = "project_id, timestamp, distinct_id, session_id, fingerprint, issue_id, library, search_text, properties"
+    postgres = db.engine.dialect.name == "postgresql"
+    new_uuid = "gen_random_uuid()" if postgres else "lower(hex(randomblob(16)))"
+    shifted = (
+        "timestamp - random() * interval '1 hour'"
+        if postgres
+        else "strftime('%Y-%m-%d %H:%M:%f000', timestamp, printf('-%d seconds', abs(random()) % 3600))"
+    )
+    source = "project_id, {shifted}, distinct_id, session_id, fingerprint, issue_id, library, search_text, properties"
+    started = time.perf_counter()
+    with db.engine.connect() as connection:
+        top = connection.execute(text("SELECT max(id) FROM exception_event")).scalar_one()
+        for copy in range(1, copies):
+            connection.execute(
+                text(
+                    f"INSERT INTO exception_event (uuid, {columns}) SELECT {new_uuid}, "
+                    f"{source.format(shifted=shifted)} FROM exception_event WHERE project_id = :p AND id <= :top"
+                ),
+                {"p": project_id, "top": top},
+            )
+            connection.commit()
+            print(f"copy {copy} of the events made ({time.perf_counter() - started:.0f} s)")
+        connection.execute(
+            text("UPDATE issue_fingerprint SET occurrences = occurrences * :n WHERE project_id = :p"),
+            {"n": copies, "p": project_id},
+        )
+        connection.commit()
+
+
+def fill(db: Database, issues: int, per_issue: int, big: int, copies: int = 1) -> Fixture:
     started = time.perf_counter()
     with db.session(write=True) as session:
         org = Organization(name="Bench")
@@ -224,6 +258,8 @@ def fill(db: Database, issues: int, per_issue: int, big: int) -> Fixture:
             yield from _event_rows(project_id, issue_id, fingerprint, kind, count, span)
 
     _insert_events(db, every_event())
+    if copies > 1:
+        _copy_events(db, project_id, copies)
     # The events went in around the pipeline, so their rollups are counted here as the
     # migration that introduced them counts an existing database's.
     counted = time.perf_counter()
@@ -237,7 +273,8 @@ def fill(db: Database, issues: int, per_issue: int, big: int) -> Fixture:
         # takes the fresh tables for empty ones and picks plans five times slower.
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
-    print(f"filled {issues + 1} issues, {issues * per_issue + big} events in {time.perf_counter() - started:.0f} s")
+    events = (issues * per_issue + big) * copies
+    print(f"filled {issues + 1} issues, {events} events in {time.perf_counter() - started:.0f} s")
     return Fixture(project_id=project_id, user_id=user_id, big_issue=plan[-1][0], some_issue=plan[0][0])
 
 
@@ -275,6 +312,7 @@ def main() -> None:
     parser.add_argument("--big-issue-events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--frames", type=int, default=12, help="stack frames per event")
+    parser.add_argument("--copies", type=int, default=1, help="copy every event this many times in all (in SQL)")
     parser.add_argument("--data", type=Path, help="SQLite file to fill (or reuse when it exists)")
     parser.add_argument("--database-url", help="another database (emptied schema expected), e.g. PostgreSQL")
     args = parser.parse_args()
@@ -288,7 +326,7 @@ def main() -> None:
         engine = make_engine(url)
         migrate.upgrade(engine)
         db = Database(engine)
-        fixture = existing(db) or fill(db, args.issues, args.events_per_issue, args.big_issue_events)
+        fixture = existing(db) or fill(db, args.issues, args.events_per_issue, args.big_issue_events, args.copies)
         settings = load_settings(data_dir=Path(tmp) / "data", database_url=url, workers=0)
         app = create_app(settings, db)
         with db.session(write=True) as session:
