@@ -13,6 +13,9 @@ export TRAPLINE_DATA_DIR ?= ./trapline-data
 
 .PHONY: run test lint format bench clean
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The suite runs in this many processes: most of its time is live servers, SDK retries and
+# browsers waiting, not CPU, so even two cores run three well (TEST_PROCESSES=0: one process).
+TEST_PROCESSES ?= 3
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Trapline needs Python 3.11 or newer on the PATH (or PYTHON=/path/to/python)."; exit 1; }
@@ -39,7 +42,7 @@ test: $(VENV)/.installed-test
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "could not install chromium: the browser tests will be skipped"; }
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
