@@ -22,6 +22,7 @@ Then it asks for each page ``--runs`` times in this process, through the whole A
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import random
 import statistics
@@ -348,6 +349,9 @@ def main() -> None:
                 ("issue: a small one", f"{base}/{fixture.some_issue}"),
             ]
         with TestClient(app, cookies={COOKIE: cookie}) as client:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 1000)  # as trapline serve does at start-up
             print(f"{'page':48} {'median':>9} {'p95':>9}  status  bytes")
             for label, page in pages:
                 median, p95, status, size = measure(client, page, args.runs)

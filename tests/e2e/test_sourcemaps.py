@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.browser import AUTOCAPTURE_READY, CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
 from tests.js import esbuild_binary, npm_packages
-from tests.live.support import Project, bootstrap
+from tests.live.support import Project, bootstrap, sourcemap_process
 from tests.server import TRAPLINE, Server, run_trapline, running_server, trapline_env
 
 pytestmark = pytest.mark.slow
@@ -61,24 +61,6 @@ def build(root: Path, entry: str, *flags: str) -> Path:
         capture_output=True,
     )
     return dist
-
-
-def sourcemap_process(server: Server, project: Project, dist: Path) -> None:
-    env = {
-        **trapline_env(server.data_dir),
-        "POSTHOG_CLI_HOST": server.url,
-        "POSTHOG_CLI_API_KEY": project.api_key,
-        "POSTHOG_CLI_PROJECT_ID": str(project.id),
-    }
-    result = subprocess.run(
-        [TRAPLINE, "sourcemap", "process", "--directory", str(dist)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def api(server: Server, project: Project) -> httpx.Client:
@@ -150,7 +132,7 @@ document.getElementById("buy").addEventListener("click", () => placeOrder({{ qty
     )
     dist = build(root, "src/app.js", "--format=iife")
     (dist / "index.html").write_text('<button id="buy">Buy</button><script src="app.js"></script>')
-    sourcemap_process(server, project, dist)
+    sourcemap_process(server.url, project, dist, server.data_dir)
     assert "//# chunkId=" in (dist / "app.js").read_text()
     site = static_site(dist)
 
@@ -216,7 +198,7 @@ def run_node(dist: Path) -> None:
 
 def test_a_minified_node_error_resolves_by_chunk_id(server: Server, project: Project, tmp_path: Path):
     dist = node_bundle(tmp_path / "node", server, project)
-    sourcemap_process(server, project, dist)
+    sourcemap_process(server.url, project, dist, server.data_dir)
     run_node(dist)
     client = api(server, project)
     event = wait_for(
@@ -252,7 +234,7 @@ def test_an_event_sent_before_the_upload_is_resolved_by_reprocess(server: Server
         ]
 
     [before] = wait_for(minified, "the unresolved node exception")
-    sourcemap_process(server, project, dist)
+    sourcemap_process(server.url, project, dist, server.data_dir)
     done = run_trapline("reprocess", "--project", str(project.id), env=trapline_env(server.data_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     after = next(e for e in events_of(client, "RangeError") if e["uuid"] == before["uuid"])

@@ -59,6 +59,25 @@ def bootstrap(data_dir: Path, name: str, extra_env: Mapping[str, str] | None = N
     )
 
 
+def sourcemap_process(server_url: str, project: Project, dist: Path, data_dir: Path) -> None:
+    """`trapline sourcemap process` (inject, then upload) of ``dist`` to the server at ``server_url``."""
+    env = {
+        **trapline_env(data_dir),
+        "POSTHOG_CLI_HOST": server_url,
+        "POSTHOG_CLI_API_KEY": project.api_key,
+        "POSTHOG_CLI_PROJECT_ID": str(project.id),
+    }
+    result = subprocess.run(
+        [TRAPLINE, "sourcemap", "process", "--directory", str(dist)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def poll(fetch: Callable[[], T], done: Callable[[T], bool], what: str, timeout: float = DEADLINE_SECONDS) -> T:
     """Fetch until ``done`` holds; fail with the last value seen after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

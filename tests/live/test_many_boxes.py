@@ -35,8 +35,18 @@ from moto.server import ThreadedMotoServer
 from posthog import Posthog
 
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
-from tests.live.support import Api, Project, WorkerProcess, bootstrap, poll, start_worker, stored_state, workers
-from tests.server import TRAPLINE, Server, free_port, running_server, trapline_env
+from tests.live.support import (
+    Api,
+    Project,
+    WorkerProcess,
+    bootstrap,
+    poll,
+    sourcemap_process,
+    start_worker,
+    stored_state,
+    workers,
+)
+from tests.server import Server, free_port, running_server
 from trapline.sourcemap.container import content_hash, source_and_map
 
 pytestmark = pytest.mark.slow
@@ -206,24 +216,6 @@ class Senders:
                     self.failed += 1
                 else:
                     self.accepted.append(sent)
-
-
-def sourcemap_process(server_url: str, project: Project, dist: Path, data_dir: Path) -> None:
-    env = {
-        **trapline_env(data_dir),
-        "POSTHOG_CLI_HOST": server_url,
-        "POSTHOG_CLI_API_KEY": project.api_key,
-        "POSTHOG_CLI_PROJECT_ID": str(project.id),
-    }
-    result = subprocess.run(
-        [TRAPLINE, "sourcemap", "process", "--directory", str(dist)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def replace_map(server_url: str, project: Project, chunk_id: str, source: bytes, source_map: bytes) -> None:
