@@ -486,18 +486,24 @@ def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, s
 
 # union_all's generic signature makes mypy 2.4 crash when inferred from a list of selects.
 _union_all: Any = union_all
-_ALL_SUMMARIES = "SELECT fingerprint, trigrams, common FROM fingerprint_text WHERE project_id = {mark}"
+_CANDIDATES = "SELECT fingerprint, common FROM fingerprint_text WHERE project_id = {mark} AND {has_bits}"
 
 
-def _all_summaries(session: Session, project_id: int) -> list[tuple[str, bytes, str | None]]:
-    """Every fingerprint's summary, through the driver: SQLAlchemy's rows cost more than the
-    query over ten thousand fingerprints (half a megabyte of filters per thousand)."""
+def _candidate_summaries(
+    session: Session, project_id: int, bits: Sequence[tuple[int, int]]
+) -> list[tuple[str, str | None]]:
+    """(fingerprint, common parts) of every fingerprint whose filter has the search's bits,
+    tested by the database and read through the driver: ten thousand half-kilobyte filters
+    cost more to carry into Python and test there than the whole query."""
     connection = session.connection()
+    dialect = connection.dialect.name
+    statement = _CANDIDATES.format(
+        mark="%s" if dialect == "postgresql" else "?", has_bits=text_summary.sql_has_bits(bits, dialect)
+    )
     driver: Any = connection.connection.driver_connection
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
     cursor = driver.cursor()
     try:
-        cursor.execute(_ALL_SUMMARIES.format(mark=mark), (project_id,))
+        cursor.execute(statement, (project_id,))
         return cursor.fetchall()  # type: ignore[no-any-return]
     finally:
         cursor.close()
@@ -526,14 +532,12 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
         query = query.where(_text.c.fingerprint.in_(_fingerprints_of(project_id, flt.issue_ids)))
     if flt.fingerprints:
         query = query.where(_text.c.fingerprint.in_(list(flt.fingerprints)))
-    # Every fingerprint of the project: a plain statement whose rows skip SQLAlchemy's
-    # per-value processing (ten thousand fingerprints cost a few milliseconds).
-    simple = flt.issue_ids is None and not flt.fingerprints
-    rows: Any = _all_summaries(session, project_id) if simple else session.execute(query)
+    if flt.issue_ids is None and not flt.fingerprints:  # every fingerprint of the project
+        candidates: Any = _candidate_summaries(session, project_id, bits)
+    else:
+        candidates = [(f, c) for f, t, c in session.execute(query) if text_summary.has_bits(t, bits)]
     whole, partial = set(), set()
-    for fingerprint, trigrams, common in rows:
-        if not text_summary.has_bits(trigrams, bits):
-            continue
+    for fingerprint, common in candidates:
         if common is not None and text_summary.all_match(common, flt.search):
             whole.add(fingerprint)
         else:

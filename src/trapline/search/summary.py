@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-__all__ = ["BITS", "all_match", "has_bits", "mask_of", "parts_of", "token_bits", "token_mask"]
+__all__ = ["BITS", "all_match", "has_bits", "mask_of", "parts_of", "sql_has_bits", "token_bits", "token_mask"]
 
 BITS = 4096
 SEPARATOR = "\x1f"
@@ -74,6 +74,24 @@ def has_bits(stored: bytes | memoryview | None, bits: Sequence[tuple[int, int]])
     if not stored:
         return not bits
     return all(stored[index] & bit for index, bit in bits)
+
+
+# Per bit of a byte, every byte value with that bit set, as an SQLite blob literal: SQLite has
+# no bit operations on blobs, but instr() finds a filter's byte among these in C.
+_BYTES_WITH = {1 << b: "X'" + "".join(f"{v:02x}" for v in range(256) if v >> b & 1) + "'" for b in range(8)}
+
+
+def sql_has_bits(bits: Sequence[tuple[int, int]], dialect: str, column: str = "trigrams") -> str:
+    """An SQL condition true where the stored filter in ``column`` has every bit, so that the
+    database, not Python, rules out the fingerprints a search cannot match. A filter not yet
+    filled (no events) may pass on SQLite; it then matches no event when read."""
+    if not bits:
+        return "1 = 1"
+    if dialect == "postgresql":
+        tests = " AND ".join(f"get_byte({column}, {index}) & {bit} <> 0" for index, bit in bits)
+        return f"CASE WHEN length({column}) = {BITS // 8} THEN {tests} ELSE false END"
+    tests = " AND ".join(f"instr({_BYTES_WITH[bit]}, substr({column}, {index + 1}, 1)) > 0" for index, bit in bits)
+    return f"length({column}) = {BITS // 8} AND {tests}"
 
 
 def all_match(common: str, tokens: Sequence[str]) -> bool:
