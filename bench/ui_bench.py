@@ -345,7 +345,7 @@ def main() -> None:
             ]
         if args.page in {"issue", "all"}:
             pages += [
-                (f"issue: {args.big_issue_events} events", f"{base}/{fixture.big_issue}"),
+                (f"issue: {args.big_issue_events * args.copies} events", f"{base}/{fixture.big_issue}"),
                 ("issue: a small one", f"{base}/{fixture.some_issue}"),
             ]
         with TestClient(app, cookies={COOKIE: cookie}) as client:
