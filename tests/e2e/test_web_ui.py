@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser import AUTOCAPTURE_READY, CHROMIUM, CHROMIUM_ARGS, needs_chromium, wait_for
-from tests.e2e.test_sourcemaps import ORDERS, build, sourcemap_process
-from tests.live.support import Project, bootstrap
+from tests.e2e.test_sourcemaps import ORDERS, build
+from tests.live.support import Project, bootstrap, sourcemap_process
 from tests.server import Server, running_server
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -90,7 +90,7 @@ def shop(root: Path, server: Server, project: Project) -> Path:
     (root / "src" / "app.js").write_text(APP.format(token=json.dumps(project.token), host=json.dumps(server.url)))
     dist = build(root, "src/app.js", "--format=iife")
     (dist / "index.html").write_text(PAGE)
-    sourcemap_process(server, project, dist)
+    sourcemap_process(server.url, project, dist, server.data_dir)
     return dist
 
 
