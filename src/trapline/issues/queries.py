@@ -36,6 +36,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -527,15 +528,16 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
     if not flt.search or flt.libraries or flt.url:
         return None
     bits = text_summary.token_bits(flt.search)
-    query = select(_text.c.fingerprint, _text.c.trigrams, _text.c.common).where(_text.c.project_id == project_id)
-    if flt.issue_ids is not None:
-        query = query.where(_text.c.fingerprint.in_(_fingerprints_of(project_id, flt.issue_ids)))
-    if flt.fingerprints:
-        query = query.where(_text.c.fingerprint.in_(list(flt.fingerprints)))
     if flt.issue_ids is None and not flt.fingerprints:  # every fingerprint of the project
         candidates: Any = _candidate_summaries(session, project_id, bits)
     else:
-        candidates = [(f, c) for f, t, c in session.execute(query) if text_summary.has_bits(t, bits)]
+        has_bits = text(text_summary.sql_has_bits(bits, session.get_bind().dialect.name, "fingerprint_text.trigrams"))
+        query = select(_text.c.fingerprint, _text.c.common).where(_text.c.project_id == project_id, has_bits)
+        if flt.issue_ids is not None:
+            query = query.where(_text.c.fingerprint.in_(_fingerprints_of(project_id, flt.issue_ids)))
+        if flt.fingerprints:
+            query = query.where(_text.c.fingerprint.in_(list(flt.fingerprints)))
+        candidates = session.execute(query)
     whole, partial = set(), set()
     for fingerprint, common in candidates:
         if common is not None and text_summary.all_match(common, flt.search):

@@ -70,7 +70,8 @@ def token_bits(tokens: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def has_bits(stored: bytes | memoryview | None, bits: Sequence[tuple[int, int]]) -> bool:
-    """Whether a stored filter has every bit (checked byte by byte: most fail at the first)."""
+    """Whether a stored filter has every bit: the definition ``sql_has_bits`` is tested against
+    (queries ask the database, which need not carry the filters into Python)."""
     if not stored:
         return not bits
     return all(stored[index] & bit for index, bit in bits)
