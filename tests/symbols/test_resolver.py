@@ -28,7 +28,7 @@ from trapline.issues.models import IssueFingerprint
 from trapline.pipeline.reprocess import reprocess
 from trapline.releases.models import Release
 from trapline.settings import Settings
-from trapline.symbols.container import pack_source_and_map
+from trapline.symbols.container import Kind, pack, pack_source_and_map
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.symbols.resolver import SymbolResolver
 from trapline.symbols.service import delete_symbol_sets
@@ -132,6 +132,19 @@ def test_minified_frames_resolve_to_the_original_source(
     assert event.fingerprint == expected
     assert event.properties["$exception_functions"] == ["checkout", "computeTotal"]
     assert event.properties["$exception_sources"] == ["shop.js"]
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_a_version_2_container_resolves_as_version_1_does(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any, compress: bool
+):
+    # What posthog-cli 0.7.3 and later upload: the same payload behind a version 2 header.
+    upload(database, blobs, tenant.project_id, data=pack(Kind.SOURCE_AND_MAP, container()[30:], compress=compress))
+    post_batch(client, tenant.project_token, js_event())
+    process()
+    checkout, compute = frames_of(stored(database)[0])
+    assert (compute["source"], compute["resolved_name"], compute["line"]) == ("shop.js", "computeTotal", 7)
+    assert checkout["resolved_name"] == "checkout"
 
 
 def test_resolved_frames_are_cached_with_their_source_context(
@@ -244,7 +257,8 @@ def test_a_map_in_a_container_of_another_type_says_so(
     upload(database, blobs, tenant.project_id, data=hermes)
     post_batch(client, tenant.project_token, js_event())
     process()
-    assert "type 3 (Hermes map) is not supported" in frames_of(stored(database)[0])[1]["resolve_failure"]
+    failure = frames_of(stored(database)[0])[1]["resolve_failure"]
+    assert "the symbol set is a Hermes map, not a source and map" in failure
 
 
 def test_a_position_outside_the_map_is_token_not_found(
