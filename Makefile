@@ -42,6 +42,14 @@ test: $(VENV)/.installed-test
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "could not install chromium: the browser tests will be skipped"; }
+# The mobile symbolication tests build real artefacts with Debian's ProGuard, clang, lld and
+# llvm (llvm-objcopy, llvm-symbolizer, dsymutil): installed when missing, else those tests are skipped.
+	@{ command -v proguard && command -v clang && command -v ld.lld && command -v llvm-symbolizer; } >/dev/null \
+		|| ! command -v apt-get >/dev/null || { \
+		echo "installing proguard, clang, lld and llvm (apt-get) for the mobile symbol tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq proguard clang lld llvm >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq proguard clang lld llvm >/dev/null; } \
+		|| echo "could not install proguard, clang, lld, llvm: the mobile symbol tests will be skipped"; }
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
