@@ -1,5 +1,5 @@
 """The ``trapline`` command: serve, worker, migrate, vacuum, requeue, reprocess, project, bootstrap, demo,
-sourcemap."""
+sourcemap, hermes, proguard, dsym, symbol-sets."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from trapline.objects.store import ObjectStoreError
 from trapline.sentry.auth import dsn
 from trapline.settings import Settings, SettingsError, load_settings
 from trapline.sourcemap import command as sourcemap_command
+from trapline.sourcemap import mobile as mobile_command
 
 if TYPE_CHECKING:
     from trapline.symbols.resolver import SymbolResolver
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A client of a server (this one or PostHog's), run in a build folder: the local
         # server's settings (and their data dir) have nothing to do with it.
         return sourcemap_command.run(args)
+    if args.handler is _mobile:
+        return mobile_command.run(args)  # the same: a client, run without the server's settings
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -155,6 +158,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sourcemap_command.add_arguments(sourcemap)
     sourcemap.set_defaults(handler=_sourcemap)
+
+    # PostHog's CLI's names for the mobile and native symbol commands (top level since its 0.7.0).
+    mobile_commands = (
+        ("hermes", "upload React Native Hermes source maps (PostHog's CLI)", mobile_command.add_hermes_arguments),
+        ("proguard", "upload an Android ProGuard/R8 mapping (PostHog's CLI)", mobile_command.add_proguard_arguments),
+        ("dsym", "upload iOS/macOS dSYM debug files (PostHog's CLI)", mobile_command.add_dsym_arguments),
+        (
+            "symbol-sets",
+            "upload native debug files: ELF with debug info and dSYM (PostHog's CLI)",
+            mobile_command.add_symbol_sets_arguments,
+        ),
+    )
+    for name, description, add_arguments in mobile_commands:
+        mobile = commands.add_parser(name, help=description)
+        add_arguments(mobile)
+        mobile.set_defaults(handler=_mobile)
 
     for sub in (serve, worker, migrate_cmd, vacuum, requeue, usage, reprocess, project, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
@@ -433,6 +452,10 @@ def _project(settings: Settings, args: argparse.Namespace) -> int:
 
 def _sourcemap(settings: Settings, args: argparse.Namespace) -> int:
     return sourcemap_command.run(args)  # main() runs it before loading any settings
+
+
+def _mobile(settings: Settings, args: argparse.Namespace) -> int:
+    return mobile_command.run(args)  # main() runs it before loading any settings
 
 
 class _Stopped(Exception):

@@ -12,4 +12,6 @@ file with its source map as a symbol set, to Trapline or to PostHog itself (same
     release    the release from flags and git;  config: host, key, project
     client     the upload protocol (httpx)
     command    argparse handlers and progress
+    mobile     ``trapline hermes | proguard | dsym | symbol-sets``: the same upload for mobile
+               and native symbols;  debugfiles: finding ELF/dSYM objects and zipping them
 """
