@@ -54,6 +54,7 @@ from trapline.pipeline.frames import (
     resolve_stack,
     validate_raw_frames,
 )
+from trapline.pipeline.frames.native import attach_debug_images
 
 __all__ = [
     "MAX_EXCEPTION_VALUE_BYTES",
@@ -468,6 +469,10 @@ def normalize_exception_properties(
         if legacy is None:
             return _invalid(event_uuid, "missing field `$exception_list`")
         raw_list = legacy
+    if "$debug_images" in properties:
+        # Native frames find their binary image here, once, so that each frame alone says
+        # which debug file resolves it (and frame caches can key on the frame).
+        raw_list = attach_debug_images(raw_list, properties["$debug_images"])
     try:
         exceptions = _exceptions(raw_list)
         fingerprint = get_str(properties, "$exception_fingerprint")

@@ -41,6 +41,7 @@ from trapline.pipeline.frames import (
     ResolvedFrame,
     ResolvedStack,
     Resolver,
+    SymbolLookup,
     mapped_frame,
     raw_frame_hash,
     resolve_stack,
@@ -48,7 +49,10 @@ from trapline.pipeline.frames import (
     symbol_lookup,
     unmapped_frame,
 )
+from trapline.pipeline.frames.java import remapped_type
+from trapline.symbols import platforms
 from trapline.symbols.models import StackFrame, SymbolSet
+from trapline.symbols.proguard import ProguardMap
 from trapline.symbols.sourcemaps import SourceMap
 
 __all__ = ["BatchSymbols", "Blobs", "SymbolResolver"]
@@ -93,7 +97,8 @@ class SymbolResolver:
         self._db = db
         self._store = store
         self._max_map_bytes = max_map_bytes
-        self._maps: OrderedDict[tuple[uuid.UUID, str], SourceMap | JsResolveError] = OrderedDict()
+        # Parsed symbol sets (source maps and the other kinds) or why they are unusable.
+        self._maps: OrderedDict[tuple[uuid.UUID, str], object] = OrderedDict()
         self._map_bytes = 0
         # Pass-through frames already in the stack frame table (they never change): not
         # written again. Bounded; forgetting only costs an insert that does nothing.
@@ -130,17 +135,36 @@ class SymbolResolver:
         cached = self._maps.get(key)
         if cached is not None:
             self._maps.move_to_end(key)
-            return cached
+            return cast("SourceMap | JsResolveError", cached)
         data = self._store.get(symbol_set.storage_ptr)
         if data is None:
             return None
         parsed = SourceMap.from_container(data)
+        self._remember_parsed(key, parsed, len(data))
+        return parsed
+
+    def platform_symbols(self, symbol_set: _Set, kind: str, ref: str) -> platforms.Symbols | str | None:
+        """The parsed symbols of an uploaded set for frames of ``kind`` (cached), why they
+        cannot be used, or None if the object is gone."""
+        assert symbol_set.storage_ptr is not None
+        key = (symbol_set.id, f"{kind}:{symbol_set.storage_ptr}")
+        cached = self._maps.get(key)
+        if cached is not None:
+            self._maps.move_to_end(key)
+            return cast("platforms.Symbols | str", cached)
+        data = self._store.get(symbol_set.storage_ptr)
+        if data is None:
+            return None
+        parsed = platforms.read_symbols(kind, data, ref, max_size=self._max_map_bytes)
+        self._remember_parsed(key, parsed, len(data))
+        return parsed
+
+    def _remember_parsed(self, key: tuple[uuid.UUID, str], parsed: object, size: int) -> None:
         self._maps[key] = parsed
-        self._map_bytes += len(data)
+        self._map_bytes += size
         while self._map_bytes > self._max_map_bytes and len(self._maps) > 1:
             _, evicted = self._maps.popitem(last=False)
-            self._map_bytes -= evicted.size if isinstance(evicted, SourceMap) else 0
-        return parsed
+            self._map_bytes -= getattr(evicted, "size", 0)
 
     def remember_saved(self, key: tuple[int, str, int]) -> bool:
         """Whether a pass-through frame still needs writing; marks it written."""
@@ -217,10 +241,44 @@ class BatchSymbols:
             return ResolvedStack(frames=frames, contexts=plan.stack.contexts)
 
         resolved = resolve_exception_list(exception_list, stacks=stack)
+        resolved = self._java_types(project_id, exception_list, resolved)
         releases = self.releases(project_id, resolved.exception_list)
         unresolved = self.unresolved(project_id, resolved.exception_list)
         self._remember(project_id, resolved, plans)
         return resolved, releases, unresolved
+
+    def _java_types(
+        self, project_id: int, raw: Sequence[ExceptionInfo], resolved: ResolvedExceptions
+    ) -> ResolvedExceptions:
+        """Obfuscated exception classes named again, as cymbal does: an exception whose first
+        raw frame is a java frame with a map id, and which has a module, has its class
+        (``module.type``) looked up in that mapping. Any failure leaves it as sent."""
+        renamed: list[ExceptionInfo] | None = None
+        for index, exception in enumerate(raw):
+            stack = exception.get("stacktrace")
+            module = exception.get("module")
+            if stack is None or stack["type"] != "raw" or not stack["frames"] or not module:
+                continue
+            first = stack["frames"][0]
+            map_id = first.get("map_id")
+            if first.get("platform") != "java" or not isinstance(map_id, str):
+                continue
+            symbol_set = self.sets.get((project_id, map_id))
+            if symbol_set is None or symbol_set.failure_reason is not None or symbol_set.storage_ptr is None:
+                continue
+            mapping = self.owner.platform_symbols(symbol_set, "java", map_id)
+            if not isinstance(mapping, ProguardMap):
+                continue
+            original = mapping.remap_class(f"{module}.{exception['type']}")
+            if original is None:
+                continue
+            new_module, new_type = remapped_type(original)
+            if renamed is None:
+                renamed = list(resolved.exception_list)
+            renamed[index] = cast(ExceptionInfo, {**renamed[index], "type": new_type, "module": new_module})
+        if renamed is None:
+            return resolved
+        return ResolvedExceptions(exception_list=renamed, contexts=resolved.contexts)
 
     def _plan(self, project_id: int, raw_frames: list[RawFrame]) -> _StackPlan | None:
         """The stack's plan, made the first time, its writes done (again); None for a stack
@@ -270,7 +328,10 @@ class BatchSymbols:
         known = self.known.get(key) or self.new_frames.get(key)
         if known is None:
             symbol_set = self.sets.get((project_id, lookup.chunk_id))
-            frames = self._symbolicate(project_id, raw, lookup.chunk_id, lookup.line, lookup.column, symbol_set)
+            if lookup.kind == "js":
+                frames = self._symbolicate(project_id, raw, lookup.chunk_id, lookup.line, lookup.column, symbol_set)
+            else:
+                frames = self._symbolicate_platform(project_id, raw, lookup, symbol_set)
             known = _Known(frames, symbol_set.id if symbol_set is not None else None, lookup.chunk_id)
             self.new_frames[key] = known
         if "resolve_failure" in known.frames[0].frame:
@@ -312,6 +373,25 @@ class BatchSymbols:
             raw, line=position.line, column=position.column, source=position.source, resolved_name=position.function
         )
         return [ResolvedFrame(frame, position.context)]
+
+    def _symbolicate_platform(
+        self, project_id: int, raw: RawFrame, lookup: SymbolLookup, symbol_set: _Set | None
+    ) -> list[ResolvedFrame]:
+        """``_symbolicate`` for Hermes, ProGuard and native frames (``symbols/platforms.py``)."""
+        if symbol_set is None:
+            self.missing[(project_id, lookup.chunk_id)] = platforms.missing(lookup.kind, lookup.chunk_id)
+            return platforms.failed(raw, platforms.missing(lookup.kind, lookup.chunk_id))
+        if symbol_set.failure_reason is not None:
+            return platforms.failed(raw, symbol_set.failure_reason)
+        if symbol_set.storage_ptr is None or symbol_set.content_hash is None:
+            return platforms.failed(raw, platforms.missing(lookup.kind, lookup.chunk_id))
+        symbols = self.owner.platform_symbols(symbol_set, lookup.kind, lookup.chunk_id)
+        if symbols is None:
+            return platforms.failed(raw, platforms.missing(lookup.kind, lookup.chunk_id))
+        if isinstance(symbols, str):
+            self.broken[symbol_set.id] = symbols
+            return platforms.failed(raw, symbols)
+        return platforms.resolve(raw, lookup, symbols)
 
     def releases(self, project_id: int, exception_list: Sequence[ExceptionInfo]) -> dict[str, Any]:
         """``$exception_releases``: the releases of the symbol sets this event's frames used."""

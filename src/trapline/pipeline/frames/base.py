@@ -116,14 +116,20 @@ Resolver = Callable[[RawFrame], "list[ResolvedFrame] | None"]
 
 @dataclass(frozen=True)
 class SymbolLookup:
-    """What a symbol-set resolver looks up for a raw frame: the chunk's symbols at a position.
+    """What a symbol-set resolver looks up for a raw frame: a symbol set's symbols at a position.
 
-    ``line`` and ``column`` are as the SDK sent them: 1-based, as JavaScript engines count.
+    ``chunk_id`` is the symbol set's ref, whatever the platform calls it: a JavaScript or
+    Hermes chunk id, a ProGuard map id, a native debug image's debug id. ``kind`` says which
+    symbols answer: ``"js"`` (source and map; ``line``/``column`` 1-based as JavaScript engines
+    count), ``"hermes"`` (``column`` = bytecode offset), ``"java"`` (``line`` = the obfuscated
+    line, 0 if none) or ``"native"`` (``address`` = the instruction's offset in its image).
     """
 
     chunk_id: str
     line: int
     column: int
+    kind: str = "js"
+    address: int = 0
 
 
 class ParsedFrame(Protocol):
@@ -243,3 +249,14 @@ def cut_context_line(number: int, line: str) -> ContextLine:
 def context_offset(base: int, offset: int) -> int:
     # cymbal's ContextLine::new_rel saturates at both ends of u32.
     return min(max(base + offset, 0), U32_MAX)
+
+
+def context_around(lines: Sequence[str], line: int, count: int) -> FrameContext | None:
+    """The ``count`` lines each side of 1-based ``line`` of a source file, or None when the
+    file has no such line."""
+    if not 1 <= line <= len(lines):
+        return None
+    index = line - 1
+    before = [context_line(n + 1, lines[n]) for n in range(index - 1, max(index - count, 0) - 1, -1)]
+    after = [context_line(n + 1, lines[n]) for n in range(index + 1, min(index + 1 + count, len(lines)))]
+    return {"before": before, "line": context_line(line, lines[index]), "after": after}

@@ -22,7 +22,10 @@ from trapline.pipeline.frames.base import (
 )
 from trapline.pipeline.frames.custom import parse_custom_frame
 from trapline.pipeline.frames.go import parse_go_frame
+from trapline.pipeline.frames.hermes import parse_hermes_frame
+from trapline.pipeline.frames.java import parse_java_frame
 from trapline.pipeline.frames.javascript import parse_js_frame
+from trapline.pipeline.frames.native import parse_native_frame
 from trapline.pipeline.frames.sentry_like import parse_sentry_like_frame
 from trapline.pipeline.frames.unknown import parse_unknown_frame
 
@@ -51,9 +54,12 @@ PARSERS: dict[str, Callable[[Mapping[str, object]], ParsedFrame]] = {
     "javascript": parse_js_frame,  # the legacy tag for web frames
     "go": parse_go_frame,
     "custom": parse_custom_frame,
+    "hermes": parse_hermes_frame,
+    "java": parse_java_frame,
+    "apple": parse_native_frame,
+    "native": parse_native_frame,
+    "rust": parse_native_frame,  # cymbal's alias for native
 }
-# Platforms cymbal knows but resolves only through symbol stores trapline does not have yet.
-_SYMBOL_STORE_PLATFORMS = ("hermes", "java", "dart", "apple", "native", "rust", "php")
 
 
 def parse(raw: object) -> ParsedFrame:

@@ -1,0 +1,106 @@
+"""Native debug files (ELF with DWARF, Apple dSYM): instruction addresses back to functions,
+files and lines, inlined calls included.
+
+PostHog's CLI uploads a ZIP per debug id: the single-architecture debug file as ``dwarf``,
+and optionally the sources it names under ``__source/`` with a ``__source/manifest.json``
+mapping each absolute path the DWARF uses to its place in the ZIP. Older CLIs zipped a whole
+``.dSYM`` bundle instead (``…/Contents/Resources/DWARF/<name>``); that is read too.
+
+The debug file is turned into a symcache once (the expensive part) and then answers lookups
+of addresses relative to the image's load address.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+from dataclasses import dataclass
+
+import orjson
+from symbolic.debuginfo import Archive
+
+__all__ = ["NativeSymbols", "SymbolInfo"]
+
+# What one uploaded debug file may inflate to; ZIPs say their sizes, so this is checked first.
+MAX_UNPACKED = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    name: str  # the function's name as the debug file has it
+    path: str | None  # the source file's full path
+    line: int  # 0 when unknown
+
+    @property
+    def filename(self) -> str | None:
+        return None if self.path is None else posixpath.basename(self.path.replace("\\", "/"))
+
+
+class NativeSymbols:
+    def __init__(self, symcache: object, sources: dict[str, str], size: int) -> None:
+        self._symcache = symcache
+        self._sources = sources
+        self.size = size
+
+    @classmethod
+    def from_payload(cls, data: bytes, debug_id: str, *, what: str) -> NativeSymbols | str:
+        """Read an uploaded ZIP for ``debug_id``, or say why it is unusable (stored).
+        ``what`` names the kind in messages ("dSYM", "debug symbols")."""
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
+                return f"Failed to parse {what}: it unpacks to more than {MAX_UNPACKED} bytes"
+            binary = _debug_file(archive)
+            if binary is None:
+                return f"Failed to parse {what}: the ZIP holds no 'dwarf' file"
+            sources = _sources(archive)
+        except (zipfile.BadZipFile, KeyError, ValueError, orjson.JSONDecodeError) as exc:
+            return f"Failed to parse {what}: {exc}"
+        try:
+            objects = list(Archive.from_bytes(binary).iter_objects())
+        except Exception as exc:  # symbolic raises its own exception tree
+            return f"Failed to parse {what}: {exc or type(exc).__name__}"
+        if not objects:
+            return f"Failed to parse {what}: no object in the debug file"
+        wanted = debug_id.lower()
+        # A fat Mach-O holds one object per architecture: the one with the frame's debug id.
+        chosen = next((obj for obj in objects if str(obj.debug_id).lower() == wanted), objects[0])
+        try:
+            symcache = chosen.make_symcache()
+        except Exception as exc:
+            return f"Failed to parse {what}: {exc or type(exc).__name__}"
+        return cls(symcache, sources, len(data))
+
+    def lookup(self, address: int) -> list[SymbolInfo]:
+        """The functions at a relative ``address``, innermost (inlined) first; [] if none."""
+        found = self._symcache.lookup(address)  # type: ignore[attr-defined]
+        return [SymbolInfo(str(match.symbol), match.full_path, int(match.line or 0)) for match in found]
+
+    def source(self, path: str) -> str | None:
+        """The uploaded text of the source file the DWARF calls ``path``, if it was bundled."""
+        return self._sources.get(path)
+
+
+def _debug_file(archive: zipfile.ZipFile) -> bytes | None:
+    names = archive.namelist()
+    if "dwarf" in names:
+        return archive.read("dwarf")
+    for name in names:  # an older CLI's whole .dSYM bundle
+        if "/Contents/Resources/DWARF/" in name and not name.endswith("/"):
+            return archive.read(name)
+    return None
+
+
+def _sources(archive: zipfile.ZipFile) -> dict[str, str]:
+    if "__source/manifest.json" not in archive.namelist():
+        return {}
+    manifest = orjson.loads(archive.read("__source/manifest.json"))
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ValueError("__source/manifest.json has no 'files' object")
+    sources: dict[str, str] = {}
+    for dwarf_path, zip_path in files.items():
+        if isinstance(zip_path, str) and zip_path in archive.namelist():
+            sources[str(dwarf_path)] = archive.read(zip_path).decode("utf-8", errors="replace")
+    return sources

@@ -1,0 +1,301 @@
+"""Hermes, ProGuard and native frames resolved through the whole pipeline (capture, worker,
+stored event), with symbol sets made by the real tools (``artefacts.py``), uploaded as the
+containers posthog-cli writes, and events shaped as the mobile SDKs send them."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
+
+from tests.capture import exception_event, post_batch
+from tests.factories import Tenant
+from tests.mobile.artefacts import hermes_build, native_build, proguard_build
+from trapline.db.engine import Database
+from trapline.events.models import ExceptionEvent
+from trapline.pipeline.reprocess import reprocess
+from trapline.settings import Settings
+from trapline.symbols.container import Kind, pack
+from trapline.symbols.models import StackFrame, SymbolSet
+from trapline.symbols.resolver import SymbolResolver
+from trapline.worker import Worker
+
+CHUNK = "0199c0de-7a1b-7c2d-8e3f-4a5b6c7d8e9f"
+
+
+class Blobs(dict[str, bytes]):
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, default)
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+@pytest.fixture
+def blobs() -> Blobs:
+    return Blobs()
+
+
+@pytest.fixture
+def process(database: Database, blobs: Blobs) -> Any:
+    resolver = SymbolResolver(database, blobs)
+    return lambda: Worker(database, resolver=resolver).drain()
+
+
+def upload(database: Database, blobs: Blobs, project_id: int, ref: str, data: bytes) -> uuid.UUID:
+    """A finished upload, as bulk_finish_upload leaves it."""
+    key = f"symbolsets/{uuid.uuid4()}"
+    blobs[key] = data
+    with database.session(write=True) as session:
+        row = session.scalar(select(SymbolSet).where(SymbolSet.project_id == project_id, SymbolSet.ref == ref))
+        if row is None:
+            row = SymbolSet(project_id=project_id, ref=ref)
+            session.add(row)
+        row.storage_ptr, row.content_hash, row.failure_reason = key, "hash", None
+        session.flush()
+        # Confirming an upload forgets the frames resolved while the set was missing.
+        session.execute(delete(StackFrame).where(StackFrame.symbol_set_id == row.id))
+        session.commit()
+        return row.id
+
+
+def stored(database: Database) -> list[ExceptionEvent]:
+    with database.session(write=False) as session:
+        return list(session.scalars(select(ExceptionEvent).order_by(ExceptionEvent.id)))
+
+
+def frames_of(event: ExceptionEvent, index: int = 0) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = event.properties["$exception_list"][index]["stacktrace"]["frames"]
+    return frames
+
+
+def dwarf_zip(debug_file: bytes, sources: dict[str, str] | None = None) -> bytes:
+    """The ZIP posthog-cli puts in a debug-file container: the object as ``dwarf``, sources
+    under ``__source/`` with their manifest."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("dwarf", debug_file)
+        if sources:
+            files = {path: f"__source/{n}" for n, path in enumerate(sources)}
+            archive.writestr("__source/manifest.json", json.dumps({"version": 1, "files": files}))
+            for path, name in files.items():
+                archive.writestr(name, sources[path])
+    return buffer.getvalue()
+
+
+# --- React Native (Hermes) ----------------------------------------------------------------------
+
+
+def hermes_event() -> dict[str, Any]:
+    frames = [{**frame, "chunk_id": CHUNK} for frame in hermes_build().frames]
+    exception = {
+        "type": "TypeError",
+        "value": "discount code expired",
+        "mechanism": {"type": "onuncaughtexception", "handled": False},
+        "stacktrace": {"type": "raw", "frames": frames},
+    }
+    return exception_event(exception, **{"$lib": "posthog-react-native", "$exception_level": "fatal"})
+
+
+def test_hermes_frames_resolve_to_their_source_lines(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    build = hermes_build()
+    upload(database, blobs, tenant.project_id, CHUNK, pack(Kind.HERMES_MAP, build.map_path.read_bytes()))
+    post_batch(client, tenant.project_token, hermes_event())
+    process()
+    [event] = stored(database)
+    frames = frames_of(event)
+    got = [(f["source"], f["line"], f["column"], f["mangled_name"]) for f in frames]
+    assert got == [(e.file, e.line, e.column, e.function) for e in build.expected]
+    assert all(f["resolved"] and f["lang"] == "javascript" and "resolve_failure" not in f for f in frames)
+    # hermesc alone writes no function map: a "location-only" map, so no resolved_name.
+    assert all("resolved_name" not in f for f in frames)
+    assert event.properties["$exception_sources"] == ["app.js"]
+    assert not event.unresolved_frames
+
+
+def test_hermes_frames_without_their_map_fail_and_resolve_after_upload_and_reprocess(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any, settings: Settings
+):
+    post_batch(client, tenant.project_token, hermes_event())
+    process()
+    [event] = stored(database)
+    crash = frames_of(event)[-1]
+    assert crash["resolved"] is False and crash["line"] == 1
+    assert crash["resolve_failure"] == f"No sourcemap uploaded for chunk id: {CHUNK}"
+    before = event.fingerprint
+
+    upload(database, blobs, tenant.project_id, CHUNK, pack(Kind.HERMES_MAP, hermes_build().map_path.read_bytes()))
+    reprocess(database, SymbolResolver(database, blobs), project_id=tenant.project_id)
+    [event] = stored(database)
+    crash = frames_of(event)[-1]
+    expected = hermes_build().expected[-1]
+    assert (crash["source"], crash["line"], crash["resolved"]) == (expected.file, expected.line, True)
+    assert event.fingerprint != before  # now grouped on the source, not the bytecode offsets
+
+
+def test_a_proguard_mapping_is_not_a_hermes_map(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    set_id = upload(database, blobs, tenant.project_id, CHUNK, pack(Kind.PROGUARD_MAPPING, b"a.B -> c:\n"))
+    post_batch(client, tenant.project_token, hermes_event())
+    process()
+    failure = frames_of(stored(database)[0])[-1]["resolve_failure"]
+    assert failure == "Invalid map: the symbol set is a ProGuard mapping, not a Hermes map"
+    with database.session(write=False) as session:
+        assert session.get_one(SymbolSet, set_id).failure_reason == failure
+
+
+# --- Android (ProGuard / R8) --------------------------------------------------------------------
+
+
+def android_event() -> dict[str, Any]:
+    return exception_event(*proguard_build().exception_list, **{"$lib": "posthog-android"})
+
+
+def test_obfuscated_java_frames_and_exception_types_are_deobfuscated(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    build = proguard_build()
+    upload(
+        database, blobs, tenant.project_id, build.map_id, pack(Kind.PROGUARD_MAPPING, build.mapping_path.read_bytes())
+    )
+    post_batch(client, tenant.project_token, android_event())
+    process()
+    [event] = stored(database)
+    exceptions = event.properties["$exception_list"]
+    for index, truth in enumerate(build.expected):
+        sent = build.exception_list[index]
+        got = exceptions[index]
+        module, _, name = truth.class_name.rpartition(".")
+        assert (got["module"], got["type"]) == (module, name), f"exception {index} ({sent['type']})"
+        resolved = [(f["module"], f["resolved_name"], f["line"]) for f in frames_of(event, index) if f["resolved"]]
+        # The program's own frames come back as the un-obfuscated run printed them (inlined
+        # methods expanded: more frames than were sent); JDK frames are not in the mapping.
+        own = [(f.class_name, f.method, f.line) for f in truth.frames if f.class_name.startswith("com.example.")]
+        assert sorted(resolved) == sorted(own)
+    # cymbal keeps an inline chain in the mapping's order, innermost first, even in a stack
+    # sent bottom-up: the crash site's physical frame (a.a:1023) expands to the inlined
+    # unitPrice, then total, then checkout, the method they were inlined into.
+    crash = frames_of(event, len(exceptions) - 1)
+    assert [(f["resolved_name"], f["line"]) for f in crash] == [
+        ("main", 13),
+        ("unitPrice", 23),
+        ("total", 14),
+        ("checkout", 13),
+    ]
+    assert [f["raw_id"].rsplit("/", 1)[1] for f in crash] == ["0", "0", "1", "2"]
+    assert crash[1]["mangled_name"] == "a" and crash[1]["lang"] == "java"
+
+
+def test_java_frames_without_their_mapping_say_so(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    post_batch(client, tenant.project_token, android_event())
+    process()
+    frames = frames_of(stored(database)[0], len(proguard_build().exception_list) - 1)
+    assert {f["resolve_failure"] for f in frames} == {f"No proguard map uploaded for id: {proguard_build().map_id}"}
+
+
+# --- native (ELF) -------------------------------------------------------------------------------
+
+
+def native_event(**extra: Any) -> dict[str, Any]:
+    build = native_build()
+    exception = {
+        "type": "SIGABRT",
+        "value": "order total overflow",
+        "mechanism": {"type": "signalhandler", "handled": False},
+        "stacktrace": {"type": "raw", "frames": list(build.frames)},
+    }
+    return exception_event(exception, **{"$debug_images": [build.debug_image], **extra})
+
+
+def test_native_addresses_resolve_to_functions_files_and_lines_with_inlined_calls(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    build = native_build()
+    source = (build.binary_path.parent / "crash.c").read_text()
+    sources = {str(build.binary_path.parent / "crash.c"): source}
+    container = pack(Kind.ELF_DEBUG_INFO, dwarf_zip(build.debug_file_path.read_bytes(), sources))
+    upload(database, blobs, tenant.project_id, build.debug_id, container)
+    post_batch(client, tenant.project_token, native_event())
+    process()
+    [event] = stored(database)
+    frames = frames_of(event)
+    # Each physical frame becomes its inline chain, outermost first (llvm-symbolizer lists
+    # innermost first).
+    expected = [layer for chain in build.expected for layer in reversed(chain)]
+    got = [(f["resolved_name"], f.get("source"), f.get("line")) for f in frames]
+    assert got == [(e.function, e.file, e.line or None) for e in expected]
+    assert all(f["resolved"] for f in frames)
+    assert any(len(chain) > 1 for chain in build.expected), "the artefact has no inlined call"
+
+
+def test_native_frames_without_debug_files_fail_and_resolve_after_upload_and_reprocess(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    build = native_build()
+    post_batch(client, tenant.project_token, native_event())
+    process()
+    [event] = stored(database)
+    assert {f["resolve_failure"] for f in frames_of(event)} == {
+        f"No debug symbols uploaded for debug_id: {build.debug_id}"
+    }
+    upload(
+        database,
+        blobs,
+        tenant.project_id,
+        build.debug_id,
+        pack(Kind.ELF_DEBUG_INFO, dwarf_zip(build.debug_file_path.read_bytes())),
+    )
+    reprocess(database, SymbolResolver(database, blobs), project_id=tenant.project_id)
+    crash = frames_of(stored(database)[0])[-1]
+    assert (crash["resolved_name"], crash["line"]) == (build.expected[-1][0].function, build.expected[-1][0].line)
+
+
+def test_the_same_crash_in_another_launch_is_the_same_frame(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    # Address-space randomisation moves the image between launches: the frames' ids (and
+    # so the issue) must not move with it.
+    build = native_build()
+    slide = 0x7000_0000
+    moved = [
+        {
+            **f,
+            "instruction_addr": hex(int(f["instruction_addr"], 16) + slide),
+            "image_addr": hex(int(f["image_addr"], 16) + slide),
+        }
+        for f in build.frames
+    ]
+    image = {**build.debug_image, "image_addr": hex(int(build.debug_image["image_addr"], 16) + slide)}
+    second = exception_event(
+        {"type": "SIGABRT", "value": "order total overflow", "stacktrace": {"type": "raw", "frames": moved}},
+        **{"$debug_images": [image]},
+    )
+    post_batch(client, tenant.project_token, native_event())
+    post_batch(client, tenant.project_token, second)
+    process()
+    first, again = stored(database)
+    assert [f["raw_id"] for f in frames_of(first)] == [f["raw_id"] for f in frames_of(again)]
+    assert first.fingerprint == again.fingerprint
+
+
+def test_a_frame_outside_every_image_says_so(client: TestClient, tenant: Tenant, database: Database, process: Any):
+    build = native_build()
+    event = native_event()
+    event["properties"]["$debug_images"] = [{**build.debug_image, "image_addr": "0x10", "image_size": 16}]
+    event["properties"]["$exception_list"][0]["stacktrace"]["frames"] = [
+        {k: v for k, v in f.items() if k != "image_addr"} for f in build.frames
+    ]
+    post_batch(client, tenant.project_token, event)
+    process()
+    assert {f["resolve_failure"] for f in frames_of(stored(database)[0])} == {"No matching debug image found for frame"}
