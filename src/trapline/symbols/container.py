@@ -26,6 +26,7 @@ import zstandard
 __all__ = [
     "HEADER_BYTES",
     "MAGIC",
+    "MAX_UNPACKED",
     "Container",
     "ContainerError",
     "Kind",
@@ -42,6 +43,9 @@ _HEADER: Final = struct.Struct("<II")
 _LENGTH: Final = struct.Struct("<Q")
 _NO_COMPRESSION: Final = 0
 _ZSTD: Final = 1
+# What one symbol set may unpack to (zstd payload, or the files of a debug-file ZIP): far above
+# real maps and debug files, far below what would hurt a worker or API process.
+MAX_UNPACKED: Final = 512 * 1024 * 1024
 # Enough of a container to read its kind (and, for version 2, its compression).
 HEADER_BYTES: Final = len(MAGIC) + _HEADER.size + 1
 
@@ -152,15 +156,29 @@ def _compression(flag: int) -> int:
 
 
 def _decompress(body: bytes, max_size: int | None) -> bytes:
+    """The frames of a zstd payload, one after another. A frame must say its size (the CLI's
+    encoder pledges it), which is checked against the limit before anything is inflated, and
+    must be whole: a cut upload is refused, not read as a shorter file."""
     limit = max_size if max_size is not None else -1
+    out: list[bytes] = []
+    total = 0
+    rest = body
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
-        out = reader.read(limit + 1 if limit >= 0 else -1)
+        while rest:
+            declared = zstandard.frame_content_size(rest)
+            if declared < 0:
+                raise ContainerError("the symbol set's zstd frame does not say its size")
+            total += declared
+            if 0 <= limit < total:
+                raise ContainerError(f"the symbol set decompresses to more than {limit} bytes")
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            out.append(frame.decompress(rest))
+            if not frame.eof:
+                raise ContainerError("the symbol set's zstd payload is corrupt: it is cut short")
+            rest = frame.unused_data
     except zstandard.ZstdError as exc:
         raise ContainerError(f"the symbol set's zstd payload is corrupt: {exc}") from None
-    if limit >= 0 and len(out) > limit:
-        raise ContainerError(f"the symbol set decompresses to more than {limit} bytes")
-    return bytes(out)
+    return b"".join(out)
 
 
 def _chunk(data: bytes, offset: int, what: str) -> tuple[bytes, int]:

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import orjson
 from symbolic.debuginfo import Archive
 
-__all__ = ["NativeSymbols", "SymbolInfo"]
+from trapline.symbols.container import MAX_UNPACKED
 
-# What one uploaded debug file may inflate to; ZIPs say their sizes, so this is checked first.
-MAX_UNPACKED = 1024 * 1024 * 1024
+__all__ = ["NativeSymbols", "SymbolInfo"]
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from trapline.pipeline.frames import (
 )
 from trapline.pipeline.frames.java import remapped_type
 from trapline.symbols import platforms
+from trapline.symbols.container import MAX_UNPACKED
 from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.symbols.proguard import ProguardMap
 from trapline.symbols.sourcemaps import SourceMap
@@ -155,7 +156,7 @@ class SymbolResolver:
         data = self._store.get(symbol_set.storage_ptr)
         if data is None:
             return None
-        parsed = platforms.read_symbols(kind, data, ref, max_size=self._max_map_bytes)
+        parsed = platforms.read_symbols(kind, data, ref, max_size=MAX_UNPACKED)
         self._remember_parsed(key, parsed, len(data))
         return parsed
 

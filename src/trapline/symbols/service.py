@@ -26,6 +26,8 @@ from trapline.errors import InvalidInput, NotFound
 from trapline.ids import uuid7
 from trapline.objects.store import ObjectStore, PresignedPost
 from trapline.releases.models import Release
+from trapline.symbols.checks import upload_problem
+from trapline.symbols.container import MAX_UNPACKED
 from trapline.symbols.models import StackFrame, SymbolSet
 
 __all__ = [
@@ -329,19 +331,31 @@ def _confirm(
     if size is None:
         raise InvalidInput(f"The file of symbol set {row.id} was not uploaded", code="file_not_found")
     if size == 0 or size > max_size:
-        # The set goes even though the request fails, so the commit comes before the error.
-        key = row.storage_ptr
-        session.delete(row)
-        session.commit()
-        store.delete(key)
+        _drop(session, store, row)
         raise InvalidInput(
             f"The file of symbol set {row.id} is {size} bytes; it must be 1 to {max_size} bytes", code="file_too_large"
         )
+    data = store.get(row.storage_ptr)
+    problem = None if data is None else upload_problem(data, max_unpacked=MAX_UNPACKED)
+    if problem is not None:
+        _drop(session, store, row)
+        detail = f"The file of symbol set {row.id} is not a usable symbol set: {problem}"
+        raise InvalidInput(detail, code="invalid_file")
     if overwrite or row.content_hash is None:
         row.content_hash = content_hash
     row.failure_reason = None
     # Frames cached while the map was missing (or another one was there) resolve again.
     session.execute(delete(StackFrame).where(StackFrame.symbol_set_id == row.id))
+
+
+def _drop(session: Session, store: ObjectStore, row: SymbolSet) -> None:
+    """Remove an upload that cannot be used; the set goes even though the request fails, so
+    the commit comes before the error."""
+    key = row.storage_ptr
+    session.delete(row)
+    session.commit()
+    if key is not None:
+        store.delete(key)
 
 
 def _uuids(values: Any) -> list[uuid.UUID]:
