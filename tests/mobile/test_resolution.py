@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from tests.capture import exception_event, post_batch
 from tests.factories import Tenant
-from tests.mobile.artefacts import hermes_build, native_build, proguard_build
+from tests.mobile.artefacts import dsym_build, hermes_build, native_build, proguard_build
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
 from trapline.pipeline.reprocess import reprocess
@@ -299,3 +299,63 @@ def test_a_frame_outside_every_image_says_so(client: TestClient, tenant: Tenant,
     post_batch(client, tenant.project_token, event)
     process()
     assert {f["resolve_failure"] for f in frames_of(stored(database)[0])} == {"No matching debug image found for frame"}
+
+
+# --- iOS / macOS (dSYM) -------------------------------------------------------------------------
+
+
+def test_apple_frames_resolve_with_a_dsym_under_the_uppercase_uuid_ios_sends(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    build = dsym_build()
+    slide = 0x4A8000  # where this launch's ASLR put the image
+    load = build.image_addr + slide
+    # The trap instruction is the crash site; posthog-ios reports it like the return addresses
+    # of the frames below it, so the resolver looks one byte back, into the same instruction.
+    frame = {
+        "platform": "apple",
+        "instruction_addr": hex(build.crash_addr + slide + 1),
+        "image_addr": hex(load),
+        "symbol_addr": hex(load),
+        "module": "App",
+        "package": "/private/var/containers/Bundle/Application/App.app/App",
+        "function": "process_order",
+        "in_app": True,
+    }
+    system = {**frame, "instruction_addr": "0x1a2b3c4d5", "image_addr": "0x1a0000000", "module": "UIKitCore"}
+    image = {
+        "type": "macho",
+        "code_file": frame["package"],
+        "debug_id": build.debug_id,
+        "image_addr": hex(load),
+        "image_vmaddr": hex(build.image_addr),
+        "image_size": 0x8000,
+    }
+    exception = {
+        "type": "EXC_BREAKPOINT",
+        "value": "trap in apply_fee",
+        "mechanism": {"type": "generic", "handled": False, "synthetic": False},
+        "stacktrace": {"type": "raw", "frames": [system, frame]},
+    }
+    assert build.debug_id == build.debug_id.upper()
+    upload(
+        database,
+        blobs,
+        tenant.project_id,
+        build.debug_id,
+        pack(Kind.APPLE_DSYM, dwarf_zip(build.dwarf_path.read_bytes())),
+    )
+    post_batch(
+        client, tenant.project_token, exception_event(exception, **{"$debug_images": [image], "$lib": "posthog-ios"})
+    )
+    process()
+    system_frame, *resolved = frames_of(stored(database)[0])
+    # One frame per inline layer, outermost first: process_order, then apply_fee inlined in it.
+    expected = list(reversed(build.expected))
+    assert [(f["resolved_name"], f["source"], f["line"]) for f in resolved] == [
+        (e.function, e.file, e.line) for e in expected
+    ]
+    assert all(f["resolved"] and f["lang"] == "c" and f["module"] == "App" and f["in_app"] for f in resolved)
+    # Apple's own frameworks have no dSYM here and are never the app's code.
+    assert system_frame["resolve_failure"] == "No matching debug image found for frame"
+    assert system_frame["in_app"] is False and system_frame["source"] == "UIKitCore +0x1a0000000"
