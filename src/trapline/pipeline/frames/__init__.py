@@ -1,10 +1,11 @@
-"""Raw stack frames in, cymbal's resolved ``Frame`` JSON out, for frames that need no symbols.
+"""Raw stack frames in, cymbal's resolved ``Frame`` JSON out.
 
 SDKs send ``{"type": "raw", "frames": [...]}`` stacks whose frames are tagged by ``platform``;
 cymbal turns each raw frame into one or more resolved frames (``rust/cymbal/src/frames/mod.rs``
-and ``langs/*.rs``). This package does that for every platform that passes through without a
-symbol set, byte for byte, so that the frames, and the fingerprints built from them, match
-PostHog's:
+and ``langs/*.rs``). This package does that for every platform cymbal reads, byte for byte,
+so that the frames, and the fingerprints built from them, match PostHog's; for frames that
+need a symbol set it says what to look up (``symbol_lookup``) and builds the frames the
+resolver (``trapline.symbols``) finds, or the failure when it finds none:
 
 ===================== =========================================================================
 platform              resolved frame
@@ -21,6 +22,17 @@ platform              resolved frame
                       ``js_frame_without_symbols``).
 ``go``                as sent, lang go
 ``custom``            as sent, lang = ``lang``, resolved = ``resolved`` (default false)
+``dart``              as sent: source=abs_path, resolved_name=function (or ""), lang dart
+``hermes``            React Native: looked up by ``chunk_id`` and bytecode offset (``colno``)
+                      in a Hermes map; without a chunk id "No chunk id sent with frame",
+                      without a column passed through by name
+``java``              Android: looked up by ``map_id`` in a ProGuard/R8 mapping, one frame per
+                      inlined method (innermost first, as cymbal keeps them); without a map id
+                      "No map ID sent with frame"
+``apple``, ``native`` instruction addresses looked up in the debug file (dSYM, ELF) of the
+(alias ``rust``)      ``$debug_images`` entry holding them, one frame per inline layer
+                      (outermost first); native frames without an address, or marked
+                      ``inline`` by the SDK, pass through as the client resolved them
 anything else         trapline's fallback, see below
 ===================== =========================================================================
 
@@ -46,8 +58,7 @@ characters plus "...✂️". ``before`` lists the nearest line first, as current
 Unknown platforms: cymbal fails the whole event ("Invalid properties: ... unknown variant").
 Trapline keeps the event and degrades the one frame: ``resolved`` false, ``resolve_failure``
 "Unsupported platform: <platform>", ``lang`` the platform, ``raw_id`` the SHA-512 of the frame's
-canonical JSON. The same holds for platforms cymbal reads only with symbol stores
-(hermes, java, dart, apple, native, php) until trapline grows a resolver for them.
+canonical JSON. The same holds for ``php``, which cymbal reads and trapline does not yet.
 
 Modules, one per platform family plus what they share:
 
@@ -64,6 +75,10 @@ module                  owns
 ``javascript``          web:javascript/javascript frames, ``JsResolveError``
 ``urls``                the WHATWG (Rust ``url`` crate) parsing of web frames' script URLs
 ``go``, ``custom``      go and custom frames
+``dart``                Flutter frames
+``hermes``              React Native frames
+``java``                JVM/Android frames (and the exception class de-obfuscation rule)
+``native``              apple and native frames, and ``attach_debug_images``
 ``unknown``             the fallback for every other platform
 ``js_symbols``          the frames a symbol-set resolver builds for JavaScript frames
 ``resolved``            frames that arrive already resolved (``normalize_resolved_frame``)

@@ -21,6 +21,7 @@ from trapline.pipeline.frames.base import (
     SymbolLookup,
 )
 from trapline.pipeline.frames.custom import parse_custom_frame
+from trapline.pipeline.frames.dart import parse_dart_frame
 from trapline.pipeline.frames.go import parse_go_frame
 from trapline.pipeline.frames.hermes import parse_hermes_frame
 from trapline.pipeline.frames.java import parse_java_frame
@@ -54,6 +55,7 @@ PARSERS: dict[str, Callable[[Mapping[str, object]], ParsedFrame]] = {
     "javascript": parse_js_frame,  # the legacy tag for web frames
     "go": parse_go_frame,
     "custom": parse_custom_frame,
+    "dart": parse_dart_frame,
     "hermes": parse_hermes_frame,
     "java": parse_java_frame,
     "apple": parse_native_frame,
