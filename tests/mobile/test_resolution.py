@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 import uuid
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
+from symbolic.debuginfo import Archive
 
 from tests.capture import exception_event, post_batch
 from tests.factories import Tenant
@@ -359,3 +363,32 @@ def test_apple_frames_resolve_with_a_dsym_under_the_uppercase_uuid_ios_sends(
     # Apple's own frameworks have no dSYM here and are never the app's code.
     assert system_frame["resolve_failure"] == "No matching debug image found for frame"
     assert system_frame["in_app"] is False and system_frame["source"] == "UIKitCore +0x1a0000000"
+
+
+def test_cpp_functions_are_named_as_written(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any, tmp_path: Path
+):
+    clang = shutil.which("clang++")
+    if clang is None:
+        pytest.skip("clang++ is not installed")
+    source = tmp_path / "cart.cpp"
+    source.write_text(
+        "namespace shop { struct Cart { int total(int n); };\n"
+        "__attribute__((noinline)) int Cart::total(int n) { if (n > 3) __builtin_trap(); return n; } }\n"
+        "int main(int c, char **) { shop::Cart k; return k.total(c); }\n"
+    )
+    binary = tmp_path / "cart"
+    subprocess.run([clang, "-g", "-O1", "-Wl,--build-id", "-o", str(binary), str(source)], check=True)
+    obj = next(Archive.open(str(binary)).iter_objects())
+    symbols = subprocess.run(["llvm-nm", str(binary)], capture_output=True, text=True, check=True).stdout
+    address = int(next(line.split()[0] for line in symbols.splitlines() if line.endswith("_ZN4shop4Cart5totalEi")), 16)
+    load = 0x5600_0000_0000
+    frame = {"platform": "native", "instruction_addr": hex(load + address + 4), "image_addr": hex(load), "in_app": True}
+    image = {"type": "elf", "debug_id": obj.debug_id, "image_addr": hex(load), "image_size": 1 << 20}
+    upload(database, blobs, tenant.project_id, obj.debug_id, pack(Kind.ELF_DEBUG_INFO, dwarf_zip(binary.read_bytes())))
+    exception = {"type": "SIGTRAP", "value": "trap", "stacktrace": {"type": "raw", "frames": [frame]}}
+    post_batch(client, tenant.project_token, exception_event(exception, **{"$debug_images": [image]}))
+    process()
+    [resolved] = frames_of(stored(database)[0])
+    assert (resolved["mangled_name"], resolved["resolved_name"]) == ("shop::Cart::total(int)", "shop::Cart::total")
+    assert (resolved["source"], resolved["line"], resolved["lang"]) == ("cart.cpp", 2, "cpp")

@@ -77,8 +77,18 @@ class NativeSymbols:
         return [SymbolInfo(str(match.symbol), match.full_path, int(match.line or 0)) for match in found]
 
     def source(self, path: str) -> str | None:
-        """The uploaded text of the source file the DWARF calls ``path``, if it was bundled."""
-        return self._sources.get(path)
+        """The uploaded text of the source file the DWARF calls ``path``, if it was bundled.
+
+        An inlined function's file can be named relative to the compilation unit it was
+        inlined into (Swift's whole-module builds do this) while the bundle names it by its
+        own absolute path: failing the exact path, a file with the same base name is used if
+        it is the only one."""
+        found = self._sources.get(path)
+        if found is not None:
+            return found
+        base = posixpath.basename(path.replace("\\", "/"))
+        candidates = [text for name, text in self._sources.items() if name.endswith("/" + base) or name == base]
+        return candidates[0] if len(candidates) == 1 else None
 
 
 def _debug_file(archive: zipfile.ZipFile) -> bytes | None:

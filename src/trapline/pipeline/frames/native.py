@@ -30,6 +30,7 @@ from trapline.pipeline.frames.base import (
     sha512_hex,
     utf8,
 )
+from trapline.pipeline.frames.demangle import demangle, short_name
 
 __all__ = [
     "NATIVE_PLATFORMS",
@@ -231,7 +232,8 @@ class NativeFrame:
             source=source,
             module=self.module,
             in_app=self._in_app(self.filename),
-            resolved_name=self.function or None,
+            # The SDK may send the symbol it found in the running process, often mangled.
+            resolved_name=demangle(self.function) if self.function else None,
             lang=self._lang(self.filename),
             resolved=False,
             resolve_failure=failure,
@@ -239,17 +241,19 @@ class NativeFrame:
         )
 
     def mapped(self, raw_id: str, *, name: str, path: str | None, line: int) -> Frame:
-        """One layer (physical or inlined) of what the debug file says is at the address."""
+        """One layer (physical or inlined) of what the debug file says is at the address:
+        ``name`` as the debug file has it (mangled), shown in full as ``mangled_name`` and by
+        its name alone as ``resolved_name``."""
         filename = None if path is None else posixpath.basename(path.replace("\\", "/"))
         return build_frame(
             raw_id=raw_id,
-            mangled_name=name,
+            mangled_name=demangle(name),
             line=line or None,
             column=None,
             source=filename,
             module=self.module,
             in_app=self._in_app(filename if self.apple else path),
-            resolved_name=name,
+            resolved_name=short_name(name),
             lang=self._lang(filename),
             resolved=True,
             synthetic=self.meta.synthetic,
