@@ -80,6 +80,9 @@ def test_frame_fields_location_and_failure():
     assert (second.name, second.mangled_name, second.module) == ("checkout", "a.b", "shop.cart")
     no_column = exception_views([exception("E", frame("f", column=None))])[0].frames[0]
     assert no_column.location == "src/f.js:3"
+    # A de-obfuscated Java frame whose mapping names no file is placed by its class.
+    java = frame("unitPrice", source=None, column=None, module="com.example.shop.PriceCalculator", line=23)
+    assert exception_views([exception("E", java)])[0].frames[0].location == "com.example.shop.PriceCalculator:23"
 
 
 def test_contexts_come_from_the_stored_table_and_fall_back_to_the_raw_frame():

@@ -96,7 +96,9 @@ class FrameView:
 
     @property
     def location(self) -> str:
-        where = self.source or ""
+        # A frame with no file (Java de-obfuscated from a mapping without source file names)
+        # is placed by its module, as a JVM stack trace places it by its class.
+        where = self.source or self.module or ""
         if self.line is not None:
             where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
         return where
