@@ -20,6 +20,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,6 +43,20 @@ HERMES_NPM_PREFIX = ROOT / ".cache" / "npm-hermes"
 # linux64 hermesc; checked to compile the app and emit x_hermes_function_offsets.
 HERMES_COMPILER_VERSION = "0.14.1"
 HERMES_BUNDLE_NAME = "index.android.bundle"
+# Metro and React Native's Metro config, for bundling as a React Native release build does,
+# in a prefix of their own. Metro 0.84 is the newest that runs on Node 20 (0.85 wants 22);
+# React Native 0.86's packages are the ones built on it. @babel/runtime is what an app
+# depends on for the helpers Babel's class transform imports.
+METRO_NPM_PREFIX = ROOT / ".cache" / "npm-metro"
+METRO_PACKAGES = {
+    "metro": "0.84.6",
+    "metro-config": "0.84.6",
+    "metro-source-map": "0.84.6",
+    "metro-symbolicate": "0.84.6",
+    "@react-native/metro-config": "0.86.3",
+    "@react-native/metro-babel-transformer": "0.86.3",
+    "@babel/runtime": "7.29.16",
+}
 JAVA_PACKAGE = "com.example.shop"
 
 
@@ -71,6 +86,28 @@ class HermesBuild:
     # Per frame, same order: the original function, the map's "sources" entry, line, column.
     expected: tuple[SourceFrame, ...]
     function_offsets: tuple[int, ...]  # x_hermes_function_offsets["0"]: virtual offset per function
+
+
+@dataclass(frozen=True)
+class MetroHermesBuild:
+    bundle_path: Path  # the Hermes bytecode bundle (HBC) hermesc made of Metro's bundle
+    js_bundle_path: Path  # Metro's minified JS bundle, as hermesc read it
+    packager_map_path: Path  # Metro's map of the JS bundle, with its function maps
+    compiler_map_path: Path  # hermesc's map of the bytecode, into the JS bundle
+    # The two composed as react-native's compose-source-maps does: what posthog-cli uploads.
+    composed_map_path: Path
+    source_dir: Path  # the app's modules as bundled; the maps name them by absolute path
+    # Raw frames as posthog-react-native sends them, bottom-up (the entry module first, the
+    # throw last), each named as Hermes reports it (minified, or "anonymous"); the caller
+    # adds chunk_id. Read-only: copy before changing.
+    frames: tuple[dict[str, Any], ...]
+    # Per frame, the Hermes function index and the offset inside it (what a Hermes crash
+    # report records); colno is the function's virtual offset plus that offset.
+    bytecode_positions: tuple[tuple[int, int], ...]
+    # Per frame, metro-symbolicate's answer on the composed map: the source as the map
+    # names it (an absolute path), line, column (1-based) and the function as Metro names it.
+    expected: tuple[SourceFrame, ...]
+    versions: dict[str, str]  # tool or npm package -> version the artefacts were built with
 
 
 @dataclass(frozen=True)
@@ -265,7 +302,8 @@ def _parse_bytecode_dump(dump: str) -> tuple[list[_HbcFunction], list[str]]:
     current: dict[str, Any] | None = None
     section = ""
     for line in dump.splitlines():
-        if m := re.match(r"Function<(.*)>\(", line):
+        # Arrow functions and methods, which cannot be called with new, print as NCFunction<>.
+        if m := re.match(r"(?:NC)?Function<(.*)>\(", line):
             current = {"name": m.group(1), "instructions": [], "locations": {}}
             functions.append(current)
             section = "code"
@@ -290,8 +328,11 @@ def _parse_bytecode_dump(dump: str) -> tuple[list[_HbcFunction], list[str]]:
             assert current is not None
             current["locations"][int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
     index_of = {id(f): i for i, f in by_index.items()}
+    # A function with no debug info (nothing in it can throw or call) is not in the source
+    # table; the dump lists functions in index order, so its place in the dump is its index.
     return [
-        _HbcFunction(f["name"], index_of[id(f)], tuple(f["instructions"]), f["locations"]) for f in functions
+        _HbcFunction(f["name"], index_of.get(id(f), position), tuple(f["instructions"]), f["locations"])
+        for position, f in enumerate(functions)
     ], filenames
 
 
@@ -358,6 +399,211 @@ def hermes_build() -> HermesBuild:
         frames=tuple(frames),
         expected=tuple(expected),
         function_offsets=offsets,
+    )
+
+
+# --- Metro + Hermes (a React Native release build) ----------------------------------------
+
+
+def metro_node_modules() -> Path:
+    """METRO_PACKAGES installed into .cache/npm-metro, at exactly those versions."""
+    METRO_NPM_PREFIX.mkdir(parents=True, exist_ok=True)
+    with (METRO_NPM_PREFIX / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [
+            f"{name}@{version}"
+            for name, version in METRO_PACKAGES.items()
+            if _npm_version(METRO_NPM_PREFIX / "node_modules", name) != version
+        ]
+        if missing:
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.skip("npm is not installed: Metro cannot be fetched")
+            _run(
+                [npm, "install", "--prefix", METRO_NPM_PREFIX, "--no-audit", "--no-fund", "--save-exact", *missing],
+                METRO_NPM_PREFIX,
+            )
+    return METRO_NPM_PREFIX / "node_modules"
+
+
+def _npm_version(node_modules: Path, name: str) -> str | None:
+    manifest = node_modules / name / "package.json"
+    return str(json.loads(manifest.read_text())["version"]) if manifest.exists() else None
+
+
+def _node(node: str, script: Path, args: Sequence[str | Path], node_modules: Path, cwd: Path) -> str:
+    """Run one of sources/metro/tools' scripts; NODE_PATH lets it require the npm prefix's
+    packages although it lives outside it."""
+    result = subprocess.run(
+        [node, str(script), *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "NODE_PATH": str(node_modules)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"node {script.name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+# The crash path of sources/metro/app, entry module first: per frame the module, the text of
+# the call (or the `new`) the frame stopped at, as written there, and the instruction it
+# compiles to. Only the texts are typed in: which instruction of which Hermes function each
+# one became is found through the compiler's debug info and Metro's map, and what the frame
+# symbolicates to is metro-symbolicate's answer.
+METRO_CRASH_PATH = (
+    ("index.js", "startCheckout([{price: 12", "Call"),  # the module's own code
+    ("index.js", "cart.total('BOGUS')", "Call"),  # in startCheckout
+    ("cart.js", "priceWith(code, function", "Call"),  # in the method Cart#total
+    ("cart.js", "compute(code)", "Call"),  # in priceWith
+    ("cart.js", "applyDiscount(subtotal, discountCode)", "Call"),  # in the anonymous callback
+    ("cart.js", "new TypeError(", "Construct"),  # in the arrow function applyDiscount
+)
+
+
+def _metro_crash_frames(out: Path) -> list[dict[str, Any]]:
+    """The Hermes function and bytecode offset of each step of METRO_CRASH_PATH.
+
+    Every call and construct instruction in the dump has a position in the JS bundle (the
+    debug source table); Metro's own map takes that back to the app's source, and the frame
+    is the one instruction that lands inside the step's text on its line. The composed map is
+    not used here, so the frames do not depend on what is being tested.
+    """
+    from symbolic.sourcemap import SourceMapView
+
+    packager = SourceMapView.from_json_bytes((out / "js" / f"{HERMES_BUNDLE_NAME}.packager.map").read_bytes())
+    offsets = json.loads((out / f"{HERMES_BUNDLE_NAME}.compiler.map").read_text())["x_hermes_function_offsets"]["0"]
+    functions, _ = _parse_bytecode_dump((out / "bytecode.txt").read_text())
+    frames = []
+    for file, text, opcode in METRO_CRASH_PATH:
+        lines = (out / "app" / file).read_text().splitlines()
+        ((line, start),) = [(n, row.index(text)) for n, row in enumerate(lines, 1) if text in row]
+        found = []
+        for function in functions:
+            for offset, op in function.instructions:
+                location = function.locations.get(offset)
+                if not op.startswith(opcode) or location is None:
+                    continue
+                token = packager.lookup(location[0] - 1, location[1] - 1)
+                if (
+                    token is not None
+                    and token.src is not None
+                    and Path(token.src).name == file
+                    and token.src_line + 1 == line
+                    and start <= token.src_col < start + len(text)
+                ):
+                    found.append((function, offset))
+        if len(found) != 1:
+            raise RuntimeError(f"{len(found)} {opcode} instructions at {file}:{line} {text!r}")
+        ((function, offset),) = found
+        frames.append(
+            {
+                "name": function.name,
+                "function_id": function.index,
+                "offset": offset,
+                "column": offsets[function.index] + offset,
+            }
+        )
+    return frames
+
+
+@functools.cache
+def metro_hermes_build() -> MetroHermesBuild:
+    """sources/metro/app built as a React Native release build for Android builds it.
+
+    Metro bundles the app with React Native's config (its Babel preset and polyfills,
+    minified, dev off), writing a map whose x_facebook_sources holds the function map Metro
+    makes of every module; hermesc compiles that bundle to bytecode with its own map into the
+    bundle; metro-source-map's composeSourceMaps composes the two, as react-native's
+    compose-source-maps script does, into the map that keeps the function maps and hermesc's
+    x_hermes_function_offsets: the one a React Native project uploads.
+
+    The frames are derived from the compiler's account of the bytecode as in hermes_build
+    (the saved IP of a caller is its Call, of the crash the Construct of the TypeError), and
+    named as Hermes names them: the minifier renamed the functions, and a function without a
+    name (the module factory, the callback, the class method Babel turned into a property)
+    is "anonymous". What each frame should symbolicate to is metro-symbolicate's answer for
+    the Hermes crash frame (function index, offset) on the composed map.
+    """
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: Metro cannot run")
+    version = _run([node, "--version"], ROOT).stdout.strip()
+    if tuple(int(part) for part in version.lstrip("v").split(".")[:2]) < (20, 19):
+        pytest.skip(f"node {version} is too old for Metro {METRO_PACKAGES['metro']} (it needs 20.19 or later)")
+    hermesc = hermesc_binary()
+    node_modules = metro_node_modules()
+    tools = SOURCES / "metro" / "tools"
+    sources = sorted((SOURCES / "metro").rglob("*.js"))
+
+    def build(out: Path) -> None:
+        shutil.copytree(SOURCES / "metro" / "app", out / "app")
+        (out / "js").mkdir()
+        js = out / "js" / HERMES_BUNDLE_NAME
+        packager_map = out / "js" / f"{HERMES_BUNDLE_NAME}.packager.map"
+        _node(node, tools / "bundle.js", [out / "app", node_modules, js, packager_map], node_modules, out)
+        for crawl_cache in (out / "js").glob("metro-file-map-*"):
+            crawl_cache.unlink()  # Metro's cache of the crawl, no use once the bundle is made
+        # As React Native's Gradle plugin runs it; hermesc writes its map beside its output.
+        source = js.relative_to(out)
+        _run([hermesc, "-O", "-emit-binary", "-out", HERMES_BUNDLE_NAME, "-output-source-map", source], out)
+        (out / f"{HERMES_BUNDLE_NAME}.map").rename(out / f"{HERMES_BUNDLE_NAME}.compiler.map")
+        dump = _run([hermesc, "-O", "-dump-bytecode", "-pretty-disassemble=false", source], out).stdout
+        (out / "bytecode.txt").write_text(dump)
+        _node(
+            node,
+            tools / "compose.js",
+            [packager_map, f"{HERMES_BUNDLE_NAME}.compiler.map", f"{HERMES_BUNDLE_NAME}.map"],
+            node_modules,
+            out,
+        )
+        frames = _metro_crash_frames(out)
+        (out / "frames.json").write_text(json.dumps(frames))
+        asked = [{"FunctionID": f["function_id"], "ByteCodeOffset": f["offset"], "column": f["column"]} for f in frames]
+        answers = _node(
+            node, tools / "symbolicate.js", [f"{HERMES_BUNDLE_NAME}.map", json.dumps(asked)], node_modules, out
+        )
+        (out / "symbolicated.json").write_text(answers)
+        versions = {
+            name: _npm_version(node_modules, name) or "unknown"
+            for name in [*METRO_PACKAGES, "@react-native/babel-preset", "metro-minify-terser", "terser"]
+        }
+        hermes = re.search(r"Hermes release version: (\S+)", _run([hermesc, "--version"], out).stdout)
+        versions["hermesc"] = hermes.group(1) if hermes else "unknown"
+        versions["node"] = version.removeprefix("v")
+        (out / "versions.json").write_text(json.dumps(versions))
+
+    out = _cached_build("metro", sources, build)
+    frames = json.loads((out / "frames.json").read_text())
+    answers = json.loads((out / "symbolicated.json").read_text())
+    return MetroHermesBuild(
+        bundle_path=out / HERMES_BUNDLE_NAME,
+        js_bundle_path=out / "js" / HERMES_BUNDLE_NAME,
+        packager_map_path=out / "js" / f"{HERMES_BUNDLE_NAME}.packager.map",
+        compiler_map_path=out / f"{HERMES_BUNDLE_NAME}.compiler.map",
+        composed_map_path=out / f"{HERMES_BUNDLE_NAME}.map",
+        source_dir=out / "app",
+        frames=tuple(
+            {
+                "platform": "hermes",
+                "filename": HERMES_BUNDLE_NAME,
+                # Hermes prints a function without a name as "anonymous".
+                "function": frame["name"] or "anonymous",
+                "in_app": True,
+                "lineno": 1,
+                "colno": frame["column"],
+            }
+            for frame in frames
+        ),
+        bytecode_positions=tuple((frame["function_id"], frame["offset"]) for frame in frames),
+        # metro-symbolicate's lines are 1-based and its columns 0-based.
+        expected=tuple(
+            SourceFrame(function=a["functionName"], file=a["source"], line=a["line"], column=a["column"] + 1)
+            for a in answers
+        ),
+        versions=json.loads((out / "versions.json").read_text()),
     )
 
 
