@@ -392,3 +392,34 @@ def test_cpp_functions_are_named_as_written(
     [resolved] = frames_of(stored(database)[0])
     assert (resolved["mangled_name"], resolved["resolved_name"]) == ("shop::Cart::total(int)", "shop::Cart::total")
     assert (resolved["source"], resolved["line"], resolved["lang"]) == ("cart.cpp", 2, "cpp")
+
+
+def test_an_inline_chain_the_sdk_expanded_is_replaced_by_the_servers_or_kept_when_that_fails(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    # posthog-rs expands inline chains itself: the physical frame, then one frame per inlined
+    # call, marked inline and repeating its address.
+    build = native_build()
+    crash = build.frames[-1]
+    members = [
+        {**crash, "function": "apply_fee_guess", "inline": True, "filename": "crash.c", "lineno": 1},
+        {**crash, "function": "another_guess", "inline": True},
+    ]
+    frames = [*build.frames, *members]
+    exception = {"type": "SIGABRT", "value": "overflow", "stacktrace": {"type": "raw", "frames": frames}}
+    event = exception_event(exception, **{"$debug_images": [build.debug_image]})
+
+    post_batch(client, tenant.project_token, event)
+    process()
+    kept = frames_of(stored(database)[0])
+    assert [f["mangled_name"] for f in kept[-2:]] == ["apply_fee_guess", "another_guess"]
+    assert kept[-3]["resolve_failure"].startswith("No debug symbols uploaded")
+
+    container = pack(Kind.ELF_DEBUG_INFO, dwarf_zip(build.debug_file_path.read_bytes()))
+    upload(database, blobs, tenant.project_id, build.debug_id, container)
+    post_batch(client, tenant.project_token, {**event, "uuid": str(uuid.uuid4())})
+    process()
+    replaced = frames_of(stored(database)[1])
+    chain = [layer.function for layer in reversed(build.expected[-1])]
+    assert [f["resolved_name"] for f in replaced[-len(chain) :]] == chain
+    assert "apply_fee_guess" not in {f["mangled_name"] for f in replaced}

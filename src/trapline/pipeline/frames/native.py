@@ -36,6 +36,7 @@ __all__ = [
     "NATIVE_PLATFORMS",
     "NativeFrame",
     "attach_debug_images",
+    "continues_group",
     "native_failure",
     "native_missing",
     "parse_native_frame",
@@ -119,6 +120,20 @@ def attach_debug_images(raw_list: object, images: object) -> object:
         out.append({**exception, "stacktrace": {**stack, "frames": new_frames}})  # type: ignore[dict-item]
         changed = True
     return out if changed else raw_list
+
+
+def continues_group(lead: Mapping[str, object], raw: object) -> bool:
+    """Whether ``raw`` is an inline member the SDK expanded from native frame ``lead``: marked
+    inline, with the lead's own instruction and image address. Anything else ends the group
+    (recursion repeats addresses across distinct physical frames, which must stay apart)."""
+    return (
+        isinstance(raw, Mapping)
+        and raw.get("platform") in NATIVE_PLATFORMS
+        and raw.get("inline") is True
+        and raw.get("instruction_addr") is not None
+        and raw.get("instruction_addr") == lead.get("instruction_addr")
+        and raw.get("image_addr") == lead.get("image_addr")
+    )
 
 
 def _is_native(frame: object) -> bool:

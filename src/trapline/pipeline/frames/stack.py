@@ -26,7 +26,7 @@ from trapline.pipeline.frames.go import parse_go_frame
 from trapline.pipeline.frames.hermes import parse_hermes_frame
 from trapline.pipeline.frames.java import parse_java_frame
 from trapline.pipeline.frames.javascript import parse_js_frame
-from trapline.pipeline.frames.native import parse_native_frame
+from trapline.pipeline.frames.native import continues_group, parse_native_frame
 from trapline.pipeline.frames.sentry_like import parse_sentry_like_frame
 from trapline.pipeline.frames.unknown import parse_unknown_frame
 
@@ -261,12 +261,22 @@ def resolve_stack(
                 if cached_context is not None:
                     contexts[cached["raw_id"]] = cached_context
             return ResolvedStack(frames=frames, contexts=contexts)
+    # A native frame the server resolved stands for its whole inline chain: the members the SDK
+    # expanded from it themselves (marked inline, same address) follow it and are dropped, as
+    # cymbal replaces the group; when it fails, the client's expansion is kept as sent.
+    group_lead: Mapping[str, object] | None = None
     for raw, fact in zip(raw_frames, facts, strict=True):
+        if group_lead is not None:
+            if continues_group(group_lead, raw):
+                continue
+            group_lead = None
         hash_id, (frame, context) = _resolved(raw) if fact is None else (fact.hash_id, fact.resolved)
         replaced = resolver(cast(RawFrame, raw)) if resolver is not None else None
         if replaced is not None:
             if not replaced:
                 raise ValueError("a resolver must return at least one frame, or None")
+            if "resolve_failure" not in replaced[0].frame and isinstance(raw, Mapping):
+                group_lead = raw
             for index, (mapped, mapped_context) in enumerate(replaced):
                 rest = {key: value for key, value in mapped.items() if key != "raw_id"}
                 frames.append(cast(Frame, {"raw_id": f"{hash_id}/{index}", **rest}))
