@@ -15,63 +15,27 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
 from symbolic.debuginfo import Archive
 
 from tests.capture import exception_event, post_batch
 from tests.factories import Tenant
 from tests.mobile.artefacts import dsym_build, hermes_build, native_build, proguard_build
+from tests.symbols.test_resolver import Blobs, stored
+from tests.symbols.test_resolver import upload as upload_set
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
 from trapline.pipeline.reprocess import reprocess
 from trapline.settings import Settings
 from trapline.symbols.container import Kind, pack
-from trapline.symbols.models import StackFrame, SymbolSet
+from trapline.symbols.models import SymbolSet
 from trapline.symbols.resolver import SymbolResolver
-from trapline.worker import Worker
 
 CHUNK = "0199c0de-7a1b-7c2d-8e3f-4a5b6c7d8e9f"
 
 
-class Blobs(dict[str, bytes]):
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key, default)
-
-    def delete(self, key: str) -> None:
-        self.pop(key, None)
-
-
-@pytest.fixture
-def blobs() -> Blobs:
-    return Blobs()
-
-
-@pytest.fixture
-def process(database: Database, blobs: Blobs) -> Any:
-    resolver = SymbolResolver(database, blobs)
-    return lambda: Worker(database, resolver=resolver).drain()
-
-
 def upload(database: Database, blobs: Blobs, project_id: int, ref: str, data: bytes) -> uuid.UUID:
-    """A finished upload, as bulk_finish_upload leaves it."""
-    key = f"symbolsets/{uuid.uuid4()}"
-    blobs[key] = data
-    with database.session(write=True) as session:
-        row = session.scalar(select(SymbolSet).where(SymbolSet.project_id == project_id, SymbolSet.ref == ref))
-        if row is None:
-            row = SymbolSet(project_id=project_id, ref=ref)
-            session.add(row)
-        row.storage_ptr, row.content_hash, row.failure_reason = key, "hash", None
-        session.flush()
-        # Confirming an upload forgets the frames resolved while the set was missing.
-        session.execute(delete(StackFrame).where(StackFrame.symbol_set_id == row.id))
-        session.commit()
-        return row.id
-
-
-def stored(database: Database) -> list[ExceptionEvent]:
-    with database.session(write=False) as session:
-        return list(session.scalars(select(ExceptionEvent).order_by(ExceptionEvent.id)))
+    """A finished upload of ``data`` for ``ref``, as bulk_finish_upload leaves it."""
+    return upload_set(database, blobs, project_id, ref=ref, data=data)
 
 
 def frames_of(event: ExceptionEvent, index: int = 0) -> list[dict[str, Any]]:
