@@ -11,7 +11,8 @@ file with its source map as a symbol set, to Trapline or to PostHog itself (same
     container  the uploaded bytes
     release    the release from flags and git;  config: host, key, project
     client     the upload protocol (httpx)
-    command    argparse handlers and progress
+    command    argparse handlers and progress;  cli_common: the flags, config, release and output
+               plumbing ``command`` and ``mobile`` share
     mobile     ``trapline hermes | proguard | dsym | symbol-sets``: the same upload for mobile
                and native symbols;  debugfiles: finding ELF/dSYM objects and zipping them
 """

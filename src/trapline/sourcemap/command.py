@@ -10,18 +10,24 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TextIO
 
 import httpx
 
 from trapline.sourcemap import maps
-from trapline.sourcemap.client import Api, ClientError, SymbolSet, UploadReport, upload_symbol_sets
-from trapline.sourcemap.config import DEFAULT_HOST, ApiConfig, ConfigError, resolve_config
+from trapline.sourcemap.cli_common import (
+    ApiCommand,
+    CommandError,
+    Output,
+    add_api_arguments,
+    add_batch_size_argument,
+    add_release_arguments,
+    release_from_flags,
+    upload_summary,
+)
+from trapline.sourcemap.client import Api, SymbolSet, UploadReport, upload_symbol_sets
 from trapline.sourcemap.container import MAX_SIZE, content_hash, source_and_map
 from trapline.sourcemap.discover import Candidate, discover
 from trapline.sourcemap.inject import (
@@ -34,16 +40,12 @@ from trapline.sourcemap.inject import (
     release_neutral,
 )
 from trapline.sourcemap.mappings import MappingsError
-from trapline.sourcemap.release import ReleaseSpec, release_spec
+from trapline.sourcemap.release import ReleaseSpec
 
 __all__ = ["add_arguments", "main", "run"]
 
 RELEASE_MODE_VARIABLE = "POSTHOG_RELEASE_MODE"
 DEFAULT_BATCH_SIZE = 50
-
-
-class CommandError(Exception):
-    """The command cannot go on; the message says why."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,13 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     for sub in (upload_cmd, process_cmd):
         sub.add_argument("--delete-after", action="store_true", help="delete the .map files once they are uploaded")
-        sub.add_argument(
-            "--batch-size",
-            type=_positive_int,
-            default=DEFAULT_BATCH_SIZE,
-            metavar="N",
-            help=f"symbol sets per bulk_start_upload request (default {DEFAULT_BATCH_SIZE})",
-        )
+        add_batch_size_argument(sub, DEFAULT_BATCH_SIZE)
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,19 +82,8 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PREFIX",
         help="strip this from sourceMappingURL values before looking for the map on disk",
     )
-    parser.add_argument(
-        "--release-name", metavar="NAME", help="the release's project name (default: the git repository's name)"
-    )
-    parser.add_argument("--release-version", metavar="VERSION", help="the release's version (default: the git commit)")
-    # dest keeps it apart from `trapline serve --host`, which main() passes to the server settings.
-    parser.add_argument(
-        "--host", dest="api_host", metavar="URL", help=f"the server (POSTHOG_CLI_HOST, default {DEFAULT_HOST})"
-    )
-    parser.add_argument("--project-id", metavar="ID", help="the project's id (POSTHOG_CLI_PROJECT_ID)")
-    parser.add_argument(
-        "--api-key", metavar="KEY", help="a personal API key with error_tracking:write (POSTHOG_CLI_API_KEY)"
-    )
-    parser.add_argument("--skip-ssl-verification", action="store_true", help="accept any TLS certificate")
+    add_release_arguments(parser, name_help="the release's project name (default: the git repository's name)")
+    add_api_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,55 +93,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-def run(
-    args: argparse.Namespace,
-    *,
-    env: Mapping[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """Run the parsed command; ``transport`` and ``sleep`` are for tests."""
-    output = _Output(out or sys.stdout, err or sys.stderr)
-    try:
-        return _Command(args, os.environ if env is None else env, output, transport, sleep).run()
-    except (CommandError, ConfigError, ClientError) as exc:
-        output.error(str(exc))
-        return 1
-
-
-class _Output:
-    def __init__(self, out: TextIO, err: TextIO) -> None:
-        self._out = out
-        self._err = err
-
-    def step(self, message: str) -> None:
-        print(message, file=self._out, flush=True)
-
-    def error(self, message: str) -> None:
-        print(f"trapline sourcemap: error: {message}", file=self._err, flush=True)
-
-
-class _Command:
+class _Command(ApiCommand):
     def __init__(
         self,
         args: argparse.Namespace,
         env: Mapping[str, str],
-        output: _Output,
+        output: Output,
         transport: httpx.BaseTransport | None,
         sleep: Callable[[float], None],
     ) -> None:
-        self.args = args
-        self.env = env
-        self.output = output
-        self.transport = transport
-        self.sleep = sleep
+        super().__init__(args, env, output, transport, sleep)
         self.directory: Path = args.directory
         self.action: str = args.sourcemap_command
         self.spec: ReleaseSpec | None = None
         self.api: Api | None = None
         self._release_id: str | None = None  # looked up once, when first needed
+
+    @classmethod
+    def tool_name(cls, args: argparse.Namespace) -> str:
+        return "sourcemap"
 
     def run(self) -> int:
         if not self.directory.is_dir():
@@ -164,7 +119,7 @@ class _Command:
         self.spec = self._release_spec()
         # Checked before any file is rewritten, so that `process` fails before `inject` runs.
         if self.action != "inject" or self.spec:
-            self.api = self._api(self._config())
+            self.api = self.open_api(self.config())
         try:
             code = 0
             if self.action in ("inject", "process"):
@@ -247,10 +202,7 @@ class _Command:
                 "(run `trapline sourcemap inject` first)"
             )
         report = upload_symbol_sets(self.api, sets, batch_size=self.args.batch_size, progress=self.output.step)
-        self.output.step(
-            f"Uploaded {len(report.uploaded)}, already on the server {len(report.present)}, "
-            f"failed {len(report.failed) + problems}"
-        )
+        self.output.step(upload_summary(report, problems))
         if report.failed or problems:
             return 1
         if self.args.delete_after:
@@ -331,20 +283,14 @@ class _Command:
         if self.spec is None or self.api is None:
             return None
         if self._release_id is None:
-            self._release_id, created = self.api.release(self.spec)
-            self.output.step(f"Release {self.spec.label}: {self._release_id} ({'created' if created else 'existing'})")
+            self._release_id = self.announce_release(self.api, self.spec)
         return self._release_id
 
     def _discover(self) -> list[Candidate]:
         return discover(self.directory, ignore=self.args.ignore, public_path_prefix=self.args.public_path_prefix)
 
     def _release_spec(self) -> ReleaseSpec | None:
-        name, version = self.args.release_name, self.args.release_version
-        spec = release_spec(name, version, self.directory)
-        if spec is None and (name or version):
-            missing = "--release-version" if name else "--release-name"
-            raise CommandError(f"{missing} is needed too (it could not be read from git in {self.directory})")
-        return spec
+        return release_from_flags(self.args.release_name, self.args.release_version, self.directory)
 
     def _release_mode(self) -> ReleaseMode:
         value = self.args.release_mode or self.env.get(RELEASE_MODE_VARIABLE) or ReleaseMode.EVENT.value
@@ -353,17 +299,9 @@ class _Command:
         except ValueError:
             raise CommandError(f"{RELEASE_MODE_VARIABLE}={value!r} is not event or symbol-set") from None
 
-    def _config(self) -> ApiConfig:
-        return resolve_config(
-            host=self.args.api_host,
-            api_key=self.args.api_key,
-            project_id=self.args.project_id,
-            env=self.env,
-            skip_ssl_verification=self.args.skip_ssl_verification,
-        )
 
-    def _api(self, config: ApiConfig) -> Api:
-        return Api(config, transport=self.transport, sleep=self.sleep, notify=self.output.step)
+# Printing, the exit codes and the errors that end a run are ApiCommand's, shared with `mobile`.
+run = _Command.execute
 
 
 def _container(path: Path, map_path: Path) -> bytes:
@@ -379,10 +317,3 @@ def _replace(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number

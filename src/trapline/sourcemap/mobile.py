@@ -17,18 +17,22 @@ import argparse
 import json
 import os
 import re
-import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
-import httpx
-
-from trapline.sourcemap.client import Api, ClientError, SymbolSet, upload_symbol_sets
-from trapline.sourcemap.command import CommandError
-from trapline.sourcemap.config import DEFAULT_HOST, ApiConfig, ConfigError, resolve_config
+from trapline.sourcemap.cli_common import (
+    ApiCommand,
+    CommandError,
+    add_api_arguments,
+    add_batch_size_argument,
+    add_release_arguments,
+    release_from_flags,
+    upload_summary,
+)
+from trapline.sourcemap.client import SymbolSet, upload_symbol_sets
+from trapline.sourcemap.config import ApiConfig
 from trapline.sourcemap.container import MAX_SIZE, content_hash
 from trapline.sourcemap.debugfiles import (
     DebugFileError,
@@ -40,7 +44,7 @@ from trapline.sourcemap.debugfiles import (
     pack_zip,
     source_paths,
 )
-from trapline.sourcemap.release import ReleaseSpec, release_spec
+from trapline.sourcemap.release import ReleaseSpec
 from trapline.symbols.container import Kind, pack
 
 __all__ = [
@@ -139,62 +143,16 @@ def _source_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _release_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--release-name", metavar="NAME", help="the release's name (default: the git repository's)")
-    parser.add_argument("--release-version", metavar="VERSION", help="the release's version (default: the git commit)")
+    add_release_arguments(parser, name_help="the release's name (default: the git repository's)")
     parser.add_argument("--build", metavar="BUILD", help="the build number, sent as VERSION+BUILD")
 
 
 def _api_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
-    # dest keeps it apart from `trapline serve --host`, as for `trapline sourcemap`.
-    parser.add_argument(
-        "--host", dest="api_host", metavar="URL", help=f"the server (POSTHOG_CLI_HOST, default {DEFAULT_HOST})"
-    )
-    parser.add_argument("--project-id", metavar="ID", help="the project's id (POSTHOG_CLI_PROJECT_ID)")
-    parser.add_argument(
-        "--api-key", metavar="KEY", help="a personal API key with error_tracking:write (POSTHOG_CLI_API_KEY)"
-    )
-    parser.add_argument("--skip-ssl-verification", action="store_true", help="accept any TLS certificate")
-    parser.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=batch_size,
-        metavar="N",
-        help=f"symbol sets per bulk_start_upload request (default {batch_size}, as PostHog's CLI)",
-    )
+    add_api_arguments(parser)
+    add_batch_size_argument(parser, batch_size, note=", as PostHog's CLI")
 
 
 # --- running -----------------------------------------------------------------------------------
-
-
-def run(
-    args: argparse.Namespace,
-    *,
-    env: Mapping[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """Run the parsed command; ``transport`` and ``sleep`` are for tests."""
-    output = _Output(out or sys.stdout, err or sys.stderr, args.mobile_tool)
-    try:
-        return _Command(args, os.environ if env is None else env, output, transport, sleep).run()
-    except (CommandError, ConfigError, ClientError) as exc:
-        output.error(str(exc))
-        return 1
-
-
-class _Output:
-    def __init__(self, out: TextIO, err: TextIO, tool: str) -> None:
-        self._out = out
-        self._err = err
-        self._tool = tool
-
-    def step(self, message: str) -> None:
-        print(message, file=self._out, flush=True)
-
-    def error(self, message: str) -> None:
-        print(f"trapline {self._tool}: error: {message}", file=self._err, flush=True)
 
 
 @dataclass(frozen=True)
@@ -207,27 +165,20 @@ class _Candidate:
     release_id: str | None = None  # one the file itself names (a cloned Hermes map)
 
 
-class _Command:
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        env: Mapping[str, str],
-        output: _Output,
-        transport: httpx.BaseTransport | None,
-        sleep: Callable[[float], None],
-    ) -> None:
-        self.args = args
-        self.env = env
-        self.output = output
-        self.transport = transport
-        self.sleep = sleep
-        self.tool: str = args.mobile_tool
+class _Command(ApiCommand):
+    @classmethod
+    def tool_name(cls, args: argparse.Namespace) -> str:
+        return str(args.mobile_tool)  # set by each add_*_arguments
+
+    @property
+    def tool(self) -> str:
+        return self.tool_name(self.args)
 
     def run(self) -> int:
         if self.tool == "hermes" and self.args.mobile_action == "clone":
             return self._hermes_clone()
         spec = self._release_spec()
-        config = self._config()  # before any file is read: a missing key fails at once
+        config = self.config()  # before any file is read: a missing key fails at once
         if self.tool == "hermes":
             candidates, problems = self._hermes()
         elif self.tool == "proguard":
@@ -443,16 +394,12 @@ class _Command:
             )
         if not sets:
             raise CommandError(f"nothing to upload{' (see the failures above)' if problems else ''}")
-        with Api(config, transport=self.transport, sleep=self.sleep, notify=self.output.step) as api:
+        with self.open_api(config) as api:
             if spec is not None:
-                release_id, created = api.release(spec)
-                self.output.step(f"Release {spec.label}: {release_id} ({'created' if created else 'existing'})")
+                release_id = self.announce_release(api, spec)
                 sets = [_with_release(symbol_set, release_id) for symbol_set in sets]
             report = upload_symbol_sets(api, sets, batch_size=self.args.batch_size, progress=self.output.step)
-        self.output.step(
-            f"Uploaded {len(report.uploaded)}, already on the server {len(report.present)}, "
-            f"failed {len(report.failed) + problems}"
-        )
+        self.output.step(upload_summary(report, problems))
         return 1 if report.failed or problems else 0
 
     def _directory(self) -> Path:
@@ -468,20 +415,11 @@ class _Command:
         if version and build:
             version = f"{version}+{build}"  # how PostHog's CLI packs the two
         where = self.args.path.parent if self.tool == "proguard" else (self.args.directory or self.args.file.parent)
-        spec = release_spec(name, version, where)
-        if spec is None and (name or version):
-            missing = "--release-version" if name else "--release-name"
-            raise CommandError(f"{missing} is needed too (it could not be read from git in {where})")
-        return spec
+        return release_from_flags(name, version, where)
 
-    def _config(self) -> ApiConfig:
-        return resolve_config(
-            host=self.args.api_host,
-            api_key=self.args.api_key,
-            project_id=self.args.project_id,
-            env=self.env,
-            skip_ssl_verification=self.args.skip_ssl_verification,
-        )
+
+# Printing, the exit codes and the errors that end a run are ApiCommand's, shared with `command`.
+run = _Command.execute
 
 
 def _with_release(symbol_set: SymbolSet, release_id: str) -> SymbolSet:
@@ -525,10 +463,3 @@ def _replace(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
