@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,6 +40,7 @@ from trapline.ingest.decode import Limits
 from trapline.ingest.pressure import Pressure
 from trapline.ingest.projects import ProjectTokens, SentryKeys
 from trapline.ingest.spool import Spool
+from trapline.mcp import server as mcp_server
 from trapline.objects import routes as object_routes
 from trapline.objects.local import LocalStore
 from trapline.objects.store import open_store
@@ -126,12 +127,16 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
     )
 
     spool = Spool(db)
+    mcp_running: list[Callable[[], AbstractAsyncContextManager[None]]] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await spool.start()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for running in mcp_running:
+                    await stack.enter_async_context(running())
+                yield
         finally:
             # Requests still waiting for their commit get it before the server stops.
             await spool.stop()
@@ -192,4 +197,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
         for router in _PROJECT_ROUTERS:
             app.include_router(router, prefix=prefix)
     ui.install(app)
+    # MCP for coding agents at /mcp: its tools call the REST API above in process.
+    mcp_running.append(mcp_server.mount(app, settings.base_url))
     return app

@@ -27,6 +27,7 @@ from trapline.db.types import utcnow
 from trapline.diskspace import disk_full_cause
 from trapline.errors import TraplineError
 from trapline.logs import configure_logging
+from trapline.mcp import command as mcp_command
 from trapline.objects.store import ObjectStoreError
 from trapline.sentry.auth import dsn
 from trapline.settings import Settings, SettingsError, load_settings
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sourcemap_command.run(args)
     if args.handler is _mobile:
         return mobile_command.run(args)  # the same: a client, run without the server's settings
+    if args.handler is _mcp:
+        return mcp_command.run(args)  # a client too: stdin/stdout stay the MCP wire, logs go nowhere
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -174,6 +177,10 @@ def _parser() -> argparse.ArgumentParser:
         mobile = commands.add_parser(name, help=description)
         add_arguments(mobile)
         mobile.set_defaults(handler=_mobile)
+
+    mcp = commands.add_parser("mcp", help="serve MCP (for coding agents) on stdin/stdout, calling a Trapline's API")
+    mcp_command.add_arguments(mcp)
+    mcp.set_defaults(handler=_mcp)
 
     for sub in (serve, worker, migrate_cmd, vacuum, requeue, usage, reprocess, project, boot, demo):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
@@ -456,6 +463,10 @@ def _sourcemap(settings: Settings, args: argparse.Namespace) -> int:
 
 def _mobile(settings: Settings, args: argparse.Namespace) -> int:
     return mobile_command.run(args)  # main() runs it before loading any settings
+
+
+def _mcp(settings: Settings, args: argparse.Namespace) -> int:
+    return mcp_command.run(args)  # main() runs it before loading any settings
 
 
 class _Stopped(Exception):
