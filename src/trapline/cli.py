@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.handler is _mobile:
         return mobile_command.run(args)  # the same: a client, run without the server's settings
     if args.handler is _mcp:
-        return mcp_command.run(args)  # a client too: stdin/stdout stay the MCP wire, logs go nowhere
+        return mcp_command.run(args)  # a client too: stdout is the MCP wire, warnings go to stderr
     try:
         settings = _settings(args)
     except SettingsError as exc:

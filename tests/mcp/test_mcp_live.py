@@ -316,7 +316,23 @@ def test_merge_and_split_that_change_nothing_say_so(connect: Connect, live_trapl
     issue_id = live_trapline.python_locals.issue_id
     body, data = session.ok("error-tracking-issues-merge-create", id=issue_id, ids=[issue_id])
     assert data["success"] is False and body.startswith("Nothing merged")
+    body, data = session.ok("error-tracking-issues-split-create", id=issue_id, fingerprints=[{"fingerprint": "nope"}])
+    assert data["new_issue_ids"] == [] and body.startswith("Nothing split")
     assert rest.issue(issue_id)["status"] == "active"
+
+
+def test_an_issue_with_no_event_in_the_range_still_shows_its_latest_stack(
+    connect: Connect, live_trapline: LiveTrapline
+):
+    seeded = live_trapline.python_locals
+    long_ago = {"date_from": "2000-01-01", "date_to": "2000-01-02"}
+    body, data = connect(live_trapline.keys.full).ok(
+        "query-error-tracking-issue", issueId=seeded.issue_id, dateRange=long_ago
+    )
+    assert "impact in range: no events in range" in body
+    assert "## Latest event of all (none in the range)" in body
+    assert f"at {seeded.function} (" in body and "seen: None" not in body
+    assert data["latest_event"]["properties"]["$exception_list"]
 
 
 # --- the read-only key and the other organization ---------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -43,8 +43,10 @@ INSTRUCTIONS = (
 _PROJECT_HEADER = "x-posthog-project-id"
 
 
-def build_server(connect: Connect) -> MCPServer:
-    server: MCPServer = MCPServer(name="trapline", title="Trapline", version=__version__, instructions=INSTRUCTIONS)
+def build_server(connect: Connect, *, log_level: Literal["INFO", "WARNING"] = "INFO") -> MCPServer:
+    server: MCPServer = MCPServer(
+        name="trapline", title="Trapline", version=__version__, instructions=INSTRUCTIONS, log_level=log_level
+    )
     register(server, connect)
     return server
 
@@ -120,4 +122,5 @@ def run_stdio(url: str, api_key: str, project: str, *, verify: bool = True) -> N
     async def connect(ctx: Context) -> RestApi:
         return RestApi.over_http(url, f"Bearer {api_key}", project, verify=verify)
 
-    build_server(connect).run("stdio")
+    # The SDK logs each refused tool call at INFO to stderr; the agent already shows the error.
+    build_server(connect, log_level="WARNING").run("stdio")

@@ -135,8 +135,21 @@ def register(server: MCPServer, connect: Connect) -> None:
             issue = await api.post(
                 "error_tracking/query/issue", _drop_none({"issueId": issueId, "dateRange": _range(dateRange)})
             )
-            events = await api.get(f"error_tracking/issues/{issueId}/events", {"limit": 1})
+            # The latest event in the range the counts are for; failing that, the latest of all
+            # (the stack is what an agent needs, and an old issue's is still the right one).
+            bounds = _range(dateRange) or {}
+            in_range = {
+                "limit": 1,
+                "date_from": bounds.get("date_from", "-7d"),
+                **_drop_none({"date_to": bounds.get("date_to")}),
+            }
+            events = await api.get(f"error_tracking/issues/{issueId}/events", in_range)
             event = (events.get("results") or [None])[0]
+            latest_overall = False
+            if event is None:
+                events = await api.get(f"error_tracking/issues/{issueId}/events", {"limit": 1})
+                event = (events.get("results") or [None])[0]
+                latest_overall = event is not None
             contexts: dict[str, object] = {}
             if event is not None:
                 keys = frame_keys((event.get("properties") or {}).get("$exception_list"))[:_MAX_CONTEXTS]
@@ -147,11 +160,13 @@ def register(server: MCPServer, connect: Connect) -> None:
                     contexts = {
                         row["raw_id"]: row["context"] for row in frames.get("results") or [] if row.get("context")
                     }
-            body = text.issue_text(issue, event, contexts, public_url=api.public_url, project=api.project)
+            body = text.issue_text(
+                issue, event, contexts, public_url=api.public_url, project=api.project, outside_range=latest_overall
+            )
             data = {
                 "issue": issue,
-                "latest_event": event,
-                "contexts": contexts,
+                "latest_event": text.event_summary(event),
+                "contexts": text.trimmed_contexts(contexts),
                 "url": text.issue_url(api.public_url, api.project, issueId),
             }
             return _answer(body, data)
@@ -240,6 +255,8 @@ def register(server: MCPServer, connect: Connect) -> None:
         async with _api(connect, ctx) as api:
             result = await api.post(f"error_tracking/issues/{id}/split", body)
             new = ", ".join(str(i) for i in result.get("new_issue_ids") or [])
+            if not new:
+                return _answer(f"Nothing split: none of those fingerprints belong to issue {id}.", result)
             return _answer(
                 f"Done: split {len(fingerprints)} fingerprint(s) off issue {id} into new issue(s) {new}.", result
             )
