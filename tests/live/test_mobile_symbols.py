@@ -65,12 +65,14 @@ class Live:
         return self.server.data_dir
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """One server per module and backend; each test bootstraps its own project on it.
+    """One server per module; each test bootstraps its own project on it.
 
-    Module-scoped, so conftest's per-test ``backend`` fixture cannot be used; this does the
-    same: SQLite in the data dir, or a fresh PostgreSQL database when TRAPLINE_TEST_DATABASE_URL is set.
+    SQLite only: the same resolution runs on both backends in tests/mobile and tests/symbols
+    (in process, through the worker), and the upload API on both in tests/api; a second live
+    server here cost a CI minute and covered nothing more. Pass ``postgresql`` in ``params``
+    to run it there (a fresh database when TRAPLINE_TEST_DATABASE_URL is set).
     """
     env = {"TRAPLINE_OBJECT_UPLOAD_MAX_SIZE": str(MAX_SYMBOL_SET)}
     database_url = None

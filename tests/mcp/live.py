@@ -1,6 +1,6 @@
 """A live Trapline holding real issues from real SDKs, for the MCP server's tests.
 
-``live_trapline`` (module-scoped; registered by tests/mcp/conftest.py) starts ``trapline serve``
+``live_trapline`` (session-scoped; registered by tests/mcp/conftest.py) starts ``trapline serve``
 with its worker, as the other live tests do, and seeds it from the outside only:
 
 - project "Shop" (organization "Live"): two issues captured by the real posthog-python with
@@ -20,7 +20,7 @@ neither from anything Trapline computed.
 SQLite only, unlike tests/live's ``backend`` fixture that runs each test on PostgreSQL too:
 the MCP tools reach Trapline only through its REST API (see trapline.mcp.api), whose
 behaviour on each backend the API and live tests already cover, and doubling a ~15 s
-module-scoped setup for every MCP test module would buy nothing the MCP tests check.
+setup for each test process would buy nothing the MCP tests check.
 ``seed_live_trapline`` takes ``extra_env`` so a test that does care can pass
 ``TRAPLINE_DATABASE_URL``.
 """
@@ -391,9 +391,12 @@ def seed_live_trapline(server: Server, work: Path) -> LiveTrapline:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_trapline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveTrapline]:
-    """A running ``trapline serve`` (with its worker) seeded as this module describes."""
+    """A running ``trapline serve`` (with its worker) seeded as this module describes.
+
+    One per test process, shared by every MCP test module (tests put back what they change):
+    seeding takes ~15 s, a third of what the MCP tests cost in CI."""
     root = tmp_path_factory.mktemp("mcp-live")
     started = time.monotonic()
     with running_server(root / "data") as server:
