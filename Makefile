@@ -50,7 +50,7 @@ test: $(VENV)/.installed-test
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq proguard clang lld llvm >/dev/null 2>&1 \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq proguard clang lld llvm >/dev/null; } \
 		|| echo "could not install proguard, clang, lld, llvm: the mobile symbol tests will be skipped"; }
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load --durations=25 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

@@ -4,6 +4,7 @@ upload is confirmed, with the reason, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import uuid
@@ -34,6 +35,7 @@ def finish(client: TestClient, tenant: Tenant, ref: str, data: bytes) -> Any:
     )
 
 
+@functools.cache  # built once for all the cases (a parametrised test calls it per case)
 def good_uploads() -> dict[str, bytes]:
     dsym = dsym_build()
     return {
@@ -51,6 +53,7 @@ def test_real_symbol_sets_of_every_kind_are_accepted(client: TestClient, tenant:
     assert (response.status_code, response.json()) == (201, {"success": True})
 
 
+@functools.cache
 def corrupt_uploads() -> dict[str, tuple[bytes, str]]:
     def zipped(**files: bytes) -> bytes:
         buffer = io.BytesIO()
