@@ -11,13 +11,10 @@ missing token, an address outside every function) still shows up on the frames.
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import orjson
-from symbolic.debuginfo import Archive
 
-from trapline.symbols.container import MAX_UNPACKED, ContainerError, Kind, unpack, unpack_source_and_map
+from trapline.symbols.container import ContainerError, Kind, unpack, unpack_source_and_map
+from trapline.symbols.native import open_debug_zip
 
 __all__ = ["upload_problem"]
 
@@ -59,21 +56,5 @@ def upload_problem(data: bytes, *, max_unpacked: int) -> str | None:
 
 
 def _zip_problem(data: bytes, what: str) -> str | None:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
-            return f"the {what} unpacks to more than {MAX_UNPACKED} bytes"
-        names = archive.namelist()
-        name = "dwarf" if "dwarf" in names else next((n for n in names if "/Contents/Resources/DWARF/" in n), None)
-        if name is None or name.endswith("/"):
-            return f"the {what} holds no debug file ('dwarf')"
-        binary = archive.read(name)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-        return f"the {what} is not a readable ZIP: {exc}"
-    try:
-        objects = list(Archive.from_bytes(binary).iter_objects())
-    except Exception as exc:  # symbolic raises its own exception tree
-        return f"the {what}'s debug file cannot be read: {exc or type(exc).__name__}"
-    if not objects:
-        return f"the {what}'s debug file holds no object"
-    return None
+    opened = open_debug_zip(data, what=what)
+    return opened if isinstance(opened, str) else None

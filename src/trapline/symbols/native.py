@@ -16,13 +16,14 @@ import io
 import posixpath
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from symbolic.debuginfo import Archive
 
 from trapline.symbols.container import MAX_UNPACKED
 
-__all__ = ["NativeSymbols", "SymbolInfo"]
+__all__ = ["NativeSymbols", "SymbolInfo", "open_debug_zip"]
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,14 @@ class NativeSymbols:
     def from_payload(cls, data: bytes, debug_id: str, *, what: str) -> NativeSymbols | str:
         """Read an uploaded ZIP for ``debug_id``, or say why it is unusable (stored).
         ``what`` names the kind in messages ("dSYM", "debug symbols")."""
+        opened = open_debug_zip(data, what="ZIP")
+        if isinstance(opened, str):
+            return f"Failed to parse {what}: {opened}"
+        archive, objects = opened
         try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
-                return f"Failed to parse {what}: it unpacks to more than {MAX_UNPACKED} bytes"
-            binary = _debug_file(archive)
-            if binary is None:
-                return f"Failed to parse {what}: the ZIP holds no 'dwarf' file"
             sources = _sources(archive)
         except (zipfile.BadZipFile, KeyError, ValueError, orjson.JSONDecodeError) as exc:
             return f"Failed to parse {what}: {exc}"
-        try:
-            objects = list(Archive.from_bytes(binary).iter_objects())
-        except Exception as exc:  # symbolic raises its own exception tree
-            return f"Failed to parse {what}: {exc or type(exc).__name__}"
-        if not objects:
-            return f"Failed to parse {what}: no object in the debug file"
         wanted = debug_id.lower()
         # A fat Mach-O holds one object per architecture: the one with the frame's debug id.
         chosen = next((obj for obj in objects if str(obj.debug_id).lower() == wanted), objects[0])
@@ -89,6 +82,28 @@ class NativeSymbols:
         base = posixpath.basename(path.replace("\\", "/"))
         candidates = [text for name, text in self._sources.items() if name.endswith("/" + base) or name == base]
         return candidates[0] if len(candidates) == 1 else None
+
+
+def open_debug_zip(data: bytes, *, what: str) -> tuple[zipfile.ZipFile, list[Any]] | str:
+    """The ZIP of an uploaded debug file and the objects (one per architecture) of the debug
+    file inside it, or why there are none; ``what`` names the ZIP in the reason. Used both to
+    check an upload and to read it for resolution, so both accept the same files."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
+            return f"the {what} unpacks to more than {MAX_UNPACKED} bytes"
+        binary = _debug_file(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, EOFError) as exc:
+        return f"the {what} is not a readable ZIP: {exc}"
+    if binary is None:
+        return f"the {what} holds no debug file ('dwarf')"
+    try:
+        objects = list(Archive.from_bytes(binary).iter_objects())
+    except Exception as exc:  # symbolic raises its own exception tree
+        return f"the {what}'s debug file cannot be read: {exc or type(exc).__name__}"
+    if not objects:
+        return f"the {what}'s debug file holds no object"
+    return archive, objects
 
 
 def _debug_file(archive: zipfile.ZipFile) -> bytes | None:
