@@ -16,12 +16,14 @@ that is stored on the set (as for source maps): it is not read again until re-up
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, cast
 
+from trapline.pipeline.exceptions import ExceptionInfo
 from trapline.pipeline.frames import RawFrame, ResolvedFrame, SymbolLookup
 from trapline.pipeline.frames.base import context_around
 from trapline.pipeline.frames.hermes import HermesFrame, hermes_failure, hermes_missing, hermes_no_token
-from trapline.pipeline.frames.java import JavaFrame, java_failure, java_missing, java_no_frames
+from trapline.pipeline.frames.java import JavaFrame, java_failure, java_missing, java_no_frames, remapped_type
 from trapline.pipeline.frames.native import NativeFrame, native_failure, native_missing, symbol_not_found
 from trapline.pipeline.frames.stack import parse
 from trapline.symbols.container import MAGIC, ContainerError, Kind, unpack
@@ -29,7 +31,7 @@ from trapline.symbols.hermes import HermesMap
 from trapline.symbols.native import NativeSymbols
 from trapline.symbols.proguard import ProguardMap
 
-__all__ = ["KINDS", "Symbols", "failed", "missing", "read_symbols", "resolve"]
+__all__ = ["KINDS", "Symbols", "failed", "missing", "read_symbols", "renamed_java_types", "resolve"]
 
 KINDS: Final = ("hermes", "java", "apple", "native")
 Symbols = HermesMap | ProguardMap | NativeSymbols
@@ -120,3 +122,33 @@ def resolve(raw: RawFrame, lookup: SymbolLookup, symbols: Symbols) -> list[Resol
             frames.append(ResolvedFrame(parsed.mapped("", name=layer.name, path=layer.path, line=layer.line), context))
         return frames
     raise ValueError(f"{type(symbols).__name__} cannot resolve a {raw.get('platform')} frame")
+
+
+def renamed_java_types(
+    raw: Sequence[ExceptionInfo],
+    resolved: Sequence[ExceptionInfo],
+    mapping: Callable[[str], ProguardMap | None],
+) -> list[ExceptionInfo] | None:
+    """The resolved exceptions with obfuscated classes named again, as cymbal does, or None
+    when none changed: an exception whose first raw frame is a java frame with a map id, and
+    which has a module, has its class (``module.type``) looked up in that mapping. Any failure
+    leaves it as sent."""
+    renamed: list[ExceptionInfo] | None = None
+    for index, exception in enumerate(raw):
+        stack = exception.get("stacktrace")
+        module = exception.get("module")
+        if stack is None or stack["type"] != "raw" or not stack["frames"] or not module:
+            continue
+        first = stack["frames"][0]
+        map_id = first.get("map_id")
+        if first.get("platform") != "java" or not isinstance(map_id, str):
+            continue
+        found = mapping(map_id)
+        original = found.remap_class(f"{module}.{exception['type']}") if found is not None else None
+        if original is None:
+            continue
+        new_module, new_type = remapped_type(original)
+        if renamed is None:
+            renamed = list(resolved)
+        renamed[index] = cast(ExceptionInfo, {**renamed[index], "type": new_type, "module": new_module})
+    return renamed

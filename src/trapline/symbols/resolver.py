@@ -49,7 +49,6 @@ from trapline.pipeline.frames import (
     symbol_lookup,
     unmapped_frame,
 )
-from trapline.pipeline.frames.java import remapped_type
 from trapline.symbols import platforms
 from trapline.symbols.container import MAX_UNPACKED
 from trapline.symbols.models import StackFrame, SymbolSet
@@ -251,32 +250,16 @@ class BatchSymbols:
     def _java_types(
         self, project_id: int, raw: Sequence[ExceptionInfo], resolved: ResolvedExceptions
     ) -> ResolvedExceptions:
-        """Obfuscated exception classes named again, as cymbal does: an exception whose first
-        raw frame is a java frame with a map id, and which has a module, has its class
-        (``module.type``) looked up in that mapping. Any failure leaves it as sent."""
-        renamed: list[ExceptionInfo] | None = None
-        for index, exception in enumerate(raw):
-            stack = exception.get("stacktrace")
-            module = exception.get("module")
-            if stack is None or stack["type"] != "raw" or not stack["frames"] or not module:
-                continue
-            first = stack["frames"][0]
-            map_id = first.get("map_id")
-            if first.get("platform") != "java" or not isinstance(map_id, str):
-                continue
+        """``platforms.renamed_java_types`` with this batch's mappings."""
+
+        def mapping(map_id: str) -> ProguardMap | None:
             symbol_set = self.sets.get((project_id, map_id))
             if symbol_set is None or symbol_set.failure_reason is not None or symbol_set.storage_ptr is None:
-                continue
-            mapping = self.owner.platform_symbols(symbol_set, "java", map_id)
-            if not isinstance(mapping, ProguardMap):
-                continue
-            original = mapping.remap_class(f"{module}.{exception['type']}")
-            if original is None:
-                continue
-            new_module, new_type = remapped_type(original)
-            if renamed is None:
-                renamed = list(resolved.exception_list)
-            renamed[index] = cast(ExceptionInfo, {**renamed[index], "type": new_type, "module": new_module})
+                return None
+            found = self.owner.platform_symbols(symbol_set, "java", map_id)
+            return found if isinstance(found, ProguardMap) else None
+
+        renamed = platforms.renamed_java_types(raw, resolved.exception_list, mapping)
         if renamed is None:
             return resolved
         return ResolvedExceptions(exception_list=renamed, contexts=resolved.contexts)
