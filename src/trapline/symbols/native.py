@@ -23,7 +23,7 @@ from symbolic.debuginfo import Archive
 
 from trapline.symbols.container import MAX_UNPACKED
 
-__all__ = ["NativeSymbols", "SymbolInfo", "open_debug_zip"]
+__all__ = ["DebugZip", "NativeSymbols", "SymbolInfo", "open_debug_zip"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,15 @@ class NativeSymbols:
         opened = open_debug_zip(data, what="ZIP")
         if isinstance(opened, str):
             return f"Failed to parse {what}: {opened}"
-        archive, objects = opened
         try:
-            sources = _sources(archive)
+            sources = _sources(opened.zip)
         except (zipfile.BadZipFile, KeyError, ValueError, orjson.JSONDecodeError) as exc:
             return f"Failed to parse {what}: {exc}"
         wanted = debug_id.lower()
         # A fat Mach-O holds one object per architecture: the one with the frame's debug id.
-        chosen = next((obj for obj in objects if str(obj.debug_id).lower() == wanted), objects[0])
+        chosen = next((obj for obj in opened.objects if str(obj.debug_id).lower() == wanted), opened.objects[0])
         try:
+            # The symcache owns what it is built into; `opened` (bytes, archive) must outlive this call.
             symcache = chosen.make_symcache()
         except Exception as exc:
             return f"Failed to parse {what}: {exc or type(exc).__name__}"
@@ -84,7 +84,20 @@ class NativeSymbols:
         return candidates[0] if len(candidates) == 1 else None
 
 
-def open_debug_zip(data: bytes, *, what: str) -> tuple[zipfile.ZipFile, list[Any]] | str:
+@dataclass(frozen=True)
+class DebugZip:
+    """An uploaded debug-file ZIP opened with symbolic. symbolic's ``Archive.from_bytes``
+    borrows the bytes it is given without keeping them alive, and its objects borrow the
+    archive: all three are held here together, or reading an object reads freed memory (seen
+    as lookups that lost their file, line or inline layers now and then)."""
+
+    zip: zipfile.ZipFile
+    binary: bytes  # the debug file's bytes, which `archive` points into
+    archive: Any
+    objects: list[Any]  # one per architecture
+
+
+def open_debug_zip(data: bytes, *, what: str) -> DebugZip | str:
     """The ZIP of an uploaded debug file and the objects (one per architecture) of the debug
     file inside it, or why there are none; ``what`` names the ZIP in the reason. Used both to
     check an upload and to read it for resolution, so both accept the same files."""
@@ -98,12 +111,13 @@ def open_debug_zip(data: bytes, *, what: str) -> tuple[zipfile.ZipFile, list[Any
     if binary is None:
         return f"the {what} holds no debug file ('dwarf')"
     try:
-        objects = list(Archive.from_bytes(binary).iter_objects())
+        opened = Archive.from_bytes(binary)
+        objects = list(opened.iter_objects())
     except Exception as exc:  # symbolic raises its own exception tree
         return f"the {what}'s debug file cannot be read: {exc or type(exc).__name__}"
     if not objects:
         return f"the {what}'s debug file holds no object"
-    return archive, objects
+    return DebugZip(archive, binary, opened, objects)
 
 
 def _debug_file(archive: zipfile.ZipFile) -> bytes | None:
