@@ -165,6 +165,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
         disk=DiskSpace(settings.local_folders, settings.disk_min_free),
         queue_max_events=settings.queue_max_events,
         queue_max_wait_seconds=settings.queue_max_wait_seconds,
+        queue_retry_after_seconds=settings.queue_retry_after_seconds,
     )
     app.capture = Capture(
         spool=spool,

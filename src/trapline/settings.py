@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # 0 turns a bound off.
     queue_max_events: int = Field(default=1_000_000, ge=0)
     queue_max_wait_seconds: float = Field(default=900.0, ge=0)
+    # The Retry-After of those refusals: long enough for workers to catch up, short enough not
+    # to lose the moment (PostHog's SDKs wait at most 30 s whatever is asked).
+    queue_retry_after_seconds: int = Field(default=30, ge=1, le=3600)
     # Below this much free space on the data directory's filesystem (and the object store's
     # folder), capture and symbol uploads answer 503 with Retry-After; what was accepted before
     # is processed as usual. Room is kept for processing, which turns queued requests into

@@ -49,9 +49,6 @@ RATE_LIMITED_PROJECT = "rate_limited_project"
 _REFRESH_SECONDS = 1.0
 # A project without a limit is looked at less often: only a new setting can change it.
 _UNLIMITED_REFRESH_SECONDS = 5.0
-# How long SDKs are asked to wait when the queue is backed up: long enough for workers to
-# catch up, short enough not to lose the moment.
-_QUEUE_RETRY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,7 @@ class Pressure:
         disk: DiskSpace | None = None,
         queue_max_events: int = 0,
         queue_max_wait_seconds: float = 0.0,
+        queue_retry_after_seconds: int = 30,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -104,6 +102,7 @@ class Pressure:
         self.disk = disk
         self.queue_max_events = queue_max_events
         self.queue_max_wait_seconds = queue_max_wait_seconds
+        self.queue_retry_after_seconds = queue_retry_after_seconds
         self._monotonic = monotonic
         self._clock = clock
         self._configured = (disk, queue_max_events, queue_max_wait_seconds)
@@ -130,13 +129,13 @@ class Pressure:
         if self.queue_max_events and backlog.events > self.queue_max_events:
             return Refusal(
                 QUEUE_BACKLOG,
-                _QUEUE_RETRY_SECONDS,
+                self.queue_retry_after_seconds,
                 f"The server is behind: over {self.queue_max_events} events wait to be processed; retry later.",
             )
         if self.queue_max_wait_seconds and backlog.oldest_wait_seconds > self.queue_max_wait_seconds:
             return Refusal(
                 QUEUE_BACKLOG,
-                _QUEUE_RETRY_SECONDS,
+                self.queue_retry_after_seconds,
                 f"The server is behind: events have waited {backlog.oldest_wait_seconds:.0f} s to be processed; "
                 "retry later.",
             )

@@ -11,8 +11,6 @@ import os
 import sys
 from collections.abc import Mapping
 
-from trapline.mcp.server import run_stdio
-
 __all__ = ["add_arguments", "run"]
 
 _KEY_VARIABLES = ("TRAPLINE_API_KEY", "POSTHOG_PERSONAL_API_KEY", "POSTHOG_CLI_API_KEY")
@@ -39,5 +37,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
     if not (project.isdigit() or project == "@current"):
         print(f"trapline mcp: error: the project id must be a number, not {project!r}", file=sys.stderr)
         return 2
+    # Imported here: the MCP SDK takes a second to import, which every other command would pay.
+    from trapline.mcp.server import run_stdio
+
     run_stdio(url, key, project, verify=not args.skip_ssl_verification)
     return 0
