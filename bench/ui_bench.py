@@ -22,8 +22,10 @@ Then it asks for each page ``--runs`` times in this process, through the whole A
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import logging
+import pstats
 import random
 import statistics
 import tempfile
@@ -305,6 +307,19 @@ def measure(client: TestClient, url: str, runs: int) -> tuple[float, float, int,
     return statistics.median(times), p95, warm.status_code, len(warm.content)
 
 
+def profile(client: TestClient, url: str, runs: int) -> None:
+    """Where the page's time goes, by the functions' own time and by their callees' (slower
+    than ``measure``: the profiler's overhead counts too)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(runs):
+        client.get(url)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("cumulative").print_stats(25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--page", choices=["inbox", "issue", "all"], default="all")
@@ -316,6 +331,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=1, help="copy every event this many times in all (in SQL)")
     parser.add_argument("--data", type=Path, help="SQLite file to fill (or reuse when it exists)")
     parser.add_argument("--database-url", help="another database (emptied schema expected), e.g. PostgreSQL")
+    parser.add_argument("--profile", action="store_true", help="print each page's 25 costliest functions (cProfile)")
     args = parser.parse_args()
     global FRAMES
     FRAMES = args.frames
@@ -356,6 +372,8 @@ def main() -> None:
             for label, page in pages:
                 median, p95, status, size = measure(client, page, args.runs)
                 print(f"{label:48} {median:7.1f}ms {p95:7.1f}ms  {status:6}  {size}")
+                if args.profile:
+                    profile(client, page, args.runs)
         db.dispose()
 
 

@@ -3,8 +3,11 @@ mcp``'s command line when it cannot start. No server: the live tests are test_mc
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from typing import Any
+
+import pytest
 
 from tests.server import TRAPLINE
 from trapline.mcp import text
@@ -129,3 +132,18 @@ def test_trapline_mcp_help():
     assert result.returncode == 0
     for flag in ("--url", "--api-key", "--project-id", "--skip-ssl-verification", "TRAPLINE_URL"):
         assert flag in result.stdout
+
+
+def test_building_the_mcp_server_leaves_the_processs_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trapline.mcp.server import build_server
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a process that has not configured logging
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    before = (list(root.handlers), root.level)
+
+    async def connect(ctx: Any) -> Any:
+        raise AssertionError("not called")
+
+    build_server(connect)
+    assert (list(root.handlers), root.level) == before

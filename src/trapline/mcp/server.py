@@ -16,6 +16,7 @@ project (``TRAPLINE_PROJECT_ID`` / ``--project-id``), and the REST API is called
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
@@ -44,9 +45,17 @@ _PROJECT_HEADER = "x-posthog-project-id"
 
 
 def build_server(connect: Connect, *, log_level: Literal["INFO", "WARNING"] = "INFO") -> MCPServer:
-    server: MCPServer = MCPServer(
-        name="trapline", title="Trapline", version=__version__, instructions=INSTRUCTIONS, log_level=log_level
-    )
+    # The SDK calls logging.basicConfig (a rich handler on the root logger, at INFO) unless the
+    # root logger has a handler: building the app must not reconfigure the process's logging
+    # (benchmarks and tests that build it printed every HTTP request), so it gets one meanwhile.
+    root, guard = logging.getLogger(), logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        server: MCPServer = MCPServer(
+            name="trapline", title="Trapline", version=__version__, instructions=INSTRUCTIONS, log_level=log_level
+        )
+    finally:
+        root.removeHandler(guard)
     register(server, connect)
     return server
 
