@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trapline.db.base import Base, CreatedAt, UUIDPrimaryKey
@@ -38,7 +38,13 @@ class IssueFingerprint(UUIDPrimaryKey, CreatedAt, Base):
     """Which issue a fingerprint belongs to. The single source of truth for event → issue."""
 
     __tablename__ = "issue_fingerprint"
-    __table_args__ = (UniqueConstraint("project_id", "fingerprint"),)
+    # Issue lists ordered by last seen, latest first, read the recent index from the top. It
+    # starts with last_seen: led by project_id, SQLite (which has no statistics unless ANALYZE
+    # ran) would take it for every other query on a project's fingerprints, and scan them all.
+    __table_args__ = (
+        UniqueConstraint("project_id", "fingerprint"),
+        Index("ix_issue_fingerprint_recent", "last_seen", "project_id"),
+    )
 
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)

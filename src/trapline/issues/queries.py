@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     text,
     union_all,
@@ -355,8 +356,10 @@ def _events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> 
     return joined, conditions
 
 
-def _issue_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [_issue.c.project_id == project_id]
+def _issue_conditions(project_id: int, flt: IssueFilter, *, by_project_index: bool = True) -> list[ColumnElement[bool]]:
+    # (The project written unindexable: see _project_unindexed.)
+    project = _issue.c.project_id if by_project_index else _issue.c.project_id + 0
+    conditions: list[ColumnElement[bool]] = [project == project_id]
     if flt.status == "resolved":
         conditions.append(_issue.c.status.in_(_RESOLVED_STATES))
     elif flt.status != "all":
@@ -559,11 +562,19 @@ def issue_order(
 
     With a ``session``, a search first asks the fingerprints' search summaries which
     fingerprints can match, and reads the events of only those that may match in part."""
+    descending = (direction or default_direction(order_by)) == "DESC"
+    if (
+        session is not None
+        and order_by == "last_seen"
+        and descending
+        and _latest_first_serves(session, project_id, flt)
+    ):
+        return _latest_first(project_id, flt)
     split = search_split(session, project_id, flt) if session is not None else None
     ordered = _order_key(project_id, flt, order_by, split)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
     key = func.coalesce(_issue_first_seen(), ordered.c.value) if order_by == "first_seen" else ordered.c.value
-    sort = key.asc() if (direction or default_direction(order_by)) == "ASC" else key.desc()
+    sort = key.desc() if descending else key.asc()
     return (
         select(_issue.c.id)
         .select_from(
@@ -573,6 +584,59 @@ def issue_order(
         )
         .where(*_issue_conditions(project_id, flt))
         .order_by(sort, _issue.c.id)
+    )
+
+
+def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter) -> bool:
+    """Whether the latest-first order can be read from the fingerprints' last seen alone: the
+    filter narrows by time and issue fields only, and no fingerprint was seen after the range
+    (the default range ends now) or has no last seen (rows from before it was kept), either of
+    which needs the rollups to say when in the range it was last seen."""
+    if not _rollups_serve(flt) or flt.issue_ids is not None or flt.fingerprints:
+        return False
+    outside: list[ColumnElement[bool]] = [_fingerprint.c.last_seen.is_(None)]
+    if flt.end is not None:
+        outside.append(_fingerprint.c.last_seen > flt.end)
+    # One seek each on the recent index (see _latest_first for the + 0).
+    probes = [select(literal(1)).where(_project_unindexed(project_id), seen).limit(1) for seen in outside]
+    return all(session.scalar(probe) is None for probe in probes)
+
+
+def _project_unindexed(project_id: int) -> ColumnElement[bool]:
+    """``project_id = ?``, written so that SQLite's planner (without statistics) cannot answer
+    it with an index led by project_id (the fingerprints', or the issues' in a join), which
+    would read all of the project's rows and sort them, and uses the recent index (led by
+    last_seen) for the query's other terms instead, stopping after the page."""
+    return (_fingerprint.c.project_id + 0) == project_id
+
+
+def _latest_first(project_id: int, flt: IssueFilter) -> Select[Any]:
+    """Issues by the last seen of their latest fingerprint in the range, latest first (ties by
+    id), as ``_order_key`` orders them when ``_latest_first_serves``; but each issue is listed by
+    its latest fingerprint's row alone, so the database reads the (project_id, last_seen) index
+    from the top and stops after the page instead of ordering every fingerprint in the range."""
+    own, sibling = _fingerprint, _fingerprint.alias("newer_fingerprint")
+    newer = select(literal(1)).where(
+        sibling.c.issue_id == own.c.issue_id,
+        or_(
+            sibling.c.last_seen > own.c.last_seen,
+            and_(sibling.c.last_seen == own.c.last_seen, sibling.c.fingerprint < own.c.fingerprint),
+        ),
+    )
+    in_range = [_project_unindexed(project_id), ~newer.exists()]
+    if flt.start is not None:
+        in_range.append(own.c.last_seen >= flt.start)
+    if flt.end is not None:
+        in_range.append(own.c.last_seen <= flt.end)
+    return (
+        select(_issue.c.id)
+        .select_from(
+            own.join(_issue, _issue.c.id == own.c.issue_id).outerjoin(
+                _assignment, _assignment.c.issue_id == _issue.c.id
+            )
+        )
+        .where(*in_range, *_issue_conditions(project_id, flt, by_project_index=False))
+        .order_by(own.c.last_seen.desc(), _issue.c.id)
     )
 
 
