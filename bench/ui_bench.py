@@ -313,7 +313,9 @@ def existing(db: Database) -> Fixture | None:
         big = session.scalar(select(IssueFingerprint).order_by(IssueFingerprint.occurrences.desc()).limit(1))
         small = session.scalar(select(IssueFingerprint).order_by(IssueFingerprint.occurrences.asc()).limit(1))
         assert big is not None and small is not None
-        fixture = Fixture(project_id=project.id, user_id=member.user_id, big_issue=big.issue_id, some_issue=small.issue_id)
+        fixture = Fixture(
+            project_id=project.id, user_id=member.user_id, big_issue=big.issue_id, some_issue=small.issue_id
+        )
     # Databases filled by earlier versions of this script had one last seen for all.
     _seen_from_events(db, fixture.project_id)
     return fixture

@@ -20,6 +20,8 @@ SEVERITIES = ("low", "medium", "high", "critical")
 
 class Issue(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "issue"
+    # The inbox's status tabs count a project's issues per status from this index alone.
+    __table_args__ = (Index("ix_issue_project_status", "project_id", "status"),)
 
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(24), default="active")

@@ -1,5 +1,6 @@
-"""an index of each project's fingerprints by last seen: the inbox's default order (latest
-first) reads the first page of issues from it instead of ordering every fingerprint
+"""an index of fingerprints by last seen: the inbox's default order (latest first) reads the
+first page of issues from it instead of ordering every fingerprint; and one of issues by
+project and status, which the status tabs count
 
 Revision ID: 0013
 Revises: 0012
@@ -18,7 +19,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_issue_fingerprint_recent", "issue_fingerprint", ["last_seen", "project_id"])
+    op.create_index("ix_issue_project_status", "issue", ["project_id", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_issue_project_status", table_name="issue")
     op.drop_index("ix_issue_fingerprint_recent", table_name="issue_fingerprint")
