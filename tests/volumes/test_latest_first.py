@@ -77,3 +77,20 @@ def test_a_fingerprint_seen_after_the_range_or_never_needs_the_rollups(database:
         # Other orders, and searches, never take it.
         searched = queries.IssueFilter(start=None, end=None, search=("boom",))
         assert not queries._latest_first_serves(session, tenant.project_id, searched)
+
+
+def test_sqlite_reads_the_page_from_the_recent_index(database: Database, tenant: Tenant):
+    """Without statistics SQLite would plan the order from an index led by project_id and sort
+    every fingerprint: the query must read the recent index (and stop after the page)."""
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics")
+    fill(database, tenant, 5)
+    flt = FILTERS[0]
+    with database.session(write=False) as session:
+        statement = queries.issue_order(tenant.project_id, flt, session=session).limit(51)
+        compiled = statement.compile(dialect=database.engine.dialect)
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params).all()
+    steps = " | ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_issue_fingerprint_recent" in steps, steps
+    assert "USE TEMP B-TREE FOR ORDER BY" not in steps, steps  # only ties are sorted, if any

@@ -356,10 +356,10 @@ def _events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> 
     return joined, conditions
 
 
-def _issue_conditions(project_id: int, flt: IssueFilter, *, by_project_index: bool = True) -> list[ColumnElement[bool]]:
-    # (The project written unindexable: see _project_unindexed.)
-    project = _issue.c.project_id if by_project_index else _issue.c.project_id + 0
-    conditions: list[ColumnElement[bool]] = [project == project_id]
+def _issue_conditions(
+    project_id: int, flt: IssueFilter, *, sqlite_unindexed: bool = False
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [_project_of(_issue, project_id, sqlite_unindexed)]
     if flt.status == "resolved":
         conditions.append(_issue.c.status.in_(_RESOLVED_STATES))
     elif flt.status != "all":
@@ -569,7 +569,7 @@ def issue_order(
         and descending
         and _latest_first_serves(session, project_id, flt)
     ):
-        return _latest_first(project_id, flt)
+        return _latest_first(project_id, flt, sqlite=session.get_bind().dialect.name == "sqlite")
     split = search_split(session, project_id, flt) if session is not None else None
     ordered = _order_key(project_id, flt, order_by, split)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
@@ -598,19 +598,24 @@ def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter) ->
     if flt.end is not None:
         outside.append(_fingerprint.c.last_seen > flt.end)
     # One seek each on the recent index (see _latest_first for the + 0).
-    probes = [select(literal(1)).where(_project_unindexed(project_id), seen).limit(1) for seen in outside]
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    probes = [
+        select(literal(1)).where(_project_of(_fingerprint, project_id, sqlite), seen).limit(1) for seen in outside
+    ]
     return all(session.scalar(probe) is None for probe in probes)
 
 
-def _project_unindexed(project_id: int) -> ColumnElement[bool]:
-    """``project_id = ?``, written so that SQLite's planner (without statistics) cannot answer
-    it with an index led by project_id (the fingerprints', or the issues' in a join), which
-    would read all of the project's rows and sort them, and uses the recent index (led by
-    last_seen) for the query's other terms instead, stopping after the page."""
-    return (_fingerprint.c.project_id + 0) == project_id
+def _project_of(table: FromClause, project_id: int, sqlite: bool) -> ColumnElement[bool]:
+    """``project_id = ?``; on SQLite written ``project_id + 0 = ?`` so that its planner (without
+    statistics) cannot answer it with an index led by project_id (the fingerprints', or the
+    issues' in a join), which would read all of the project's rows and sort them, and uses the
+    recent index (led by last_seen) for the other terms instead, stopping after the page.
+    PostgreSQL plans that way from its statistics, and would misjudge the expression."""
+    column: ColumnElement[int] = table.c.project_id
+    return (column + 0 if sqlite else column) == project_id
 
 
-def _latest_first(project_id: int, flt: IssueFilter) -> Select[Any]:
+def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[Any]:
     """Issues by the last seen of their latest fingerprint in the range, latest first (ties by
     id), as ``_order_key`` orders them when ``_latest_first_serves``; but each issue is listed by
     its latest fingerprint's row alone, so the database reads the (project_id, last_seen) index
@@ -623,7 +628,7 @@ def _latest_first(project_id: int, flt: IssueFilter) -> Select[Any]:
             and_(sibling.c.last_seen == own.c.last_seen, sibling.c.fingerprint < own.c.fingerprint),
         ),
     )
-    in_range = [_project_unindexed(project_id), ~newer.exists()]
+    in_range = [_project_of(own, project_id, sqlite), ~newer.exists()]
     if flt.start is not None:
         in_range.append(own.c.last_seen >= flt.start)
     if flt.end is not None:
@@ -635,7 +640,7 @@ def _latest_first(project_id: int, flt: IssueFilter) -> Select[Any]:
                 _assignment, _assignment.c.issue_id == _issue.c.id
             )
         )
-        .where(*in_range, *_issue_conditions(project_id, flt, by_project_index=False))
+        .where(*in_range, *_issue_conditions(project_id, flt, sqlite_unindexed=sqlite))
         .order_by(own.c.last_seen.desc(), _issue.c.id)
     )
 
