@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -275,7 +275,10 @@ def bulk(project: WriteProject, session: SessionDep, body: IssueBulk) -> dict[st
     summary="Retrieve an issue, with its all-time numbers",
 )
 def retrieve(
-    id: str,
+    # Described as a UUID, as PostHog's schema has it: GET /issues/values and /issues/exists
+    # would otherwise also match this path in the schema. (A str, so that a malformed id gets
+    # PostHog's error body rather than FastAPI's.)
+    id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
     project: ReadProject,
     session: SessionDep,
     request: Request,
