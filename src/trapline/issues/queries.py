@@ -563,13 +563,10 @@ def issue_order(
     With a ``session``, a search first asks the fingerprints' search summaries which
     fingerprints can match, and reads the events of only those that may match in part."""
     descending = (direction or default_direction(order_by)) == "DESC"
-    if (
-        session is not None
-        and order_by == "last_seen"
-        and descending
-        and _latest_first_serves(session, project_id, flt)
-    ):
-        return _latest_first(project_id, flt, sqlite=session.get_bind().dialect.name == "sqlite")
+    if session is not None and order_by == "last_seen" and descending:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        if _latest_first_serves(session, project_id, flt, sqlite=sqlite):
+            return _latest_first(project_id, flt, sqlite=sqlite)
     split = search_split(session, project_id, flt) if session is not None else None
     ordered = _order_key(project_id, flt, order_by, split)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
@@ -587,7 +584,7 @@ def issue_order(
     )
 
 
-def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter) -> bool:
+def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter, *, sqlite: bool) -> bool:
     """Whether the latest-first order can be read from the fingerprints' last seen alone: the
     filter narrows by time and issue fields only, and no fingerprint was seen after the range
     (the default range ends now) or has no last seen (rows from before it was kept), either of
@@ -597,8 +594,7 @@ def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter) ->
     outside: list[ColumnElement[bool]] = [_fingerprint.c.last_seen.is_(None)]
     if flt.end is not None:
         outside.append(_fingerprint.c.last_seen > flt.end)
-    # One seek each on the recent index (see _latest_first for the + 0).
-    sqlite = session.get_bind().dialect.name == "sqlite"
+    # One seek each on the recent index (see _project_of).
     probes = [
         select(literal(1)).where(_project_of(_fingerprint, project_id, sqlite), seen).limit(1) for seen in outside
     ]
@@ -618,8 +614,8 @@ def _project_of(table: FromClause, project_id: int, sqlite: bool) -> ColumnEleme
 def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[Any]:
     """Issues by the last seen of their latest fingerprint in the range, latest first (ties by
     id), as ``_order_key`` orders them when ``_latest_first_serves``; but each issue is listed by
-    its latest fingerprint's row alone, so the database reads the (project_id, last_seen) index
-    from the top and stops after the page instead of ordering every fingerprint in the range."""
+    its latest fingerprint's row alone, so the database reads the recent (last_seen, project_id)
+    index from the top and stops after the page instead of ordering every fingerprint in the range."""
     own, sibling = _fingerprint, _fingerprint.alias("newer_fingerprint")
     newer = select(literal(1)).where(
         sibling.c.issue_id == own.c.issue_id,
