@@ -20,8 +20,10 @@ Prints figures; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
+import pstats
 import re
 import shutil
 import subprocess
@@ -104,13 +106,24 @@ def event(frames: list[tuple[str, int, int]]) -> dict[str, Any]:
     }
 
 
-def run(db: Database, project_id: int, frames: list[tuple[str, int, int]], count: int, resolver: Any) -> float:
+def run(
+    db: Database,
+    project_id: int,
+    frames: list[tuple[str, int, int]],
+    count: int,
+    resolver: Any,
+    profiler: cProfile.Profile | None = None,
+) -> float:
     requests = [NewRequest(project_id, utcnow(), None, json.dumps([event(frames)]).encode(), 1) for _ in range(count)]
     for start in range(0, len(requests), 1000):
         enqueue(db, requests[start : start + 1000])
     started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     result = Worker(db, WorkerOptions(), resolver).drain()
     elapsed = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
     assert result.stored == count, result
     return count / elapsed
 
@@ -118,6 +131,8 @@ def run(db: Database, project_id: int, frames: list[tuple[str, int, int]], count
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--profile", type=int, metavar="N", help="print the N costliest functions of the warm run")
+    parser.add_argument("--profile-sort", default="tottime", help="tottime (own time, default) or cumulative")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -136,9 +151,14 @@ def main() -> None:
         gc.freeze()
         gc.set_threshold(50_000, 50, 1000)  # as trapline worker does at start-up
         resolver = SymbolResolver(db, store)
+        checkpointer = db.checkpointer()  # as trapline worker runs one
+        assert checkpointer is not None
+        checkpointer.start()
         run(db, project_id, frames, 200, resolver)  # warm up: parse the map, fill the frame cache
-        warm = run(db, project_id, frames, args.events, resolver)
+        profiler = cProfile.Profile() if args.profile else None
+        warm = run(db, project_id, frames, args.events, resolver, profiler)
         floor = run(db, project_id, frames, args.events, None)
+        checkpointer.stop()
         db.dispose()
 
         parsed = SourceMap.from_container(pack_source_and_map(minified, source_map))
@@ -154,6 +174,9 @@ def main() -> None:
     print(f"symbolication ({DEPTH}-frame web:javascript events, one worker, SQLite)")
     print(f"  warm caches        {warm:8,.0f} events/s   ({warm * DEPTH:,.0f} frames/s)")
     print(f"  without symbols    {floor:8,.0f} events/s   (the same events, no resolver)")
+    if profiler is not None:
+        print(f"\nthe warm run's {args.profile} costliest functions (own time; profiled, so slower):")
+        pstats.Stats(profiler).sort_stats(args.profile_sort).print_stats(args.profile)
     print(f"  raw map lookups    {lookup_rate:8,.0f} frames/s (symbolic, with 15 lines of context each)")
 
 

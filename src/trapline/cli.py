@@ -335,11 +335,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             lambda: Worker(db, worker_options(settings), resolver, on_notifications=dispatcher.wake), args.threads
         )
         sender = threading.Thread(target=dispatcher.run, args=(stop,), name="trapline-alerts", daemon=True)
+        # SQLite: the log is copied into the database here, not in the batches' commits.
+        checkpointer = db.checkpointer()
+        if checkpointer is not None:
+            checkpointer.start()
         threads.start()
         sender.start()
         try:
             stop.wait()
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
             # A batch in progress finishes (or, if killed, its lease runs out and another
             # worker takes it): nothing is lost either way. So does a notification being sent.
             threads.stop(timeout=settings.shutdown_grace_seconds + settings.worker_lease_seconds)

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from trapline.db.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
+
 __all__ = ["Database", "make_engine"]
 
 _SQLITE_BEGIN = "trapline_sqlite_begin"
@@ -79,6 +81,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float, synchronous: 
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         # FULL: a transaction that reported success is on disk even if the machine loses power.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # Workers checkpoint in the background (db/checkpoint.py); this bounds the log without them.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -119,6 +123,13 @@ class Database:
         factory = self._write if write else self._read
         with factory() as session:
             yield session
+
+    def checkpointer(self) -> WalCheckpointer | None:
+        """A background checkpointer for this SQLite file (None on PostgreSQL and in memory)."""
+        path = self.engine.url.database
+        if not self.is_sqlite or not path or path == ":memory:":
+            return None
+        return WalCheckpointer(path)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,58 @@
+"""The background checkpointer copies the log into the database file; commits no longer do."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from trapline.db.checkpoint import AUTOCHECKPOINT_PAGES
+from trapline.db.engine import Database, make_engine
+
+ROWS = 2000  # ~2,000 pages of 4 kB: past SQLite's default of 1,000, under ours
+
+
+def _fill(db: Database) -> None:
+    with db.session(write=True) as session:
+        session.execute(text("CREATE TABLE blob_rows (id INTEGER PRIMARY KEY, body TEXT)"))
+        session.commit()
+    for start in range(0, ROWS, 100):
+        with db.session(write=True) as session:
+            session.execute(
+                text("INSERT INTO blob_rows (body) VALUES (:body)"), [{"body": "x" * 4000} for _ in range(100)]
+            )
+            session.commit()
+
+
+def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    db = Database(make_engine(f"sqlite:///{path}"))
+    try:
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_PAGES
+        _fill(db)
+        # Past 1,000 pages SQLite's default would have copied them in a commit by now.
+        assert os.path.getsize(path) < 100 * 4096
+
+        checkpointer = db.checkpointer()
+        assert checkpointer is not None
+        checkpointer.interval = 0.02
+        checkpointer.start()
+        try:
+            deadline = time.monotonic() + 10
+            while os.path.getsize(path) < ROWS * 4000 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            checkpointer.stop()
+        assert os.path.getsize(path) >= ROWS * 4000
+        with db.session(write=False) as session:
+            assert session.execute(text("SELECT count(*) FROM blob_rows")).scalar() == ROWS
+    finally:
+        db.dispose()
+
+
+def test_no_checkpointer_on_postgresql() -> None:
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
+    assert Database(engine).checkpointer() is None
