@@ -18,7 +18,7 @@ def _fill(db: Database) -> None:
     with db.session(write=True) as session:
         session.execute(text("CREATE TABLE blob_rows (id INTEGER PRIMARY KEY, body TEXT)"))
         session.commit()
-    for start in range(0, ROWS, 100):
+    for _ in range(0, ROWS, 100):
         with db.session(write=True) as session:
             session.execute(
                 text("INSERT INTO blob_rows (body) VALUES (:body)"), [{"body": "x" * 4000} for _ in range(100)]

@@ -99,6 +99,54 @@ def test_bucketed_counts_equal_counting_the_events(
         assert got.get(fingerprint, [0] * buckets) == want, (fingerprint, bounds)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.floats(min_value=0, max_value=250),
+    length=st.floats(min_value=0, max_value=250),
+    open_start=st.booleans(),
+)
+def test_ranged_totals_equal_counting_the_events(
+    filled: list[tuple[str, datetime]],
+    tenant: Tenant,
+    database: Database,
+    start: float,
+    length: float,
+    open_start: bool,
+):
+    # Ranges of many days read whole days from the day table, short ones hours only.
+    first = NOW - timedelta(hours=start)
+    last = first + timedelta(hours=length)
+    fingerprints = sorted({f for f, _ in filled})
+    with database.session(write=False) as session:
+        got = counts.total_counts(session, tenant.project_id, fingerprints, None if open_start else first, last)
+    for fingerprint in fingerprints:
+        want = sum(1 for f, t in filled if f == fingerprint and (open_start or first <= t) and t <= last)
+        assert got.get(fingerprint, 0) == want, (fingerprint, first, last)
+
+
+def test_events_on_midnight_and_on_the_bounds_count_once(client: TestClient, tenant: Tenant, database: Database):
+    midnight = (NOW - timedelta(days=3)).replace(hour=0, minute=0, second=0)
+    moments = [
+        midnight - timedelta(days=1, minutes=30),  # the range's start, in a cut hour
+        midnight - timedelta(hours=5),  # a whole hour before the first whole day
+        midnight,  # the first whole day's first instant
+        midnight + timedelta(days=1),  # the second whole day's
+        midnight + timedelta(days=2),  # the end's day, on its first instant
+        midnight + timedelta(days=2, hours=3, minutes=10),  # the range's end, in a cut hour
+    ]
+    send(client, tenant, database, [exception_event(timestamp=m.isoformat()) for m in moments])
+    [(fingerprint, _), *_] = stored_events(database)
+    with database.session(write=False) as session:
+        for low, high, want in [
+            (moments[0], moments[-1], 6),
+            (moments[0] + timedelta(seconds=1), moments[-1] - timedelta(seconds=1), 4),
+            (midnight, midnight + timedelta(days=2), 3),
+            (midnight - timedelta(hours=1), midnight + timedelta(days=2) - timedelta(microseconds=1), 2),
+        ]:
+            got = counts.total_counts(session, tenant.project_id, [fingerprint], low, high)
+            assert got.get(fingerprint, 0) == want, (low, high)
+
+
 @pytest.mark.parametrize("aligned", [True, False])
 def test_bounds_on_the_hour_and_events_on_them_count_once(
     client: TestClient, tenant: Tenant, database: Database, aligned: bool

@@ -49,3 +49,19 @@ def test_a_quiet_day_is_stored_in_a_few_bytes_and_a_busy_one_in_two_kib():
 def test_serializing_keeps_every_register(values: list[str]):
     registers = sketch_of(values)
     assert sketch.registers(sketch.serialize(registers)) == registers
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=3000), max_size=6), st.booleans())
+def test_merging_dense_and_sparse_sketches_takes_each_registers_maximum(sizes: list[int], with_none: bool):
+    # One busy (dense) and one quiet (sparse) day always, among days of any size.
+    days = [sketch_of([f"{day}-{n % 1500}" for n in range(size)]) for day, size in enumerate([3000, 5, *sizes])]
+    stored: list[bytes | None] = [sketch.serialize(registers) for registers in days]
+    assert stored[0][:1] == b"D" and stored[1][:1] == b"S"  # type: ignore[index]
+    if with_none:
+        stored.insert(len(stored) // 2, None)
+    expected: sketch.Registers = {}
+    for registers in days:
+        for index, rank in registers.items():
+            expected[index] = max(expected.get(index, 0), rank)
+    assert sketch.merge(stored) == expected

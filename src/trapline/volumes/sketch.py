@@ -57,11 +57,25 @@ def serialize(regs: Registers) -> bytes:
 
 
 def merge(sketches: Iterable[bytes | None]) -> Registers:
+    # Dense sketches (the busy days of the issues a list shows first) are merged byte by byte
+    # by map(max, ...) in C: through a dict of 2,048 registers each they cost ~10 ms a page.
+    dense: bytes | None = None
     merged: Registers = {}
     for data in sketches:
+        if not data:
+            continue
+        if data[0:1] == b"D":
+            body = data[1 : REGISTERS + 1]
+            dense = body if dense is None else bytes(map(max, dense, body))
+            continue
         for index, rank in registers(data).items():
             if merged.get(index, 0) < rank:
                 merged[index] = rank
+    if dense is None:
+        return merged
+    for index, rank in enumerate(dense):
+        if rank and merged.get(index, 0) < rank:
+            merged[index] = rank
     return merged
 
 
