@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tests.factories import Tenant
 from tests.issue_data import add_fingerprint, make_issue
 from trapline.db.engine import Database
-from trapline.issues import queries
+from trapline.issues import ordering, queries
 from trapline.issues.models import IssueFingerprint
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -39,7 +39,7 @@ def fill(database: Database, tenant: Tenant, seed: int) -> None:
 
 def serves(session: Session, tenant: Tenant, flt: queries.IssueFilter) -> bool:
     sqlite = session.get_bind().dialect.name == "sqlite"
-    return queries._latest_first_serves(session, tenant.project_id, flt, sqlite=sqlite)
+    return ordering._latest_first_serves(session, tenant.project_id, flt, sqlite=sqlite)
 
 
 FILTERS = [

@@ -1,0 +1,296 @@
+"""The order of an issue list: which issues a page shows, and in what order.
+
+Each order reads the cheapest source that answers it exactly: the fingerprints' own last seen
+(latest first, the default view), the volume rollups (filters by time and issue fields), the
+search summaries (which fingerprints a search can match) and the events only for what those
+cannot answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    cast,
+    distinct,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from trapline.events.models import ExceptionEvent
+from trapline.issues.filters import (
+    Direction,
+    IssueFilter,
+    OrderKey,
+    default_direction,
+    distinct_pairs,
+    fingerprints_of_issues,
+    grouped_conditions,
+    issue_conditions,
+    issue_first_seen,
+    project_of,
+    rollups_serve,
+    with_issue,
+)
+from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.search import summary as text_summary
+from trapline.search.models import FingerprintText
+from trapline.volumes import counts
+
+__all__ = ["SearchSplit", "issue_order", "search_split"]
+
+_event = ExceptionEvent.__table__
+_fingerprint = IssueFingerprint.__table__
+_issue = Issue.__table__
+_text = FingerprintText.__table__
+_assignment = IssueAssignment.__table__
+
+
+def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit | None = None) -> Any:
+    """Per issue, just the value the list is ordered by, over the filter's events.
+
+    Events are grouped by fingerprint first: without a search, that reads only the
+    (project_id, fingerprint, timestamp, distinct_id, session_id) index, never the rows with
+    their properties, and joins each fingerprint to its issue once instead of every event.
+    Distinct users and sessions are made distinct per fingerprint first and then per issue,
+    which stays exact when a merged issue has several fingerprints.
+    """
+    if rollups_serve(flt) and order_by in ("last_seen", "first_seen", "occurrences"):
+        return _rolled_up_order_key(project_id, flt, order_by)
+    if split is not None and order_by in ("last_seen", "first_seen", "occurrences"):
+        return _searched_order_key(project_id, flt, order_by, split)
+    conditions = grouped_conditions(project_id, flt)
+    if order_by in ("users", "sessions"):
+        column = _event.c.distinct_id if order_by == "users" else func.nullif(_event.c.session_id, "")
+        per_fingerprint = distinct_pairs(conditions, column)
+        value: Any = func.count(distinct(per_fingerprint.c.who))
+    else:
+        measure = {
+            "last_seen": func.max(_event.c.timestamp),
+            "first_seen": func.min(_event.c.timestamp),
+            "occurrences": func.count(),
+        }[order_by]
+        per_fingerprint = (
+            select(_event.c.fingerprint.label("fingerprint"), measure.label("value"))
+            .where(*conditions)
+            .group_by(_event.c.fingerprint)
+            .subquery("per_fingerprint")
+        )
+        inner = per_fingerprint.c.value
+        combined = {"last_seen": func.max(inner), "first_seen": func.min(inner), "occurrences": func.sum(inner)}
+        value = combined[order_by]
+    return (
+        select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
+        .select_from(with_issue(per_fingerprint, project_id))
+        .group_by(_fingerprint.c.issue_id)
+        .subquery("ordered")
+    )
+
+
+def _scoped_fingerprints(project_id: int, flt: IssueFilter) -> Any:
+    """The fingerprints the filter restricts to (None: all of the project's)."""
+    if flt.issue_ids is not None:
+        owned = fingerprints_of_issues(project_id, flt.issue_ids)
+        if flt.fingerprints:
+            owned = owned.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
+        return owned
+    return list(flt.fingerprints) if flt.fingerprints else None
+
+
+def _rolled_up_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
+    per_fingerprint = counts.order_values(
+        project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt)
+    )
+    inner = per_fingerprint.c.value
+    combined = {"last_seen": func.max(inner), "first_seen": func.min(inner), "occurrences": func.sum(inner)}[order_by]
+    return (
+        select(per_fingerprint.c.issue_id.label("issue_id"), combined.label("value"))
+        .group_by(per_fingerprint.c.issue_id)
+        .subquery("ordered")
+    )
+
+
+def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit) -> Any:
+    """A search's order key: the rollups' for fingerprints whose every event matches, the
+    events' for those where only some may, nothing for those where none can."""
+    parts: list[Any] = []
+    if split.whole:
+        rolled = counts.order_values(project_id, flt.start, flt.end, order_by, sorted(split.whole))
+        parts.append(select(rolled.c.issue_id, rolled.c.value))
+    if split.partial:
+        conditions = [*grouped_conditions(project_id, flt), _event.c.fingerprint.in_(sorted(split.partial))]
+        measure = {
+            "last_seen": func.max(_event.c.timestamp),
+            "first_seen": func.min(_event.c.timestamp),
+            "occurrences": func.count(),
+        }[order_by]
+        scanned = (
+            select(_event.c.fingerprint.label("fingerprint"), measure.label("value"))
+            .where(*conditions)
+            .group_by(_event.c.fingerprint)
+            .subquery("scanned")
+        )
+        parts.append(select(_fingerprint.c.issue_id, scanned.c.value).select_from(with_issue(scanned, project_id)))
+    if not parts:  # no fingerprint can match
+        # Typed, or PostgreSQL cannot pick the sum() or max() of an untyped NULL.
+        kind = Integer() if order_by == "occurrences" else _event.c.timestamp.type
+        parts.append(select(_fingerprint.c.issue_id, cast(null(), kind).label("value")).where(literal(False)))
+    both = (parts[0] if len(parts) == 1 else _union_all(*parts)).subquery("searched")
+    value = both.c.value
+    combined = {"last_seen": func.max(value), "first_seen": func.min(value), "occurrences": func.sum(value)}[order_by]
+    return (
+        select(both.c.issue_id.label("issue_id"), combined.label("value")).group_by(both.c.issue_id).subquery("ordered")
+    )
+
+
+# union_all's generic signature makes mypy 2.4 crash when inferred from a list of selects.
+_union_all: Any = union_all
+_CANDIDATES = "SELECT fingerprint, common FROM fingerprint_text WHERE project_id = {mark} AND {has_bits}"
+
+
+def _candidate_summaries(
+    session: Session, project_id: int, bits: Sequence[tuple[int, int]]
+) -> list[tuple[str, str | None]]:
+    """(fingerprint, common parts) of every fingerprint whose filter has the search's bits,
+    tested by the database and read through the driver: ten thousand half-kilobyte filters
+    cost more to carry into Python and test there than the whole query."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    statement = _CANDIDATES.format(
+        mark="%s" if dialect == "postgresql" else "?", has_bits=text_summary.sql_has_bits(bits, dialect)
+    )
+    driver: Any = connection.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        cursor.execute(statement, (project_id,))
+        return cursor.fetchall()  # type: ignore[no-any-return]
+    finally:
+        cursor.close()
+
+
+@dataclass(frozen=True)
+class SearchSplit:
+    """The fingerprints a search can match: ``whole`` ones with every event matching (their
+    rollups count them), ``partial`` ones with some events that may (their events are read)."""
+
+    whole: frozenset[str]
+    partial: frozenset[str]
+
+
+def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchSplit | None:
+    """What the fingerprints' search summaries say about the filter's search (None when the
+    filter has no search, or narrows events in other ways the summaries know nothing of).
+
+    A fingerprint without a summary has no stored events (the pipeline and the migration
+    write one for every fingerprint with events), so it cannot match."""
+    if not flt.search or flt.libraries or flt.url:
+        return None
+    bits = text_summary.token_bits(flt.search)
+    if flt.issue_ids is None and not flt.fingerprints:  # every fingerprint of the project
+        candidates: Any = _candidate_summaries(session, project_id, bits)
+    else:
+        has_bits = text(text_summary.sql_has_bits(bits, session.get_bind().dialect.name, "fingerprint_text.trigrams"))
+        query = select(_text.c.fingerprint, _text.c.common).where(_text.c.project_id == project_id, has_bits)
+        if flt.issue_ids is not None:
+            query = query.where(_text.c.fingerprint.in_(fingerprints_of_issues(project_id, flt.issue_ids)))
+        if flt.fingerprints:
+            query = query.where(_text.c.fingerprint.in_(list(flt.fingerprints)))
+        candidates = session.execute(query)
+    whole, partial = set(), set()
+    for fingerprint, common in candidates:
+        if common is not None and text_summary.all_match(common, flt.search):
+            whole.add(fingerprint)
+        else:
+            partial.add(fingerprint)
+    return SearchSplit(frozenset(whole), frozenset(partial))
+
+
+def issue_order(
+    project_id: int,
+    flt: IssueFilter,
+    *,
+    order_by: OrderKey = "last_seen",
+    direction: Direction | None = None,
+    session: Session | None = None,
+) -> Select[Any]:
+    """The ids of the issues the filter lists, in order; paginate it, then ``summarize``.
+
+    With a ``session``, a search first asks the fingerprints' search summaries which
+    fingerprints can match, and reads the events of only those that may match in part."""
+    descending = (direction or default_direction(order_by)) == "DESC"
+    if session is not None and order_by == "last_seen" and descending:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        if _latest_first_serves(session, project_id, flt, sqlite=sqlite):
+            return _latest_first(project_id, flt, sqlite=sqlite)
+    split = search_split(session, project_id, flt) if session is not None else None
+    ordered = _order_key(project_id, flt, order_by, split)
+    # Ordered by the first_seen the issue shows (all time), falling back to the range's.
+    key = func.coalesce(issue_first_seen(), ordered.c.value) if order_by == "first_seen" else ordered.c.value
+    sort = key.desc() if descending else key.asc()
+    return (
+        select(_issue.c.id)
+        .select_from(
+            _issue.join(ordered, ordered.c.issue_id == _issue.c.id).outerjoin(
+                _assignment, _assignment.c.issue_id == _issue.c.id
+            )
+        )
+        .where(*issue_conditions(project_id, flt))
+        .order_by(sort, _issue.c.id)
+    )
+
+
+def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter, *, sqlite: bool) -> bool:
+    """Whether the latest-first order can be read from the fingerprints' last seen alone: the
+    filter narrows by time and issue fields only, and no fingerprint was seen after the range
+    (the default range ends now) or has no last seen (rows from before it was kept), either of
+    which needs the rollups to say when in the range it was last seen."""
+    if not rollups_serve(flt) or flt.issue_ids is not None or flt.fingerprints:
+        return False
+    outside: list[ColumnElement[bool]] = [_fingerprint.c.last_seen.is_(None)]
+    if flt.end is not None:
+        outside.append(_fingerprint.c.last_seen > flt.end)
+    # One seek each on the recent index (see project_of).
+    probes = [select(literal(1)).where(project_of(_fingerprint, project_id, sqlite), seen).limit(1) for seen in outside]
+    return all(session.scalar(probe) is None for probe in probes)
+
+
+def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[Any]:
+    """Issues by the last seen of their latest fingerprint in the range, latest first (ties by
+    id), as ``_order_key`` orders them when ``_latest_first_serves``; but each issue is listed by
+    its latest fingerprint's row alone, so the database reads the recent (last_seen, project_id)
+    index from the top and stops after the page instead of ordering every fingerprint in the range."""
+    own, sibling = _fingerprint, _fingerprint.alias("newer_fingerprint")
+    newer = select(literal(1)).where(
+        sibling.c.issue_id == own.c.issue_id,
+        or_(
+            sibling.c.last_seen > own.c.last_seen,
+            and_(sibling.c.last_seen == own.c.last_seen, sibling.c.fingerprint < own.c.fingerprint),
+        ),
+    )
+    in_range = [project_of(own, project_id, sqlite), ~newer.exists()]
+    if flt.start is not None:
+        in_range.append(own.c.last_seen >= flt.start)
+    if flt.end is not None:
+        in_range.append(own.c.last_seen <= flt.end)
+    return (
+        select(_issue.c.id)
+        .select_from(
+            own.join(_issue, _issue.c.id == own.c.issue_id).outerjoin(
+                _assignment, _assignment.c.issue_id == _issue.c.id
+            )
+        )
+        .where(*in_range, *issue_conditions(project_id, flt, sqlite_unindexed=sqlite))
+        .order_by(own.c.last_seen.desc(), _issue.c.id)
+    )
