@@ -311,7 +311,7 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
         owners = owners.where(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
     if flt.fingerprints:
         owners = owners.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
-    issue_of = {row.fingerprint: row.issue_id for row in session.execute(owners)}
+    issue_of = {row.fingerprint: row.issue_id for row in session.execute(owners).all()}
     if rollups_serve(flt):
         return _rolled_up_aggregates(session, project_id, flt, issue_of)
     conditions = grouped_conditions(project_id, flt)
@@ -328,7 +328,7 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
         )
         .where(*conditions)
         .group_by(_event.c.fingerprint)
-    ):
+    ).all():
         issue_id = issue_of.get(row.fingerprint)
         if issue_id is not None:  # else moved by a merge or split since the first query
             groups.setdefault(issue_id, []).append(row)
@@ -406,7 +406,7 @@ def _seen_in_range(
                 _fingerprint.c.project_id == project_id,
                 _fingerprint.c.fingerprint.in_(list(fingerprints[start : start + 500])),
             )
-        )
+        ).all()
         found.update({row[0]: (row[1], row[2]) for row in rows})
     return found
 
@@ -517,7 +517,7 @@ def _latest_events(
     if with_properties:
         columns.append(_event.c.properties)
     latest: dict[uuid.UUID, tuple[datetime, int, LatestEvent]] = {}
-    for row in session.execute(select(*columns).where(_event.c.id.in_(list(issue_of)))):
+    for row in session.execute(select(*columns).where(_event.c.id.in_(list(issue_of)))).all():
         issue_id = issue_of[row.id]
         candidate = LatestEvent(
             uuid=row.uuid,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.volumes import sketch
-from trapline.volumes.buckets import DAY, HOUR, day_of, hour_of, touched
+from trapline.volumes.buckets import HOUR, day_of, hour_of, touched
 from trapline.volumes.models import FingerprintDay, FingerprintHour
 
 __all__ = ["EXACT_DISTINCT_LIMIT", "Distinct", "bucketed", "distinct_counts", "order_values", "total_counts"]
@@ -77,17 +77,12 @@ def bucketed(
                     hour.not_in(cut),
                 )
                 .group_by(_HOUR.c.fingerprint, index)
-            )
+            ).all()  # one fetch: row by row, SQLAlchemy's fetch cost more than the query
             for fingerprint, bucket, events in rows:
                 result[fingerprint][bucket] += int(events)
         for fingerprint, bucket, events in _cut_hours(session, project_id, chunk, bounds, cut):
             result[fingerprint][bucket] += events
     return dict(result)
-
-
-def _ceil_day(moment: datetime) -> datetime:
-    floor = day_of(moment)
-    return floor if floor == moment else floor + DAY
 
 
 def _ceil_hour(moment: datetime) -> datetime:
@@ -133,7 +128,7 @@ def _cut_hours(
     for start in range(0, len(parts), 100):  # compound SELECTs are capped (SQLite: 500 terms)
         group = parts[start : start + 100]
         statement = group[0] if len(group) == 1 else union_all(*group)
-        found += [(row[0], int(row[1]), int(row[2])) for row in session.execute(statement)]
+        found += [(row[0], int(row[1]), int(row[2])) for row in session.execute(statement).all()]
     return found
 
 
@@ -151,35 +146,8 @@ def total_counts(
             )
             totals.update({fingerprint: int(events) for fingerprint, events in rows if events})
         return totals
-    low, high = start or _EARLIEST, end or _LATEST
-    first_day, days_end = _ceil_day(low), day_of(high)  # the end's day holds its cut hour
-    if first_day >= days_end:  # no whole day inside
-        counts = bucketed(session, project_id, fingerprints, [low, high])
-        return {fingerprint: values[0] for fingerprint, values in counts.items() if values[0]}
-    # The whole days from the day table (a week: 7 rows per fingerprint instead of 168 hours),
-    # the whole hours around them from the hour table, the two cut hours from the events.
-    found: Counter[str] = Counter()
-    cut = sorted({hour_of(low)} - {low} | {hour_of(high)})
-    hour = _HOUR.c.hour
-    for chunk in _chunks(fingerprints):
-        days = select(_DAY.c.fingerprint, _DAY.c.events).where(
-            _DAY.c.project_id == project_id,
-            _DAY.c.fingerprint.in_(chunk),
-            _DAY.c.day >= first_day,
-            _DAY.c.day < days_end,
-        )
-        hours = select(_HOUR.c.fingerprint, _HOUR.c.events).where(
-            _HOUR.c.project_id == project_id,
-            _HOUR.c.fingerprint.in_(chunk),
-            hour >= _ceil_hour(low),
-            hour < hour_of(high),
-            or_(hour < first_day, hour >= days_end),
-        )
-        for fingerprint, events in session.execute(union_all(days, hours)):
-            found[fingerprint] += int(events)
-        for fingerprint, _, events in _cut_hours(session, project_id, chunk, [low, high], cut):
-            found[fingerprint] += events
-    return {fingerprint: events for fingerprint, events in found.items() if events}
+    counts = bucketed(session, project_id, fingerprints, [start or _EARLIEST, end or _LATEST])
+    return {fingerprint: values[0] for fingerprint, values in counts.items() if values[0]}
 
 
 class Distinct:
@@ -233,7 +201,7 @@ def _exact_distinct(
             select(_EVENTS.c.fingerprint, func.count(distinct(_EVENTS.c.distinct_id)), func.count(distinct(session_of)))
             .where(*conditions, _EVENTS.c.fingerprint.in_(chunk))
             .group_by(_EVENTS.c.fingerprint)
-        )
+        ).all()
         for fingerprint, user_count, session_count in rows:
             result[single[fingerprint]] = Distinct(int(user_count), int(session_count), estimated=False)
     merged = {fp: key for key, fps in fingerprints_of.items() if len(fps) > 1 for fp in fps}
@@ -245,7 +213,7 @@ def _exact_distinct(
                 select(_EVENTS.c.fingerprint, column)
                 .where(*conditions, _EVENTS.c.fingerprint.in_(chunk), column.is_not(None))
                 .group_by(_EVENTS.c.fingerprint, column)
-            )
+            ).all()
             for fingerprint, who in rows:
                 into[merged[fingerprint]].add(who)
     for key in set(merged.values()):
