@@ -58,6 +58,28 @@ _text = FingerprintText.__table__
 _assignment = IssueAssignment.__table__
 
 
+def _measured_events(conditions: Sequence[ColumnElement[bool]], order_by: OrderKey, name: str) -> Any:
+    """(fingerprint, value) over the events: their latest or first timestamp, or their count."""
+    measure = {
+        "last_seen": func.max(_event.c.timestamp),
+        "first_seen": func.min(_event.c.timestamp),
+        "occurrences": func.count(),
+    }[order_by]
+    return (
+        select(_event.c.fingerprint.label("fingerprint"), measure.label("value"))
+        .where(*conditions)
+        .group_by(_event.c.fingerprint)
+        .subquery(name)
+    )
+
+
+def _combined(value: Any, order_by: OrderKey) -> Any:
+    """An issue's value from its fingerprints' values."""
+    if order_by == "occurrences":
+        return func.sum(value)
+    return func.max(value) if order_by == "last_seen" else func.min(value)
+
+
 def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit | None = None) -> Any:
     """Per issue, just the value the list is ordered by, over the filter's events.
 
@@ -77,20 +99,8 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: Sea
         per_fingerprint = distinct_pairs(conditions, column)
         value: Any = func.count(distinct(per_fingerprint.c.who))
     else:
-        measure = {
-            "last_seen": func.max(_event.c.timestamp),
-            "first_seen": func.min(_event.c.timestamp),
-            "occurrences": func.count(),
-        }[order_by]
-        per_fingerprint = (
-            select(_event.c.fingerprint.label("fingerprint"), measure.label("value"))
-            .where(*conditions)
-            .group_by(_event.c.fingerprint)
-            .subquery("per_fingerprint")
-        )
-        inner = per_fingerprint.c.value
-        combined = {"last_seen": func.max(inner), "first_seen": func.min(inner), "occurrences": func.sum(inner)}
-        value = combined[order_by]
+        per_fingerprint = _measured_events(conditions, order_by, "per_fingerprint")
+        value = _combined(per_fingerprint.c.value, order_by)
     return (
         select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
         .select_from(with_issue(per_fingerprint, project_id))
@@ -113,8 +123,7 @@ def _rolled_up_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) 
     per_fingerprint = counts.order_values(
         project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt)
     )
-    inner = per_fingerprint.c.value
-    combined = {"last_seen": func.max(inner), "first_seen": func.min(inner), "occurrences": func.sum(inner)}[order_by]
+    combined = _combined(per_fingerprint.c.value, order_by)
     return (
         select(per_fingerprint.c.issue_id.label("issue_id"), combined.label("value"))
         .group_by(per_fingerprint.c.issue_id)
@@ -131,25 +140,14 @@ def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, s
         parts.append(select(rolled.c.issue_id, rolled.c.value))
     if split.partial:
         conditions = [*grouped_conditions(project_id, flt), _event.c.fingerprint.in_(sorted(split.partial))]
-        measure = {
-            "last_seen": func.max(_event.c.timestamp),
-            "first_seen": func.min(_event.c.timestamp),
-            "occurrences": func.count(),
-        }[order_by]
-        scanned = (
-            select(_event.c.fingerprint.label("fingerprint"), measure.label("value"))
-            .where(*conditions)
-            .group_by(_event.c.fingerprint)
-            .subquery("scanned")
-        )
+        scanned = _measured_events(conditions, order_by, "scanned")
         parts.append(select(_fingerprint.c.issue_id, scanned.c.value).select_from(with_issue(scanned, project_id)))
     if not parts:  # no fingerprint can match
         # Typed, or PostgreSQL cannot pick the sum() or max() of an untyped NULL.
         kind = Integer() if order_by == "occurrences" else _event.c.timestamp.type
         parts.append(select(_fingerprint.c.issue_id, cast(null(), kind).label("value")).where(literal(False)))
     both = (parts[0] if len(parts) == 1 else _union_all(*parts)).subquery("searched")
-    value = both.c.value
-    combined = {"last_seen": func.max(value), "first_seen": func.min(value), "occurrences": func.sum(value)}[order_by]
+    combined = _combined(both.c.value, order_by)
     return (
         select(both.c.issue_id.label("issue_id"), combined.label("value")).group_by(both.c.issue_id).subquery("ordered")
     )
