@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from trapline.db.sets import in_strings
 from trapline.events.models import ExceptionEvent
 from trapline.issues.filters import (
     Direction,
@@ -139,7 +140,7 @@ def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, s
         rolled = counts.order_values(project_id, flt.start, flt.end, order_by, sorted(split.whole))
         parts.append(select(rolled.c.issue_id, rolled.c.value))
     if split.partial:
-        conditions = [*grouped_conditions(project_id, flt), _event.c.fingerprint.in_(sorted(split.partial))]
+        conditions = [*grouped_conditions(project_id, flt), in_strings(_event.c.fingerprint, sorted(split.partial))]
         scanned = _measured_events(conditions, order_by, "scanned")
         parts.append(select(_fingerprint.c.issue_id, scanned.c.value).select_from(with_issue(scanned, project_id)))
     if not parts:  # no fingerprint can match

@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, case, distinct, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from trapline.db.sets import in_strings
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.volumes import sketch
@@ -259,6 +260,14 @@ def order_values(
     return _seen_in_range(project_id, start, end, order_by, fingerprints)
 
 
+def _in(column: Any, fingerprints: Any) -> ColumnElement[bool]:
+    """``column IN fingerprints``: a subquery as is, a list bound as one value (a search's
+    fingerprints can be thousands)."""
+    if isinstance(fingerprints, list | tuple | set | frozenset):
+        return in_strings(column, fingerprints)
+    return cast(ColumnElement[bool], column.in_(fingerprints))
+
+
 def _seen_in_range(project_id: int, start: datetime, end: datetime, order_by: str, fingerprints: Any) -> Any:
     """Last or first seen. A fingerprint whose last event falls in the range is in the list
     with nothing read but its own row (the default range ends now: nearly every one); one
@@ -267,7 +276,7 @@ def _seen_in_range(project_id: int, start: datetime, end: datetime, order_by: st
     own = _FINGERPRINT
     scope = [own.c.project_id == project_id]
     if fingerprints is not None:
-        scope.append(own.c.fingerprint.in_(fingerprints))
+        scope.append(_in(own.c.fingerprint, fingerprints))
     first_in_range = case((own.c.first_seen >= start, own.c.first_seen), else_=start)
     current = select(
         own.c.issue_id.label("issue_id"),
@@ -305,7 +314,7 @@ def _touched_occurrences(project_id: int, start: datetime, end: datetime, finger
     table, column = (_DAY, _DAY.c.day) if kind == "day" else (_HOUR, _HOUR.c.hour)
     conditions = [table.c.project_id == project_id, column >= first_bucket, column <= last_bucket]
     if fingerprints is not None:
-        conditions.append(table.c.fingerprint.in_(fingerprints))
+        conditions.append(_in(table.c.fingerprint, fingerprints))
     per_fingerprint = (
         select(table.c.fingerprint.label("fingerprint"), func.sum(table.c.events).label("events"))
         .where(*conditions)

@@ -1,0 +1,69 @@
+"""``column IN (many strings)`` as one bound value instead of one per string.
+
+A search can match thousands of fingerprints, and the order of the list then names them all:
+as ``IN (:p1, …, :p2001)`` SQLAlchemy renders and binds every value on every execution (25 to 40
+ms of a 10 ms PostgreSQL query). Here the set travels as one array (PostgreSQL:
+``= ANY(:set)``) or one JSON text (SQLite: ``IN (SELECT value FROM json_each(:set))``, which
+SQLite turns into an index once per statement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Text, TypeDecorator, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean
+
+__all__ = ["in_strings"]
+
+
+class _StringSet(TypeDecorator[list[str]]):
+    """A list of strings bound as a text array (PostgreSQL) or a JSON array (SQLite)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(ARRAY(Text()) if dialect.name == "postgresql" else Text())
+
+    def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return orjson.dumps(value).decode()
+
+
+class _InStrings(ColumnElement[bool]):
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], values: list[str]) -> None:
+        self.column = column
+        self.values = bindparam(None, values, type_=_StringSet())
+
+
+def in_strings(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
+    """``column IN values`` with the values bound as one parameter."""
+    return _InStrings(column, list(values))
+
+
+@compiles(_InStrings)
+def _in_json(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return f"{column} IN (SELECT value FROM json_each({compiler.process(element.values, **kw)}))"
+
+
+@compiles(_InStrings, "postgresql")
+def _any_array(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.values, **kw)})"
