@@ -536,15 +536,6 @@ def _unique(values: Iterable[str | None]) -> list[str]:
     return list(dict.fromkeys(value for value in values if value is not None))
 
 
-def _in_app_frames(exception_list: Sequence[ExceptionInfo]) -> Iterable[Frame]:
-    for exception in exception_list:
-        stack = exception.get("stacktrace")
-        if stack is not None and stack["type"] == "resolved":
-            for frame in stack["frames"]:
-                if frame["in_app"]:
-                    yield frame
-
-
 def search_properties(exception_list: Sequence[ExceptionInfo]) -> SearchProperties:
     """The computed search properties, each a list of distinct values in first-seen order.
 
@@ -556,16 +547,22 @@ def search_properties(exception_list: Sequence[ExceptionInfo]) -> SearchProperti
 
     Raw stacks contribute no frames, as in cymbal.
     """
-    # One pass over the frames, first seen kept (dicts keep insertion order): every event.
+    # One pass over the frames, first seen kept (dicts keep insertion order): every event, so
+    # the loop is written out (a generator per frame cost a fifth of it).
     sources: dict[str, None] = {}
     functions: dict[str, None] = {}
-    for frame in _in_app_frames(exception_list):
-        source = frame.get("source")
-        if source is not None:
-            sources[source] = None
-        function = frame.get("resolved_name")
-        if function is not None:
-            functions[function] = None
+    for exception in exception_list:
+        stack = exception.get("stacktrace")
+        if stack is None or stack["type"] != "resolved":
+            continue
+        for frame in stack["frames"]:
+            if frame["in_app"]:
+                source = frame.get("source")
+                if source is not None:
+                    sources[source] = None
+                function = frame.get("resolved_name")
+                if function is not None:
+                    functions[function] = None
     return {
         "$exception_types": _unique(exception["type"] for exception in exception_list),
         "$exception_values": _unique(exception["value"] for exception in exception_list),

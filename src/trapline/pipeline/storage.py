@@ -40,7 +40,8 @@ def search_text(properties: dict[str, Any]) -> str:
     for key in _SEARCHED:
         value = properties.get(key)
         if isinstance(value, list):
-            parts.extend(str(v) for v in value if v is not None)
+            # The pipeline's own lists hold strings; a client's may hold anything.
+            parts.extend(v if type(v) is str else str(v) for v in value if v is not None)
     for email in (properties.get("email"), (properties.get("$set") or {}).get("email")):
         if isinstance(email, str) and email:
             parts.append(email)
