@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "SqliteWriter",
     "ack",
     "claim",
+    "claim_cut",
     "enqueue",
     "record_failure",
     "release",
@@ -339,6 +340,19 @@ def _available(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def claim_cut(candidates: Iterable[tuple[int, int]], max_events: int | None) -> list[int]:
+    """The ids a claim takes from (id, event count) candidates, oldest first: as many as fit in
+    ``max_events``, but always the first, so a request larger than a batch still moves."""
+    ids: list[int] = []
+    events = 0
+    for row_id, count in candidates:
+        if ids and max_events is not None and events + count > max_events:
+            break
+        ids.append(row_id)
+        events += count
+    return ids
+
+
 def claim(
     db: Database, worker_id: str, limit: int, lease: timedelta, *, max_events: int | None = None
 ) -> list[Claimed]:
@@ -360,13 +374,7 @@ def claim(
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
-        ids: list[int] = []
-        events = 0
-        for row_id, count in candidates:
-            if ids and max_events is not None and events + count > max_events:
-                break
-            ids.append(row_id)
-            events += count
+        ids = claim_cut(candidates, max_events)
         if not ids:
             return []
         leased = session.execute(
@@ -419,13 +427,7 @@ def _claim_sqlite(
                 f"SELECT id, event_count FROM ingest_queue WHERE {_SQLITE_AVAILABLE} ORDER BY id LIMIT ?",
                 (now_text, limit),
             ).fetchall()
-            ids: list[int] = []
-            events = 0
-            for row_id, count in candidates:
-                if ids and max_events is not None and events + count > max_events:
-                    break
-                ids.append(row_id)
-                events += count
+            ids = claim_cut(candidates, max_events)
             if not ids:
                 cursor.execute("COMMIT")
                 return []
