@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from trapline.db.engine import Database, make_engine
 ROWS = 2000  # ~2,000 pages of 4 kB: past SQLite's default of 1,000, under ours
 
 
-def _fill(db: Database) -> None:
-    with db.session(write=True) as session:
-        session.execute(text("CREATE TABLE blob_rows (id INTEGER PRIMARY KEY, body TEXT)"))
-        session.commit()
+def _fill(db: Database, *, create: bool = True) -> None:
+    if create:
+        with db.session(write=True) as session:
+            session.execute(text("CREATE TABLE blob_rows (id INTEGER PRIMARY KEY, body TEXT)"))
+            session.commit()
     for _ in range(0, ROWS, 100):
         with db.session(write=True) as session:
             session.execute(
@@ -56,3 +58,35 @@ def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
 def test_no_checkpointer_on_postgresql() -> None:
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
     assert Database(engine).checkpointer() is None
+
+
+def test_a_locked_database_is_reported_once_and_checkpointed_after(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "db.sqlite"
+    db = Database(make_engine(f"sqlite:///{path}"))
+    try:
+        _fill(db)
+        db.engine.dispose()  # an exclusive lock needs every other connection closed
+        checkpointer = db.checkpointer()
+        assert checkpointer is not None
+        checkpointer.interval = 0.02
+        holder = sqlite3.connect(path, isolation_level=None)
+        # An exclusive lock (what a vacuum takes) makes every checkpoint fail meanwhile.
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("COMMIT")
+        checkpointer.start()
+        try:
+            time.sleep(0.3)
+            holder.close()
+            size = os.path.getsize(path)
+            _fill(db, create=False)  # as many pages again, into the log
+            deadline = time.monotonic() + 10
+            while os.path.getsize(path) < size + ROWS * 4000 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            checkpointer.stop()
+        assert os.path.getsize(path) >= size + ROWS * 4000
+        failures = [r for r in caplog.records if r.getMessage() == "background checkpoint failed"]
+        assert len(failures) == 1
+    finally:
+        db.dispose()

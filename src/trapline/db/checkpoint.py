@@ -51,13 +51,19 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        failing = False
         try:
             while not self._stop.wait(self.interval):
                 try:
                     checkpoint_once(connection)
                 except sqlite3.Error as exc:
-                    # A full disk or a busy database: writers checkpoint themselves past the
-                    # bound meanwhile, and the next pass tries again.
-                    log.warning("background checkpoint failed", extra={"error": str(exc)})
+                    # A full disk or a database locked by a vacuum: writers checkpoint
+                    # themselves past the bound meanwhile, and the next pass tries again.
+                    # Said once per failing spell, not four times a second.
+                    if not failing:
+                        log.warning("background checkpoint failed", extra={"error": str(exc)})
+                    failing = True
+                else:
+                    failing = False
         finally:
             connection.close()
