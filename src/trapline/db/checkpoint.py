@@ -15,20 +15,13 @@ import logging
 import sqlite3
 import threading
 
-__all__ = ["AUTOCHECKPOINT_PAGES", "WalCheckpointer", "checkpoint_once"]
+__all__ = ["AUTOCHECKPOINT_PAGES", "WalCheckpointer"]
 
 log = logging.getLogger(__name__)
 
 # 64 MB of 4 kB pages: ten worker batches between a checkpoint in the background and the
 # commit that would do one itself.
 AUTOCHECKPOINT_PAGES = 16_384
-
-
-def checkpoint_once(connection: sqlite3.Connection) -> tuple[int, int]:
-    """One PASSIVE checkpoint: (frames in the log, frames copied into the database)."""
-    busy, in_log, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    del busy  # another checkpoint running, or a reader on the last frames: the next pass copies them
-    return int(in_log), int(copied)
 
 
 class WalCheckpointer:
@@ -55,7 +48,8 @@ class WalCheckpointer:
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    checkpoint_once(connection)
+                    # Frames held by a reader or another checkpoint are copied by a later pass.
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:
                     # A full disk or a database locked by a vacuum: writers checkpoint
                     # themselves past the bound meanwhile, and the next pass tries again.
