@@ -7,20 +7,12 @@ import argparse
 import gc
 import json
 import logging
-import os
-import secrets
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from trapline import __version__
-from trapline.accounts.api_keys import hash_key
-from trapline.accounts.bootstrap import bootstrap
-from trapline.accounts.models import PersonalApiKey
+from trapline import __version__, demo
 from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
 from trapline.db.types import utcnow
@@ -40,9 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 log = logging.getLogger("trapline")
-
-DEMO_FILE = "demo-credentials.json"
-DEMO_EMAIL = "demo@trapline.local"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,8 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     password.add_argument("--password", help="the new password (at least 8 characters); generated when left out")
     password.set_defaults(handler=_password)
 
-    demo = commands.add_parser("demo", help="create a demo project once and print how to use it")
-    demo.set_defaults(handler=_demo)
+    demo_cmd = commands.add_parser("demo", help="create a demo project once and print how to use it")
+    demo_cmd.set_defaults(handler=_demo)
 
     sourcemap = commands.add_parser(
         "sourcemap", help="inject chunk ids into JavaScript bundles and upload their source maps (PostHog's CLI)"
@@ -182,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     mcp_command.add_arguments(mcp)
     mcp.set_defaults(handler=_mcp)
 
-    for sub in (serve, worker, migrate_cmd, vacuum, requeue, usage, reprocess, project, boot, demo):
+    for sub in (serve, worker, migrate_cmd, vacuum, requeue, usage, reprocess, project, boot, demo_cmd):
         sub.add_argument("--data-dir", help="where Trapline keeps its files (TRAPLINE_DATA_DIR)")
     return parser
 
@@ -484,13 +473,19 @@ def _raise_stopped(signum: int, frame: object) -> None:
 
 
 def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
-    result = _run_bootstrap(
-        settings,
-        email=args.email,
-        password=args.password,
-        organization=args.organization,
-        project=args.project,
-    )
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        result = demo.bootstrap_credentials(
+            db,
+            settings,
+            email=args.email,
+            password=args.password,
+            organization=args.organization,
+            project=args.project,
+        )
+    finally:
+        db.dispose()
     if args.json:
         print(json.dumps(result))
     else:
@@ -499,111 +494,12 @@ def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_bootstrap(settings: Settings, *, email: str, password: str, organization: str, project: str) -> dict[str, Any]:
-    db = _database(settings)
-    try:
-        migrate.upgrade(db.engine)
-        with db.session(write=True) as session:
-            result = bootstrap(
-                session,
-                email=email,
-                password=password,
-                organization=organization,
-                project=project,
-                key_label="bootstrap",
-            )
-    finally:
-        db.dispose()
-    return {
-        "host": settings.public_url,
-        "project_id": result.project_id,
-        "project_api_token": result.project_api_token,
-        "personal_api_key": result.personal_api_key,
-        "sentry_dsn": dsn(settings.public_url, result.sentry_public_key, result.project_id),
-    }
-
-
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Bootstrap a demo project the first time; afterwards show the same credentials.
-
-    Keys are stored hashed, so the demo's credentials are kept in the data dir (mode 600) to
-    be shown again on the next `make run`.
-    """
-    path = Path(settings.data_dir) / DEMO_FILE
-    stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    demo = _load_demo(settings, stored)
-    if demo is None:
-        # A stale file (its key was deleted) still holds the demo user's password.
-        password = stored.get("password") or secrets.token_urlsafe(12)
-        demo = _run_bootstrap(settings, email=DEMO_EMAIL, password=password, organization="Demo", project="Demo")
-        demo.update(email=DEMO_EMAIL, password=password)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(demo, handle, indent=2)
-    demo["host"] = settings.public_url
-    demo["sentry_dsn"] = _sentry_dsn(settings, int(demo["project_id"]))  # the key may have been rotated
-    print(_demo_text(demo))
-    return 0
-
-
-def _sentry_dsn(settings: Settings, project_id: int) -> str | None:
-    from trapline.projects.models import Project
-
-    db = _database(settings)
-    try:
-        with db.session(write=False) as session:
-            key = session.scalar(select(Project.sentry_public_key).where(Project.id == project_id))
-    finally:
-        db.dispose()
-    return dsn(settings.public_url, key, project_id) if key else None
-
-
-def _load_demo(settings: Settings, demo: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored demo credentials, if their key still works."""
-    if not demo.get("personal_api_key"):
-        return None
     db = _database(settings)
     try:
         migrate.upgrade(db.engine)
-        with db.session(write=False) as session:
-            still_valid = session.scalar(
-                select(PersonalApiKey.id).where(PersonalApiKey.secure_value == hash_key(demo["personal_api_key"]))
-            )
+        credentials = demo.demo_credentials(db, settings)
     finally:
         db.dispose()
-    return demo if still_valid else None
-
-
-def _demo_text(demo: dict[str, Any]) -> str:
-    host, token, key, pid = (
-        demo["host"],
-        demo["project_api_token"],
-        demo["personal_api_key"],
-        demo["project_id"],
-    )
-    sentry_dsn = demo.get("sentry_dsn") or "(run trapline project --project ID to see it)"
-    return f"""
-Trapline is starting at {host}
-
-  Web UI:                              {host}/login  (sign in as the user below)
-  Project "Demo" (id {pid})
-  Project API token, for SDKs:         {token}
-  Personal API key, for the REST API:  {key}
-  User:                                {demo["email"]} / {demo["password"]}
-
-Send an exception with the PostHog Python SDK:
-  pip install posthog
-  python -c "from posthog import Posthog; ph = Posthog('{token}', host='{host}'); \\
-ph.capture_exception(ValueError('hello from Trapline')); ph.flush()"
-
-Point posthog-js at it (the server turns exception autocapture on):
-  posthog.init('{token}', {{ api_host: '{host}' }})
-  and add import 'posthog-js/dist/exception-autocapture', or set TRAPLINE_POSTHOG_JS_DIST
-  so that browsers can load it from {host}/static/
-
-Or keep Sentry's SDKs and change their DSN:
-  sentry_sdk.init(dsn="{sentry_dsn}")
-
-Call the API (OpenAPI docs at {host}/api/schema/swagger-ui/):
-  curl -H "Authorization: Bearer {key}" {host}/api/projects/{pid}/error_tracking/suppression_rules/
-"""
+    print(demo.demo_text(credentials))
+    return 0

@@ -37,7 +37,7 @@ from trapline.api.schemas.issues import (
 )
 from trapline.errors import InvalidInput, NotFound
 from trapline.events.models import ExceptionEvent
-from trapline.issues import queries, service
+from trapline.issues import issue_events, queries, service
 from trapline.issues.queries import (
     MAX_VOLUME_RESOLUTION,
     Aggregates,
@@ -393,7 +393,7 @@ def events(
     issue = queries.get_issue(session, project.id, issue_id_param(id))
     start, end = queries.parse_bounds(date_from, date_to)
     return paginate(
-        session, queries.issue_events(project.id, issue.id, IssueFilter(start=start, end=end)), page, _event_out
+        session, issue_events.issue_events(project.id, issue.id, IssueFilter(start=start, end=end)), page, _event_out
     )
 
 

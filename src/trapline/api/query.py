@@ -28,6 +28,7 @@ from trapline.api.schemas.query import (
 )
 from trapline.db.types import storable_text
 from trapline.events.models import ExceptionEvent
+from trapline.issues import issue_events as one_issue
 from trapline.issues import queries
 from trapline.issues.queries import DateRange, IssueFilter, IssueSummary
 
@@ -332,7 +333,7 @@ def issue(project: ReadProject, session: SessionDep, body: IssueQuery) -> dict[s
 def _breakdown(session: Session, project_id: int, issue_id: uuid.UUID, date_range: DateRange) -> dict[str, Any]:
     earliest = date_range.end - timedelta(days=BREAKDOWN_DAYS)
     start = max(date_range.start, earliest)
-    occurrences, session_ids, values = queries.breakdown(
+    occurrences, session_ids, values = one_issue.breakdown(
         session, project_id, issue_id, IssueFilter(start=start, end=date_range.end), BREAKDOWN_DIMENSIONS
     )
     if values["path"]:
@@ -363,7 +364,7 @@ def issue_events(project: ReadProject, session: SessionDep, body: IssueEventsQue
     flt = IssueFilter.over(
         _date_range(body.dateRange), search=queries.search_tokens(body.searchQuery, attr="searchQuery")
     )
-    stmt = queries.issue_events(project.id, found.id, flt, direction=body.orderDirection)
+    stmt = one_issue.issue_events(project.id, found.id, flt, direction=body.orderDirection)
     events: list[ExceptionEvent] = list(session.scalars(stmt.limit(body.limit + 1).offset(body.offset)))
     results = [
         {

@@ -33,9 +33,10 @@ from trapline.api.deps import SessionDep
 from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
 from trapline.events.models import ExceptionEvent
-from trapline.issues import queries, service
+from trapline.issues import issue_events, queries, service
+from trapline.issues.issue_events import EventRef
 from trapline.issues.models import Issue, IssueFingerprint
-from trapline.issues.queries import DateRange, EventRef, IssueFilter, VolumeBucket
+from trapline.issues.queries import DateRange, IssueFilter, VolumeBucket
 from trapline.symbols.models import StackFrame
 from trapline.ui.alert_words import LogRow, log_row
 from trapline.ui.assignees import assignable, form_value, parse_form_value
@@ -293,7 +294,7 @@ def _fingerprint_rows(
 ) -> list[FingerprintRow]:
     latest: dict[str, EventRef] = {}
     for row in fingerprints[:RECORDS_SHOWN]:
-        ref = queries.step_event(session, project_id, issue_id, "newest", fingerprint=row.fingerprint)
+        ref = issue_events.step_event(session, project_id, issue_id, "newest", fingerprint=row.fingerprint)
         if ref is not None:
             latest[row.fingerprint] = ref
     ids = [ref.id for ref in latest.values()]
@@ -339,11 +340,11 @@ class Steps:
 
 def _steps(session: Session, project_id: int, issue_id: uuid.UUID, event: ExceptionEvent, total: int) -> Steps:
     here = EventRef(event.id, event.uuid, event.timestamp)
-    newer = queries.step_event(session, project_id, issue_id, "newer", here)
-    older = queries.step_event(session, project_id, issue_id, "older", here)
-    newest = queries.step_event(session, project_id, issue_id, "newest") if newer is not None else None
-    oldest = queries.step_event(session, project_id, issue_id, "oldest") if older is not None else None
-    position = 1 if newer is None else queries.newer_event_count(session, project_id, issue_id, here) + 1
+    newer = issue_events.step_event(session, project_id, issue_id, "newer", here)
+    older = issue_events.step_event(session, project_id, issue_id, "older", here)
+    newest = issue_events.step_event(session, project_id, issue_id, "newest") if newer is not None else None
+    oldest = issue_events.step_event(session, project_id, issue_id, "oldest") if older is not None else None
+    position = 1 if newer is None else issue_events.newer_event_count(session, project_id, issue_id, here) + 1
     # The running totals count what the pipeline stored; never show "event 5 of 4".
     return Steps(
         newer=newer.uuid if newer else None,
@@ -412,19 +413,19 @@ def issue_page(
     wanted = _parse_event_id(event)
     date_range, bounds = chart_range(date_from, utcnow())
     [summary] = queries.summarize(session, project.id, IssueFilter.over(date_range), [issue.id])
-    fingerprints = queries.issue_fingerprints(session, project.id, issue.id)
+    fingerprints = issue_events.issue_fingerprints(session, project.id, issue.id)
     occurrences = sum(row.occurrences for row in fingerprints)
     first_seen = min((row.first_seen for row in fingerprints if row.first_seen), default=None)
     last_seen = max((row.last_seen for row in fingerprints if row.last_seen), default=None)
-    volume = queries.issue_volume(session, project.id, issue.id, bounds)
+    volume = issue_events.issue_volume(session, project.id, issue.id, bounds)
 
     shown: ExceptionEvent | None
     if wanted is not None:
-        shown = queries.issue_event(session, project.id, issue.id, wanted)
+        shown = issue_events.issue_event(session, project.id, issue.id, wanted)
         if shown is None:
             raise NotFound("That event is not one of this issue's events: it may belong to another issue now.")
     else:
-        newest = queries.step_event(session, project.id, issue.id, "newest")
+        newest = issue_events.step_event(session, project.id, issue.id, "newest")
         shown = session.get(ExceptionEvent, newest.id) if newest is not None else None
 
     context: dict[str, Any] = {}
@@ -541,11 +542,11 @@ def split_fingerprint(
     fingerprint: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
     issue = _issue(session, project.id, issue_id)
-    owned = [row.fingerprint for row in queries.issue_fingerprints(session, project.id, issue.id)]
+    owned = [row.fingerprint for row in issue_events.issue_fingerprints(session, project.id, issue.id)]
     refusal = split_refusal(owned, fingerprint)
     if refusal:
         raise InvalidInput(refusal, attr="fingerprint")
-    newest = queries.step_event(session, project.id, issue.id, "newest", fingerprint=fingerprint)
+    newest = issue_events.step_event(session, project.id, issue.id, "newest", fingerprint=fingerprint)
     name, description = _split_name(issue, session.get(ExceptionEvent, newest.id) if newest else None)
     entry = service.SplitEntry(fingerprint, name, description)
     new_ids = service.split_issue(session, project.id, issue.id, [entry])
