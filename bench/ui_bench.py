@@ -46,6 +46,7 @@ from trapline.accounts.models import Membership, Organization, User
 from trapline.app import create_app
 from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
+from trapline.db.types import utcnow
 from trapline.events.models import ExceptionEvent
 from trapline.ids import new_token, uuid7
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
@@ -53,6 +54,7 @@ from trapline.projects.models import Project
 from trapline.search.record import rebuild as rebuild_search
 from trapline.settings import load_settings
 from trapline.ui.sessions import COOKIE, start_session
+from trapline.volumes import recent
 from trapline.volumes.rebuild import rebuild
 
 KINDS = [
@@ -405,6 +407,11 @@ def main() -> None:
         migrate.upgrade(engine)
         db = Database(engine)
         fixture = existing(db) or fill(db, args.issues, args.events_per_issue, args.big_issue_events, args.copies)
+        # What a worker does when it starts and after each midnight: lists by occurrences over
+        # the last 7 days read these windows (a database filled on another day has them behind).
+        rolled = time.perf_counter()
+        moved = recent.roll(db, utcnow())
+        print(f"{moved} fingerprints' recent events rolled to today in {time.perf_counter() - rolled:.1f} s")
         settings = load_settings(data_dir=Path(tmp) / "data", database_url=url, workers=0)
         app = create_app(settings, db)
         with db.session(write=True) as session:

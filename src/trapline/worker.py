@@ -32,6 +32,8 @@ from trapline.ids import uuid7
 from trapline.pipeline import BatchResult, FrameResolver, process_batch
 from trapline.retention import Retention, RetentionOptions, retention_options
 from trapline.settings import Settings
+from trapline.volumes import recent
+from trapline.volumes.buckets import day_of
 
 __all__ = ["Worker", "WorkerOptions", "WorkerThreads", "is_dead_local", "local_id", "worker_options"]
 
@@ -40,6 +42,8 @@ log = logging.getLogger("trapline.worker")
 _HOST = socket.gethostname()[:30]
 # Expired session signals are deleted this often (they are only read by session id anyway).
 _PRUNE_EVERY_SECONDS = 600.0
+# A roll of the fingerprints' recent events that failed is tried again after this long.
+_ROLL_RETRY_SECONDS = 60.0
 # How long a worker waits before it tries again when the disk is full: someone has to free
 # space, which takes longer than polling for work, and every try is a write that fails.
 DISK_FULL_WAIT_SECONDS = 5.0
@@ -196,6 +200,8 @@ class Worker:
         except Exception:
             log.exception("could not check for dead workers")
         next_prune = 0.0
+        rolled_day: datetime | None = None  # the day the fingerprints' windows were last rolled to
+        next_roll = 0.0
         total = BatchResult()
         retention = (
             Retention(self.db, self.options.retention, clock=self.options.clock) if self.options.retention else None
@@ -208,6 +214,16 @@ class Worker:
                     prune_alert_state(self.db, utcnow())
                 except Exception:
                     log.exception("could not forget expired session signals")
+            if day_of(utcnow()) != rolled_day and time.monotonic() >= next_roll:
+                # At start and after each midnight: lists by occurrences read the windows.
+                next_roll = time.monotonic() + _ROLL_RETRY_SECONDS
+                try:
+                    today = day_of(utcnow())
+                    recent.roll(self.db, today)
+                    rolled_day = today
+                except Exception as exc:
+                    if not is_disk_full(exc):
+                        log.exception("could not roll the fingerprints' recent events to today")
             if retention is not None:
                 try:
                     retention.tick()  # at most one short transaction, when one is due

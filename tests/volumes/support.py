@@ -8,9 +8,11 @@ from sqlalchemy import select
 
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
+from trapline.issues.models import IssueFingerprint
 from trapline.volumes.buckets import day_of, hour_of
 from trapline.volumes.models import FingerprintDay as D
 from trapline.volumes.models import FingerprintHour as H
+from trapline.volumes.recent import first_day
 
 
 def expected(database: Database) -> tuple[Counter[tuple[int, str, object]], Counter[tuple[int, str, object]]]:
@@ -43,3 +45,27 @@ def assert_rollups_match(database: Database) -> None:
     have_hours, have_days = stored(database)
     assert have_hours == want_hours
     assert have_days == want_days
+    assert_windows_match(database)
+
+
+def windows(database: Database) -> dict[tuple[int, str], tuple[object, int]]:
+    """(recent_day, recent_events) of every fingerprint whose window is kept."""
+    with database.session(write=False) as session:
+        rows = session.execute(
+            select(
+                IssueFingerprint.project_id,
+                IssueFingerprint.fingerprint,
+                IssueFingerprint.recent_day,
+                IssueFingerprint.recent_events,
+            ).where(IssueFingerprint.recent_day.is_not(None))
+        )
+        return {(p, f): (d, n) for p, f, d, n in rows}
+
+
+def assert_windows_match(database: Database) -> None:
+    """Every kept window counts exactly the stored events of its eight days."""
+    _, days = expected(database)
+    for (project_id, fingerprint), (last, events) in windows(database).items():
+        mine = [(day, n) for (p, f, day), n in days.items() if (p, f) == (project_id, fingerprint)]
+        want = sum(n for day, n in mine if first_day(last) <= day <= last)
+        assert events == want, (fingerprint, last)

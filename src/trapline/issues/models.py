@@ -59,6 +59,10 @@ class IssueFingerprint(UUIDPrimaryKey, CreatedAt, Base):
     # its fingerprints (they follow a fingerprint through merges and splits).
     last_seen: Mapped[datetime | None] = mapped_column(default=None)
     occurrences: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Events on the eight days ending on recent_day (trapline.volumes.recent keeps them): what
+    # lists ordered by occurrences over the last 7 days read.
+    recent_day: Mapped[datetime | None] = mapped_column(default=None)
+    recent_events: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class IssueAssignment(UUIDPrimaryKey, CreatedAt, Base):

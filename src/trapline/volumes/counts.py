@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from trapline.db.sets import in_strings
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import IssueFingerprint
-from trapline.volumes import sketch
+from trapline.volumes import recent, sketch
 from trapline.volumes.buckets import HOUR, day_of, hour_of, touched
 from trapline.volumes.models import FingerprintDay, FingerprintHour
 
@@ -309,8 +309,54 @@ def _seen_in_range(project_id: int, start: datetime, end: datetime, order_by: st
 def _touched_occurrences(project_id: int, start: datetime, end: datetime, fingerprints: Any) -> Any:
     """Occurrences, from one day row per fingerprint and day the range touches (an hour row
     for ranges under three days): the whole buckets at the range's two edges count, so the
-    order can differ from the exact numbers shown by the events of those edges."""
+    order can differ from the exact numbers shown by the events of those edges. A range of
+    the last 7 days reads each fingerprint's count of that window where it is kept
+    (``recent``), and the day rows of the others only."""
     kind, first_bucket, last_bucket = touched(start, end)
+    own = _FINGERPRINT
+    # Events in the touched buckets but none in the range itself (all before its start or
+    # after its end) do not list the issue; unknown totals decide nothing.
+    listed = [
+        or_(own.c.last_seen.is_(None), own.c.last_seen >= start),
+        or_(own.c.first_seen.is_(None), own.c.first_seen <= end),
+    ]
+    if not (kind == "day" and recent.serves(first_bucket, last_bucket)):
+        return _summed_occurrences(project_id, kind, first_bucket, last_bucket, fingerprints, listed)
+    kept = [own.c.project_id == project_id, own.c.recent_day == last_bucket]
+    behind = [own.c.project_id == project_id, or_(own.c.recent_day.is_(None), own.c.recent_day != last_bucket)]
+    if fingerprints is not None:
+        kept.append(_in(own.c.fingerprint, fingerprints))
+        behind.append(_in(own.c.fingerprint, fingerprints))
+    from_column = select(
+        own.c.issue_id.label("issue_id"),
+        own.c.fingerprint.label("fingerprint"),
+        own.c.recent_events.label("value"),
+    ).where(*kept, own.c.recent_events > 0, *listed)
+    # The others, few unless no worker rolled the windows since midnight, are summed one by
+    # one from their day rows (a seek on the primary key each).
+    summed = (
+        select(func.sum(_DAY.c.events))
+        .where(
+            _DAY.c.project_id == project_id,
+            _DAY.c.fingerprint == own.c.fingerprint,
+            _DAY.c.day >= first_bucket,
+            _DAY.c.day <= last_bucket,
+        )
+        .correlate(own)
+        .scalar_subquery()
+    )
+    from_days = (
+        select(own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"), summed.label("value"))
+        .where(*behind, *listed)
+        .subquery("behind")
+    )
+    return union_all(from_column, select(from_days).where(from_days.c.value > 0)).subquery("per_fingerprint")
+
+
+def _summed_occurrences(
+    project_id: int, kind: str, first_bucket: datetime, last_bucket: datetime, fingerprints: Any, listed: Any
+) -> Any:
+    """(issue_id, fingerprint, value): the fingerprints' events summed over their buckets."""
     table, column = (_DAY, _DAY.c.day) if kind == "day" else (_HOUR, _HOUR.c.hour)
     conditions = [table.c.project_id == project_id, column >= first_bucket, column <= last_bucket]
     if fingerprints is not None:
@@ -333,9 +379,6 @@ def _touched_occurrences(project_id: int, start: datetime, end: datetime, finger
                 own, and_(own.c.project_id == project_id, own.c.fingerprint == per_fingerprint.c.fingerprint)
             )
         )
-        # Events in the touched buckets but none in the range itself (all before its start or
-        # after its end) do not list the issue; unknown totals decide nothing.
-        .where(or_(own.c.last_seen.is_(None), own.c.last_seen >= start))
-        .where(or_(own.c.first_seen.is_(None), own.c.first_seen <= end))
+        .where(*listed)
         .subquery("per_fingerprint")
     )

@@ -32,7 +32,13 @@ class FingerprintDay(Base):
     __tablename__ = "fingerprint_day"
     # A list over a range reads (fingerprint, events) of every fingerprint with a day in it:
     # this index covers that without touching the rows and their sketches.
-    __table_args__ = (Index("ix_fingerprint_day_range", "project_id", "day", "fingerprint", "events"),)
+    # One fingerprint's days (a window's recount, a last seen's bucket) read this one: without
+    # it SQLite, having no statistics, answers them from the range index's project prefix,
+    # 80,000 entries at 10,000 issues, instead of the primary key's eight rows.
+    __table_args__ = (
+        Index("ix_fingerprint_day_range", "project_id", "day", "fingerprint", "events"),
+        Index("ix_fingerprint_day_fingerprint", "project_id", "fingerprint", "day", "events"),
+    )
 
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(Text, primary_key=True)

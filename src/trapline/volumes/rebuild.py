@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, delete, select
 
 from trapline.events.models import ExceptionEvent
+from trapline.volumes import recent
 from trapline.volumes.models import FingerprintDay, FingerprintHour
 from trapline.volumes.record import Counted, add
 
@@ -19,13 +20,18 @@ _EVENTS = cast(Table, ExceptionEvent.__table__)
 _FLUSH = 20_000  # events counted per write
 
 
-def rebuild(connection: Connection, project_id: int | None = None) -> int:
-    """Replace the rollups (of one project, or all) with counts of the stored events."""
+def rebuild(connection: Connection, project_id: int | None = None, *, windows: bool = True) -> int:
+    """Replace the rollups (of one project, or all) with counts of the stored events.
+
+    ``windows=False`` leaves the fingerprints' recent events alone: for the migration that
+    made the rollups, which runs before the one that adds those columns."""
     for table in (cast(Table, FingerprintHour.__table__), cast(Table, FingerprintDay.__table__)):
         statement = delete(table)
         if project_id is not None:
             statement = statement.where(table.c.project_id == project_id)
         connection.execute(statement)
+    if windows:
+        recent.forget(connection, project_id)
     total = 0
     pending: list[Counted] = []
     for event in _events(connection, project_id):
@@ -33,10 +39,10 @@ def rebuild(connection: Connection, project_id: int | None = None) -> int:
         # Flush only between fingerprints: ``add`` upserts, but one statement per bucket keeps
         # the writes few.
         if len(pending) >= _FLUSH and pending[-2].fingerprint != event.fingerprint:
-            add(connection, pending[:-1])
+            add(connection, pending[:-1], windows=windows)
             total += len(pending) - 1
             pending = pending[-1:]
-    add(connection, pending)
+    add(connection, pending, windows=windows)
     return total + len(pending)
 
 

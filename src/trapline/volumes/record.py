@@ -16,8 +16,9 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, tuple_, update
 
+from trapline.db.types import utcnow
 from trapline.db.upsert import dialect_insert_for
-from trapline.volumes import sketch
+from trapline.volumes import recent, sketch
 from trapline.volumes.buckets import day_of, hour_of
 from trapline.volumes.models import FingerprintDay, FingerprintHour
 
@@ -39,9 +40,9 @@ class Counted:
     session_id: str | None = None
 
 
-def add(connection: Connection, events: Iterable[Counted]) -> None:
+def add(connection: Connection, events: Iterable[Counted], *, windows: bool = True) -> None:
     """Count stored events into their hours and days, and their users and sessions into the
-    days' sketches."""
+    days' sketches (and, unless ``windows`` is off, into their fingerprints' recent events)."""
     hours: Counter[tuple[int, str, datetime]] = Counter()
     days: Counter[tuple[int, str, datetime]] = Counter()
     users: dict[tuple[int, str, datetime], sketch.Registers] = defaultdict(dict)
@@ -58,6 +59,8 @@ def add(connection: Connection, events: Iterable[Counted]) -> None:
         return
     _upsert_counts(connection, _HOUR, "hour", hours)
     _upsert_counts(connection, _DAY, "day", days)
+    if windows:
+        recent.refresh(connection, days, utcnow())
     _merge_sketches(connection, users, sessions)
 
 
@@ -93,6 +96,7 @@ def remove(connection: Connection, events: Iterable[Counted]) -> None:
                     tuple_(table.c.project_id, table.c.fingerprint, table.c[column]).in_(chunk), table.c.events <= 0
                 )
             )
+    recent.refresh(connection, {key: -count for key, count in days.items()}, utcnow())
 
 
 def _upsert_counts(
