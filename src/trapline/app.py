@@ -40,7 +40,7 @@ from trapline.ingest.decode import Limits
 from trapline.ingest.pressure import Pressure
 from trapline.ingest.projects import ProjectTokens, SentryKeys
 from trapline.ingest.spool import Spool
-from trapline.mcp import server as mcp_server
+from trapline.mcp import endpoint as mcp_endpoint
 from trapline.objects import routes as object_routes
 from trapline.objects.local import LocalStore
 from trapline.objects.store import open_store
@@ -199,5 +199,5 @@ def create_app(settings: Settings, database: Database | None = None) -> Trapline
             app.include_router(router, prefix=prefix)
     ui.install(app)
     # MCP for coding agents at /mcp: its tools call the REST API above in process.
-    mcp_running.append(mcp_server.mount(app, settings.base_url))
+    mcp_running.append(mcp_endpoint.mount(app, settings.base_url))
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -147,3 +148,35 @@ def test_building_the_mcp_server_leaves_the_processs_logging_alone(monkeypatch: 
 
     build_server(connect)
     assert (list(root.handlers), root.level) == before
+
+
+def test_the_server_starts_without_the_mcp_sdk_and_loads_it_for_the_first_mcp_request(tmp_path):
+    # A fresh interpreter: this one may have imported the SDK for other tests. An initialize
+    # needs no key; the SDK's answer proves it was loaded and ran.
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from trapline.app import create_app
+from trapline.db import migrate
+from trapline.db.engine import make_engine
+from trapline.settings import load_settings
+
+url = "sqlite:///{tmp_path}/t.db"
+migrate.upgrade(make_engine(url))
+app = create_app(load_settings(database_url=url, data_dir="{tmp_path}/data"))
+with TestClient(app) as client:
+    assert "mcp" not in sys.modules, "the SDK was imported at start"
+    answer = client.post(
+        "/mcp",
+        json={{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {{"protocolVersion": "2025-06-18",
+              "capabilities": {{}}, "clientInfo": {{"name": "t", "version": "1"}}}}}},
+        headers={{"accept": "application/json, text/event-stream"}},
+    )
+    assert "mcp" in sys.modules
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["serverInfo"]["name"] == "trapline"
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

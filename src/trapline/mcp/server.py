@@ -1,5 +1,5 @@
-"""The MCP server two ways: Streamable HTTP at ``/mcp`` on Trapline's own server, and stdio
-through ``trapline mcp``.
+"""The MCP server two ways: Streamable HTTP at ``/mcp`` on Trapline's own server (mounted by
+``endpoint``), and stdio through ``trapline mcp``.
 
 Over HTTP every request carries the caller's personal API key (``Authorization: Bearer
 phx_…``) and, optionally, the project (``x-posthog-project-id`` header or ``?project_id=``, as
@@ -17,23 +17,21 @@ project (``TRAPLINE_PROJECT_ID`` / ``--project-id``), and the REST API is called
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from trapline import __version__
 from trapline.mcp.api import RestApi
 from trapline.mcp.tools import Connect, register
 
-__all__ = ["build_server", "mount", "run_stdio"]
+__all__ = ["build_server", "http_handler", "run_stdio"]
 
 INSTRUCTIONS = (
     "Trapline is a self-hosted error tracker speaking PostHog's error tracking API. Start with "
@@ -74,40 +72,11 @@ def _project_of(ctx: Context) -> str:
     return project
 
 
-class _Endpoint:
-    """``/mcp``: the SDK's Streamable HTTP handling, by a session manager made each time the
-    application starts (a manager runs once; tests and reloads start an application again)."""
-
-    def __init__(self, server: MCPServer) -> None:
-        self._server = server
-        self._handler: StreamableHTTPASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._handler is None:
-            await PlainTextResponse("The MCP server is not running.", status_code=503)(scope, receive, send)
-            return
-        await self._handler(scope, receive, send)
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        self._server.streamable_http_app(
-            streamable_http_path="/mcp",
-            stateless_http=True,
-            json_response=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-        manager = self._server.session_manager
-        async with manager.run():
-            self._handler = StreamableHTTPASGIApp(manager)
-            try:
-                yield
-            finally:
-                self._handler = None
-
-
-def mount(app: Any, public_url: str) -> Callable[[], AbstractAsyncContextManager[None]]:
-    """Serve MCP at ``/mcp`` on ``app``; returns what the app's lifespan must enter each time
-    it starts (the SDK's request handling needs its task group running)."""
+@asynccontextmanager
+async def http_handler(app: Any, public_url: str) -> AsyncIterator[ASGIApp]:
+    """The SDK's Streamable HTTP handling for ``/mcp`` on ``app``, by a session manager made
+    for this run (a manager runs once; tests and reloads start an application again); its
+    tools call ``app``'s REST API in process."""
 
     async def connect(ctx: Context) -> RestApi:
         authorization = (ctx.headers or {}).get("authorization", "")
@@ -117,12 +86,16 @@ def mount(app: Any, public_url: str) -> Callable[[], AbstractAsyncContextManager
             )
         return RestApi.in_process(app, authorization, _project_of(ctx), public_url)
 
-    endpoint = _Endpoint(build_server(connect))
-    # One route for both spellings: a Mount would answer /mcp with a redirect some clients
-    # do not follow for POSTs.
-    for path in ("/mcp", "/mcp/"):
-        app.router.routes.insert(0, Route(path, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
-    return endpoint.running
+    server = build_server(connect)
+    server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    manager = server.session_manager
+    async with manager.run():
+        yield StreamableHTTPASGIApp(manager)
 
 
 def run_stdio(url: str, api_key: str, project: str, *, verify: bool = True) -> None:
