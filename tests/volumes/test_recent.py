@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from tests.capture import post_batch
 from tests.factories import Tenant
 from tests.volumes.support import assert_rollups_match, assert_windows_match, expected, windows
 from tests.volumes.test_rollups import NOW, send, spread
@@ -23,7 +24,7 @@ from trapline.issues.models import IssueFingerprint
 from trapline.retention import Retention, RetentionOptions
 from trapline.volumes import counts, recent
 from trapline.volumes.buckets import DAY, day_of, touched
-from trapline.worker import Worker
+from trapline.worker import Worker, WorkerOptions
 
 
 @pytest.fixture
@@ -178,3 +179,42 @@ def test_a_worker_rolls_the_windows_when_it_starts(
         thread.join(30)
     assert windows(database)
     assert_windows_match(database)
+
+
+def test_workers_and_rolls_running_together_keep_every_window(
+    client: TestClient, tenant: Tenant, database: Database, filled: None
+) -> None:
+    """Batches that add to windows at today or recount those behind, and rolls moving them,
+    all at once (on PostgreSQL, concurrent transactions on the same rows): no change lost."""
+    recent.roll(database, utcnow() - DAY)  # every window a day behind, as just after midnight
+    events = spread(600, kinds=6, seed=11)
+    for start in range(0, len(events), 10):  # small requests, so that the workers share them
+        assert post_batch(client, tenant.project_token, *events[start : start + 10]).status_code == 200
+    options = WorkerOptions(batch_size=3, batch_events=30)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            Worker(database, options).drain()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def roll() -> None:
+        try:
+            while not done.is_set():
+                recent.roll(database, utcnow())
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    roller = threading.Thread(target=roll)
+    for thread in [*workers, roller]:
+        thread.start()
+    for thread in workers:
+        thread.join(120)
+    done.set()
+    roller.join(30)
+    assert not errors
+    assert {day for day, _ in windows(database).values()} == {day_of(utcnow())}
+    assert_rollups_match(database)
