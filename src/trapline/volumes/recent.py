@@ -12,7 +12,7 @@ and the day rows for the others. After midnight nearly every fingerprint is behi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -23,7 +23,7 @@ from trapline.issues.models import IssueFingerprint
 from trapline.volumes.buckets import DAY, day_of
 from trapline.volumes.models import FingerprintDay
 
-__all__ = ["WINDOW", "first_day", "forget", "refresh", "roll", "serves"]
+__all__ = ["WINDOW", "first_day", "forget", "hold", "refresh", "roll", "serves"]
 
 _FINGERPRINT = cast(Table, IssueFingerprint.__table__)
 _DAY = cast(Table, FingerprintDay.__table__)
@@ -89,6 +89,24 @@ def refresh(connection: Connection, changed: Mapping[tuple[int, str, datetime], 
             for p, f in sorted(deltas)  # the lock order of every other write to these rows
         ],
     )
+
+
+def hold(connection: Connection, keys: Iterable[tuple[int, str]]) -> None:
+    """Lock these fingerprints' rows (PostgreSQL; SQLite has one writer) before their day rows:
+    the pipeline takes them in that order (totals, then days), and a writer taking the day
+    rows first (retention) could deadlock with it."""
+    by_project: dict[int, list[str]] = {}
+    for project_id, fingerprint in sorted(set(keys)):
+        by_project.setdefault(project_id, []).append(fingerprint)
+    own = _FINGERPRINT
+    for project_id, fingerprints in by_project.items():
+        for start in range(0, len(fingerprints), _ROLL_CHUNK):
+            connection.execute(
+                select(own.c.id)
+                .where(own.c.project_id == project_id, own.c.fingerprint.in_(fingerprints[start : start + _ROLL_CHUNK]))
+                .order_by(own.c.fingerprint)
+                .with_for_update()
+            ).all()
 
 
 def roll(database: Database, now: datetime) -> int:

@@ -75,6 +75,7 @@ def remove(connection: Connection, events: Iterable[Counted]) -> None:
     for event in events:
         hours[(event.project_id, event.fingerprint, hour_of(event.timestamp))] += 1
         days[(event.project_id, event.fingerprint, day_of(event.timestamp))] += 1
+    recent.hold(connection, ((p, f) for p, f, _ in days))
     for table, column, counts in ((_HOUR, "hour", hours), (_DAY, "day", days)):
         if not counts:
             continue
