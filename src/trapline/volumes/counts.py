@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, distinct, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Table, and_, case, distinct, func, literal, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from trapline.db.sets import in_strings
@@ -197,13 +197,36 @@ def _exact_distinct(
     session_of = func.nullif(_EVENTS.c.session_id, "")
     single = {fps[0]: key for key, fps in fingerprints_of.items() if len(fps) == 1}
     result: dict[Any, Distinct] = {key: Distinct(0, 0, estimated=False) for key in fingerprints_of}
+    postgresql = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(sorted(single)):
-        rows = session.execute(
-            select(_EVENTS.c.fingerprint, func.count(distinct(_EVENTS.c.distinct_id)), func.count(distinct(session_of)))
-            .where(*conditions, _EVENTS.c.fingerprint.in_(chunk))
-            .group_by(_EVENTS.c.fingerprint)
-        ).all()
-        for fingerprint, user_count, session_count in rows:
+        if postgresql:
+            # One fingerprint at a time (LATERAL): each one's events come off the index in
+            # order and are counted in memory. Grouping all of them at once had PostgreSQL
+            # sort every event of the page's issues (45,000 at 10M events, spilling to disk)
+            # and then sort each group again per distinct count: 54 of a page's 95 ms.
+            own = _FINGERPRINT
+            counted = (
+                select(
+                    func.count(distinct(_EVENTS.c.distinct_id)).label("users"),
+                    func.count(distinct(session_of)).label("sessions"),
+                )
+                .where(*conditions, _EVENTS.c.fingerprint == own.c.fingerprint)
+                .lateral("counted")
+            )
+            statement: Any = (
+                select(own.c.fingerprint, counted.c.users, counted.c.sessions)
+                .select_from(own.join(counted, true()))
+                .where(own.c.project_id == project_id, own.c.fingerprint.in_(chunk))
+            )
+        else:
+            statement = (
+                select(
+                    _EVENTS.c.fingerprint, func.count(distinct(_EVENTS.c.distinct_id)), func.count(distinct(session_of))
+                )
+                .where(*conditions, _EVENTS.c.fingerprint.in_(chunk))
+                .group_by(_EVENTS.c.fingerprint)
+            )
+        for fingerprint, user_count, session_count in session.execute(statement).all():
             result[single[fingerprint]] = Distinct(int(user_count), int(session_count), estimated=False)
     merged = {fp: key for key, fps in fingerprints_of.items() if len(fps) > 1 for fp in fps}
     users: dict[Any, set[str]] = defaultdict(set)
