@@ -25,55 +25,65 @@ __all__ = ["mount"]
 log = logging.getLogger("trapline.mcp")
 
 
+class _Run:
+    """One start of the application: its MCP handling, made by its first /mcp request."""
+
+    def __init__(self) -> None:
+        self.handler: ASGIApp | None = None
+        self.wanted = anyio.Event()
+        self.started = anyio.Event()
+        self.stopping = anyio.Event()
+
+
 class _Endpoint:
     def __init__(self, app: Any, public_url: str) -> None:
         self._app = app
         self._public_url = public_url
-        self._handler: ASGIApp | None = None
-        self._wanted: anyio.Event | None = None  # set while the app runs
-        self._started: anyio.Event | None = None
-        self._stopping: anyio.Event | None = None
+        # The application's runs in progress, latest last: tests start one app more than once
+        # at a time (two clients), and each run's handling lives in its own task group.
+        self._runs: list[_Run] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._handler is None and self._wanted is not None and self._started is not None:
-            self._wanted.set()
-            await self._started.wait()
-        if self._handler is None:
+        run = self._runs[-1] if self._runs else None
+        if run is not None and run.handler is None:
+            run.wanted.set()
+            await run.started.wait()
+        if run is None or run.handler is None:
             await PlainTextResponse("The MCP server is not running.", status_code=503)(scope, receive, send)
             return
-        await self._handler(scope, receive, send)
+        await run.handler(scope, receive, send)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        self._wanted, self._started, self._stopping = anyio.Event(), anyio.Event(), anyio.Event()
+        run = _Run()
+        self._runs.append(run)
         try:
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._serve_when_wanted)
+                tasks.start_soon(self._serve_when_wanted, run)
                 try:
                     yield
                 finally:
-                    self._stopping.set()
-                    self._wanted.set()
+                    run.stopping.set()
+                    run.wanted.set()
         finally:
-            self._handler = self._wanted = self._started = self._stopping = None
+            self._runs.remove(run)
 
-    async def _serve_when_wanted(self) -> None:
-        assert self._wanted is not None and self._started is not None and self._stopping is not None
-        await self._wanted.wait()
-        if self._stopping.is_set():
+    async def _serve_when_wanted(self, run: _Run) -> None:
+        await run.wanted.wait()
+        if run.stopping.is_set():
             return
         try:
             server = await anyio.to_thread.run_sync(importlib.import_module, "trapline.mcp.server")
             async with server.http_handler(self._app, self._public_url) as handler:
-                self._handler = handler
-                self._started.set()
-                await self._stopping.wait()
+                run.handler = handler
+                run.started.set()
+                await run.stopping.wait()
         except Exception:
             # The rest of the app keeps serving; /mcp answers 503 and says so in the log.
             log.exception("the MCP server could not start")
         finally:
-            self._handler = None
-            self._started.set()
+            run.handler = None
+            run.started.set()
 
 
 def mount(app: Any, public_url: str) -> Callable[[], AbstractAsyncContextManager[None]]:
