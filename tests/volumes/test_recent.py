@@ -185,7 +185,11 @@ def test_workers_and_rolls_running_together_keep_every_window(
     client: TestClient, tenant: Tenant, database: Database, filled: None
 ) -> None:
     """Batches that add to windows at today or recount those behind, and rolls moving them,
-    all at once (on PostgreSQL, concurrent transactions on the same rows): no change lost."""
+    all at once (concurrent transactions on the same rows): no change lost."""
+    if database.engine.dialect.name == "sqlite":
+        # One writer at a time: nothing can interleave, and a roll in a loop only starves the
+        # workers of the write lock.
+        pytest.skip("SQLite has one writer")
     recent.roll(database, utcnow() - DAY)  # every window a day behind, as just after midnight
     events = spread(600, kinds=6, seed=11)
     for start in range(0, len(events), 10):  # small requests, so that the workers share them
