@@ -214,11 +214,11 @@ class Worker:
                     prune_alert_state(self.db, utcnow())
                 except Exception:
                     log.exception("could not forget expired session signals")
-            if day_of(utcnow()) != rolled_day and time.monotonic() >= next_roll:
+            today = day_of(utcnow())
+            if today != rolled_day and time.monotonic() >= next_roll:
                 # At start and after each midnight: lists by occurrences read the windows.
                 next_roll = time.monotonic() + _ROLL_RETRY_SECONDS
                 try:
-                    today = day_of(utcnow())
                     recent.roll(self.db, today)
                     rolled_day = today
                 except Exception as exc:

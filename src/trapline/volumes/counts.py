@@ -356,18 +356,8 @@ def _touched_occurrences(project_id: int, start: datetime, end: datetime, finger
         own.c.recent_events.label("value"),
     ).where(*kept, own.c.recent_events > 0, *listed)
     # The others, few unless no worker rolled the windows since midnight, are summed one by
-    # one from their day rows (a seek on the primary key each).
-    summed = (
-        select(func.sum(_DAY.c.events))
-        .where(
-            _DAY.c.project_id == project_id,
-            _DAY.c.fingerprint == own.c.fingerprint,
-            _DAY.c.day >= first_bucket,
-            _DAY.c.day <= last_bucket,
-        )
-        .correlate(own)
-        .scalar_subquery()
-    )
+    # one from their day rows.
+    summed = recent.days_sum(first_bucket, last_bucket)
     from_days = (
         select(own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"), summed.label("value"))
         .where(*behind, *listed)

@@ -23,14 +23,16 @@ from trapline.issues.models import IssueFingerprint
 from trapline.volumes.buckets import DAY, day_of
 from trapline.volumes.models import FingerprintDay
 
-__all__ = ["WINDOW", "first_day", "forget", "hold", "refresh", "roll", "serves"]
+__all__ = ["WINDOW", "days_sum", "first_day", "forget", "hold", "refresh", "roll", "serves"]
 
 _FINGERPRINT = cast(Table, IssueFingerprint.__table__)
 _DAY = cast(Table, FingerprintDay.__table__)
 # The days before the last one that the window holds: a range of the last 7 days touches the
 # day 7 days ago and today.
 WINDOW = 7 * DAY
-_ROLL_CHUNK = 500  # fingerprints per transaction of a roll: SQLite's write lock stays short
+# Fingerprints per statement of a lock, and per transaction of a roll (SQLite's write lock
+# stays short).
+_CHUNK = 500
 
 
 def first_day(last_day: datetime) -> datetime:
@@ -42,19 +44,26 @@ def serves(first_bucket: datetime, last_bucket: datetime) -> bool:
     return first_bucket == first_day(last_bucket)
 
 
-def _recount() -> Any:
-    """The fingerprint's events over the window ending on ``:p_today``, from its day rows."""
+def days_sum(first: Any, last: Any) -> Any:
+    """The events of an ``issue_fingerprint`` row's fingerprint on the days from ``first`` to
+    ``last`` (values or bound parameters), from its day rows: a correlated scalar subquery, one
+    seek on the (project, fingerprint, day) index."""
     return (
         select(func.coalesce(func.sum(_DAY.c.events), 0))
         .where(
             _DAY.c.project_id == _FINGERPRINT.c.project_id,
             _DAY.c.fingerprint == _FINGERPRINT.c.fingerprint,
-            _DAY.c.day >= bindparam("p_first", type_=_DAY.c.day.type),
-            _DAY.c.day <= bindparam("p_today", type_=_DAY.c.day.type),
+            _DAY.c.day >= first,
+            _DAY.c.day <= last,
         )
         .correlate(_FINGERPRINT)
         .scalar_subquery()
     )
+
+
+def _recount() -> Any:
+    """The fingerprint's events over the window ending on ``:p_today``, from its day rows."""
+    return days_sum(bindparam("p_first", type_=_DAY.c.day.type), bindparam("p_today", type_=_DAY.c.day.type))
 
 
 def refresh(connection: Connection, changed: Mapping[tuple[int, str, datetime], int], now: datetime) -> None:
@@ -100,10 +109,10 @@ def hold(connection: Connection, keys: Iterable[tuple[int, str]]) -> None:
         by_project.setdefault(project_id, []).append(fingerprint)
     own = _FINGERPRINT
     for project_id, fingerprints in by_project.items():
-        for start in range(0, len(fingerprints), _ROLL_CHUNK):
+        for start in range(0, len(fingerprints), _CHUNK):
             connection.execute(
                 select(own.c.id)
-                .where(own.c.project_id == project_id, own.c.fingerprint.in_(fingerprints[start : start + _ROLL_CHUNK]))
+                .where(own.c.project_id == project_id, own.c.fingerprint.in_(fingerprints[start : start + _CHUNK]))
                 .order_by(own.c.fingerprint)
                 .with_for_update()
             ).all()
@@ -128,13 +137,13 @@ def roll(database: Database, now: datetime) -> int:
         .where(own.c.project_id == bindparam("p_project"), own.c.fingerprint == bindparam("p_fingerprint"), behind)
         .values(recent_events=_recount(), recent_day=bindparam("p_today"))
     )
-    for start in range(0, len(keys), _ROLL_CHUNK):
+    for start in range(0, len(keys), _CHUNK):
         with database.session(write=True) as session:
             session.connection().execute(
                 statement,
                 [
                     {"p_project": p, "p_fingerprint": f, "p_today": today, "p_first": first}
-                    for p, f in keys[start : start + _ROLL_CHUNK]
+                    for p, f in keys[start : start + _CHUNK]
                 ],
             )
             session.commit()
