@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from trapline.alerts.spikes import bucket_starts
 from trapline.alerts.thresholds import ThresholdState
 from trapline.db.types import SQLITE_DATETIME, sqlite_datetime
+from trapline.issues.filters import owned_by
 from trapline.issues.models import IssueFingerprint
 
 __all__ = [
@@ -112,7 +113,7 @@ def fingerprints_of(session: Session, project_id: int, issue_ids: Iterable[uuid.
     owned: dict[uuid.UUID, list[str]] = defaultdict(list)
     for issue_id, fingerprint in session.execute(
         select(IssueFingerprint.issue_id, IssueFingerprint.fingerprint).where(
-            IssueFingerprint.project_id == project_id, IssueFingerprint.issue_id.in_(sorted(set(issue_ids)))
+            *owned_by(project_id, sorted(set(issue_ids)))
         )
     ):
         owned[issue_id].append(fingerprint)

@@ -265,9 +265,17 @@ def event_conditions(events: FromClause, project_id: int, flt: IssueFilter) -> l
 
 def fingerprints_of_issues(project_id: int, issue_ids: Sequence[uuid.UUID]) -> Select[Any]:
     """The fingerprints that belong to these issues now."""
-    return select(_fingerprint.c.fingerprint).where(
-        _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(issue_ids))
-    )
+    return select(_fingerprint.c.fingerprint).where(*owned_by(project_id, issue_ids))
+
+
+def owned_by(project_id: int, issue_ids: Sequence[uuid.UUID]) -> list[ColumnElement[bool]]:
+    """Conditions choosing the fingerprint rows of these issues. The project is tested as an
+    expression (``project_id + 0``): SQLite, which has no statistics, otherwise answers the
+    pair from the (project_id, fingerprint) index, reading every fingerprint of the project
+    (8 ms at 10,000) to keep a page's 50, instead of seeking the issue_id index per issue.
+    PostgreSQL takes the issue_id index either way."""
+    project: ColumnElement[int] = _fingerprint.c.project_id
+    return [_fingerprint.c.issue_id.in_(list(issue_ids)), project + 0 == project_id]
 
 
 def grouped_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:

@@ -54,6 +54,7 @@ from trapline.issues.filters import (
     grouped_conditions,
     issue_first_seen,
     like_pattern,
+    owned_by,
     parse_bounds,
     parse_date,
     parse_date_range,
@@ -259,9 +260,7 @@ def _by_search(session: Session, project_id: int, flt: IssueFilter) -> list[Issu
     if split is None:
         return [flt]
     owners = session.execute(
-        select(_fingerprint.c.issue_id, _fingerprint.c.fingerprint).where(
-            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids or ()))
-        )
+        select(_fingerprint.c.issue_id, _fingerprint.c.fingerprint).where(*owned_by(project_id, flt.issue_ids or ()))
     )
     fingerprints_of: dict[uuid.UUID, set[str]] = {}
     for issue_id, fingerprint in owners:
@@ -290,9 +289,8 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
     fingerprint (nearly all) takes its distinct users and sessions from that group; for one
     with several (merged), distinct pairs are counted again across them.
     """
-    owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(_fingerprint.c.project_id == project_id)
-    if flt.issue_ids is not None:
-        owners = owners.where(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+    owned = [_fingerprint.c.project_id == project_id] if flt.issue_ids is None else owned_by(project_id, flt.issue_ids)
+    owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(*owned)
     if flt.fingerprints:
         owners = owners.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
     issue_of = {row.fingerprint: row.issue_id for row in session.execute(owners).all()}
@@ -444,9 +442,7 @@ def _rolled_up_volumes(
     session: Session, project_id: int, flt: IssueFilter, bounds: Sequence[datetime]
 ) -> dict[uuid.UUID, list[VolumeBucket]]:
     owners = session.execute(
-        select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(
-            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids or ()))
-        )
+        select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(*owned_by(project_id, flt.issue_ids or ()))
     ).all()
     issue_of = {
         row.fingerprint: row.issue_id for row in owners if not flt.fingerprints or row.fingerprint in flt.fingerprints
@@ -490,9 +486,7 @@ def _latest_events(
         .scalar_subquery()
     )
     per_fingerprint = session.execute(
-        select(_fingerprint.c.issue_id, latest_id.label("event_id")).where(
-            _fingerprint.c.project_id == project_id, _fingerprint.c.issue_id.in_(list(flt.issue_ids or ()))
-        )
+        select(_fingerprint.c.issue_id, latest_id.label("event_id")).where(*owned_by(project_id, flt.issue_ids or ()))
     ).all()
     issue_of = {row.event_id: row.issue_id for row in per_fingerprint if row.event_id is not None}
     if not issue_of:

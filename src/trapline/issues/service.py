@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from trapline.db.types import utcnow
 from trapline.errors import InvalidInput, NotFound
+from trapline.issues.filters import owned_by
 from trapline.issues.models import SEVERITIES, Issue, IssueAssignment, IssueFingerprint, MergedIssue
 from trapline.rules.service import Assignee, resolve_assignee
 
@@ -238,7 +239,7 @@ def merge_issues(session: Session, project_id: int, target_id: uuid.UUID, ids: I
 
     session.execute(
         update(IssueFingerprint)
-        .where(IssueFingerprint.project_id == project_id, IssueFingerprint.issue_id.in_(sources))
+        .where(*owned_by(project_id, sources))
         .values(issue_id=target_id, version=IssueFingerprint.version + 1)
     )
     source_assignments = session.scalars(select(IssueAssignment).where(IssueAssignment.issue_id.in_(sources)))
