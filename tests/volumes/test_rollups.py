@@ -86,6 +86,29 @@ def test_bucketed_counts_equal_counting_the_events(
     first = NOW - timedelta(hours=start)
     last = first + timedelta(hours=length)
     bounds = queries.bucket_bounds(queries.DateRange(first, last), buckets)
+    assert_bucketed_as_events(filled, tenant, database, bounds)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    end=st.integers(min_value=-30, max_value=250),
+    step=st.integers(min_value=1, max_value=12),
+    buckets=st.integers(min_value=1, max_value=40),
+)
+def test_whole_hour_buckets_equal_counting_the_events(
+    filled: list[tuple[str, datetime]], tenant: Tenant, database: Database, end: int, step: int, buckets: int
+):
+    # A sparkline's bounds: whole hours a fixed step apart, whose bucket is computed by
+    # division rather than tested bound by bound.
+    last = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=end)
+    bounds = [last - timedelta(hours=step) * (buckets - i) for i in range(buckets + 1)]
+    assert_bucketed_as_events(filled, tenant, database, bounds)
+
+
+def assert_bucketed_as_events(
+    filled: list[tuple[str, datetime]], tenant: Tenant, database: Database, bounds: list[datetime]
+) -> None:
+    buckets = len(bounds) - 1
     fingerprints = sorted({f for f, _ in filled})
     with database.session(write=False) as session:
         got = counts.bucketed(session, tenant.project_id, fingerprints, bounds)

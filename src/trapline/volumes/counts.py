@@ -17,7 +17,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, distinct, func, literal, or_, select, true, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from trapline.db.sets import in_strings
@@ -65,7 +79,7 @@ def bucketed(
     low = _ceil_hour(bounds[0])
     result: dict[str, list[int]] = defaultdict(lambda: [0] * buckets)
     hour = _HOUR.c.hour
-    index = case(*((hour < high, i) for i, high in enumerate(highs)), else_=buckets - 1)
+    index = _bucket_of(hour, bounds, session.get_bind().dialect.name)
     for chunk in _chunks(fingerprints):
         if low < highs[-1]:
             rows = session.execute(
@@ -84,6 +98,22 @@ def bucketed(
         for fingerprint, bucket, events in _cut_hours(session, project_id, chunk, bounds, cut):
             result[fingerprint][bucket] += events
     return dict(result)
+
+
+def _bucket_of(hour: Any, bounds: Sequence[datetime], dialect: str) -> ColumnElement[int]:
+    """The bucket of an hour row inside the range. Bounds on whole hours a fixed step apart (a
+    sparkline's) give it by division, (seconds since the first bound) // step; others are
+    tested against each bound in turn: 28 tests of a week's 8,400 rows cost SQLite 3 ms."""
+    steps = {b - a for a, b in itertools.pairwise(bounds)}
+    if len(steps) == 1 and all(hour_of(b) == b for b in bounds):
+        step = int(steps.pop().total_seconds())
+        if dialect == "sqlite":
+            seconds: ColumnElement[int] = sql_cast(func.strftime("%s", hour), BigInteger)
+        else:
+            seconds = sql_cast(func.extract("epoch", hour), BigInteger)
+        return (seconds - int(bounds[0].timestamp())) // step
+    highs = [hour_of(b) for b in bounds[1:]]
+    return case(*((hour < high, i) for i, high in enumerate(highs)), else_=len(bounds) - 2)
 
 
 def _ceil_hour(moment: datetime) -> datetime:
