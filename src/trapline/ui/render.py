@@ -7,6 +7,7 @@ autoescape: nothing from an event reaches a page unescaped.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -79,23 +80,32 @@ def compact_number(value: int | float | None) -> str:
 
 def sparkline_svg(values: Sequence[int], *, width: int = 120, height: int = 28, label: str = "") -> Markup:
     """Bars of ``values`` as inline SVG (no script needed); empty buckets stay a hairline."""
-    count = max(len(values), 1)
+    columns = _bar_columns(len(values), width)
     peak = max(values, default=0) or 1
-    gap = 1 if width / count > 3 else 0
-    bar = width / count
+    scale = (height - 2) / peak
+    empty = f'y="{height - 1:.2f}" height="1.00" fill="var(--bar-empty)"'
     rects = []
-    for i, value in enumerate(values):
-        h = max(1.0, (value / peak) * (height - 2)) if value else 1.0
-        fill = "var(--bar)" if value else "var(--bar-empty)"
-        rects.append(
-            f'<rect x="{i * bar:.2f}" y="{height - h:.2f}" width="{max(bar - gap, 0.5):.2f}" '
-            f'height="{h:.2f}" fill="{fill}"><title>{value}</title></rect>'
-        )
+    for column, value in zip(columns, values, strict=True):
+        if value:
+            h = max(1.0, value * scale)
+            rects.append(
+                f'<rect {column} y="{height - h:.2f}" height="{h:.2f}" fill="var(--bar)"><title>{value}</title></rect>'
+            )
+        else:
+            rects.append(f"<rect {column} {empty}><title>0</title></rect>")
     title = Markup.escape(label)
     return Markup(
         f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{title}">{"".join(rects)}</svg>'
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _bar_columns(count: int, width: int) -> tuple[str, ...]:
+    # Every row of a list has the same bars across: their x and width are formatted once.
+    bar = width / max(count, 1)
+    gap = 1 if bar > 3 else 0
+    return tuple(f'x="{i * bar:.2f}" width="{max(bar - gap, 0.5):.2f}"' for i in range(count))
 
 
 def pretty_json(value: Any) -> str:
