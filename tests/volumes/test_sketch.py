@@ -65,3 +65,23 @@ def test_merging_dense_and_sparse_sketches_takes_each_registers_maximum(sizes: l
         for index, rank in registers.items():
             expected[index] = max(expected.get(index, 0), rank)
     assert sketch.merge(stored) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4000), min_size=1, max_size=5))
+def test_a_merged_estimate_is_the_estimate_of_the_merged_registers(sizes: list[int]):
+    stored = [sketch.serialize(sketch_of([f"{day}-{n}" for n in range(size)])) for day, size in enumerate(sizes)]
+    assert sketch.estimate_merged(stored) == sketch.estimate(sketch.merge(stored))
+
+
+@settings(max_examples=200)
+@given(
+    st.binary(min_size=sketch.REGISTERS, max_size=sketch.REGISTERS),
+    st.binary(min_size=sketch.REGISTERS, max_size=sketch.REGISTERS),
+)
+def test_dense_sketches_merge_byte_by_byte(a: bytes, b: bytes):
+    # Ranks stay below 64; any pair of bytes below 128 must come out as their maximum.
+    a, b = bytes(x & 0x7F for x in a), bytes(x & 0x7F for x in b)
+    assert sketch.merge([b"D" + a, b"D" + b]) == {
+        i: max(x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if max(x, y)
+    }

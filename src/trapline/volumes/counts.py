@@ -293,8 +293,8 @@ def _estimated_distinct(
             query = query.where(_DAY.c.day <= end)
         rows = session.execute(query).all()
         result[key] = Distinct(
-            sketch.estimate(sketch.merge(row[0] for row in rows)),
-            sketch.estimate(sketch.merge(row[1] for row in rows)),
+            sketch.estimate_merged(row[0] for row in rows),
+            sketch.estimate_merged(row[1] for row in rows),
             estimated=True,
         )
     return result

@@ -11,10 +11,21 @@ dense (2 KiB). Estimates are only shown where an exact count would read too many
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from hashlib import blake2b
 
-__all__ = ["PRECISION", "REGISTERS", "estimate", "hash_value", "merge", "registers", "serialize", "update"]
+__all__ = [
+    "PRECISION",
+    "REGISTERS",
+    "estimate",
+    "estimate_merged",
+    "hash_value",
+    "merge",
+    "registers",
+    "serialize",
+    "update",
+]
 
 PRECISION = 11
 REGISTERS = 1 << PRECISION
@@ -57,25 +68,47 @@ def serialize(regs: Registers) -> bytes:
 
 
 def merge(sketches: Iterable[bytes | None]) -> Registers:
-    # Dense sketches (the busy days of the issues a list shows first) are merged byte by byte
-    # by map(max, ...) in C: through a dict of 2,048 registers each they cost ~10 ms a page.
-    dense: bytes | None = None
-    merged: Registers = {}
+    """The register-by-register maximum of stored sketches."""
+    dense = _merged(sketches)
+    return {index: rank for index, rank in enumerate(dense) if rank}
+
+
+def estimate_merged(sketches: Iterable[bytes | None]) -> int:
+    """``estimate(merge(sketches))`` without a dict of 2,048 registers in between: what a list
+    of issues asks per row, users and sessions, over the days of its range."""
+    return _estimate_histogram(Counter(_merged(sketches)))
+
+
+# Dense sketches are merged as integers of 2,048 bytes, all bytes at once (SWAR): with every
+# rank below 128, (a | 0x80…) - b leaves each byte's high bit set exactly where a's byte is
+# the larger, without borrowing from the next; that bit, spread over its byte, picks a or b.
+# Byte by byte in Python a page's busy issues cost ~3 ms; this is a few microseconds each.
+_HIGH_BITS = int.from_bytes(b"\x80" * REGISTERS, "big")
+
+
+def _bytewise_max(a: int, b: int) -> int:
+    larger = (((a | _HIGH_BITS) - b) & _HIGH_BITS) >> 7
+    mask = larger * 0xFF
+    return (a & mask) | (b & ~mask)
+
+
+def _merged(sketches: Iterable[bytes | None]) -> bytearray:
+    dense: int | None = None
+    sparse: list[bytes] = []
     for data in sketches:
         if not data:
             continue
         if data[0:1] == b"D":
-            body = data[1 : REGISTERS + 1]
-            dense = body if dense is None else bytes(map(max, dense, body))
-            continue
-        for index, rank in registers(data).items():
-            if merged.get(index, 0) < rank:
+            value = int.from_bytes(data[1 : REGISTERS + 1], "big")
+            dense = value if dense is None else _bytewise_max(dense, value)
+        else:
+            sparse.append(data)
+    merged = bytearray(REGISTERS) if dense is None else bytearray(dense.to_bytes(REGISTERS, "big"))
+    for data in sparse:
+        for high, low, rank in zip(data[1::3], data[2::3], data[3::3], strict=True):
+            index = high << 8 | low
+            if merged[index] < rank:
                 merged[index] = rank
-    if dense is None:
-        return merged
-    for index, rank in enumerate(dense):
-        if rank and merged.get(index, 0) < rank:
-            merged[index] = rank
     return merged
 
 
@@ -83,12 +116,15 @@ def estimate(regs: Registers) -> int:
     """The distinct count the registers estimate, by Ertl's improved estimator ("New
     cardinality estimation algorithms for HyperLogLog sketches", 2017): unbiased from one
     value to billions without HyperLogLog++'s empirical bias tables."""
-    if not regs:
-        return 0
-    histogram = [0] * (_VALUE_BITS + 2)
+    histogram = Counter(regs.values())
     histogram[0] = REGISTERS - len(regs)
-    for rank in regs.values():
-        histogram[rank] += 1
+    return _estimate_histogram(histogram)
+
+
+def _estimate_histogram(histogram: Counter[int]) -> int:
+    """The estimate from how many registers hold each rank (rank 0: never set)."""
+    if histogram[0] == REGISTERS:
+        return 0
     m = REGISTERS
     z = m * _tau(1 - histogram[_VALUE_BITS + 1] / m)
     for k in range(_VALUE_BITS, 0, -1):
