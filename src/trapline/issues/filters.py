@@ -75,6 +75,7 @@ RESOLVED_STATES = ("resolved", "archived", "pending_release")
 _event = ExceptionEvent.__table__
 _fingerprint = IssueFingerprint.__table__
 _issue = Issue.__table__
+_first_seen_fingerprint = _fingerprint.alias("first_seen_fingerprint")  # built once: ~150 µs each
 _assignment = IssueAssignment.__table__
 
 
@@ -356,7 +357,7 @@ def project_of(table: FromClause, project_id: int, sqlite: bool) -> ColumnElemen
 def issue_first_seen() -> Any:
     # The issue's own first_seen is PostHog's min over its fingerprints (all time), not the
     # first event in the range.
-    fingerprints = _fingerprint.alias("first_seen_fingerprint")
+    fingerprints = _first_seen_fingerprint
     return (
         select(func.min(fingerprints.c.first_seen))
         .where(fingerprints.c.issue_id == _issue.c.id)

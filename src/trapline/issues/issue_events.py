@@ -34,6 +34,7 @@ __all__ = [
 
 _event = ExceptionEvent.__table__
 _fingerprint = IssueFingerprint.__table__
+_step_event = _event.alias("step_event")  # built once: ~150 µs each, five steps a page
 # An event to its fingerprint's row, and so to the issue that fingerprint belongs to now.
 _EVENT_FINGERPRINT = and_(
     IssueFingerprint.project_id == ExceptionEvent.project_id,
@@ -161,7 +162,7 @@ def step_event(
         tie = session.scalar(select(first_id).where(*here, timestamp == around.timestamp, beyond))
         if tie is not None:
             return _event_ref(session, tie)
-    events = _event.alias("step_event")
+    events = _step_event
     conditions = [events.c.project_id == project_id, events.c.fingerprint == _fingerprint.c.fingerprint]
     if around is not None and step == "newer":
         conditions.append(events.c.timestamp > around.timestamp)
