@@ -43,6 +43,9 @@ class _StringSet(TypeDecorator[list[str]]):
 class _InStrings(ColumnElement[bool]):
     inherit_cache = True
     type = Boolean()
+    # A condition in itself, as IN is: else SQLite gets ``x IN (…) = 1``, which its planner
+    # cannot answer from an index, and read every fingerprint of a project to test 2,000.
+    _is_implicitly_boolean = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
