@@ -376,25 +376,22 @@ def _touched_occurrences(project_id: int, start: datetime, end: datetime, finger
     ]
     if not (kind == "day" and recent.serves(first_bucket, last_bucket)):
         return _summed_occurrences(project_id, kind, first_bucket, last_bucket, fingerprints, listed)
-    kept = [own.c.project_id == project_id, own.c.recent_day == last_bucket]
-    behind = [own.c.project_id == project_id, or_(own.c.recent_day.is_(None), own.c.recent_day != last_bucket)]
+    scope = [own.c.project_id == project_id]
     if fingerprints is not None:
-        kept.append(_in(own.c.fingerprint, fingerprints))
-        behind.append(_in(own.c.fingerprint, fingerprints))
-    from_column = select(
-        own.c.issue_id.label("issue_id"),
-        own.c.fingerprint.label("fingerprint"),
-        own.c.recent_events.label("value"),
-    ).where(*kept, own.c.recent_events > 0, *listed)
-    # The others, few unless no worker rolled the windows since midnight, are summed one by
-    # one from their day rows.
-    summed = recent.days_sum(first_bucket, last_bucket)
-    from_days = (
-        select(own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"), summed.label("value"))
-        .where(*behind, *listed)
-        .subquery("behind")
+        scope.append(_in(own.c.fingerprint, fingerprints))
+    # One pass over the project's fingerprints (two, one for the kept and one for the behind,
+    # read every row twice: 17 ms at 10,000 on SQLite). Those behind, few unless no worker
+    # rolled the windows since midnight, are summed one by one from their day rows.
+    value = case(
+        (own.c.recent_day == last_bucket, own.c.recent_events),
+        else_=recent.days_sum(first_bucket, last_bucket),
     )
-    return union_all(from_column, select(from_days).where(from_days.c.value > 0)).subquery("per_fingerprint")
+    windows = (
+        select(own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"), value.label("value"))
+        .where(*scope, *listed)
+        .subquery("windows")
+    )
+    return select(windows).where(windows.c.value > 0).subquery("per_fingerprint")
 
 
 def _summed_occurrences(
