@@ -1,0 +1,77 @@
+"""SQLite has no statistics: the lookups a page repeats must be written so that its planner
+seeks the index meant for them instead of reading every row of the project."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Select, event, func, select
+
+from tests.factories import Tenant
+from trapline.db.engine import Database
+from trapline.db.sets import in_strings
+from trapline.issues.filters import owned_by
+from trapline.issues.models import IssueFingerprint
+from trapline.volumes import counts
+from trapline.volumes.models import FingerprintHour
+
+
+@pytest.fixture(autouse=True)
+def sqlite_only(database: Database) -> None:
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics")
+
+
+def plan_of(database: Database, statement: Select[Any]) -> str:
+    """The plan of the statement as executed (its lists expanded, its values processed)."""
+    sent: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, many: bool) -> None:
+        sent.append((sql, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(statement).all()
+            sql, parameters = sent[-1]
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert "= 1" not in sql.replace("+ ?", ""), sql
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+def test_given_issues_fingerprints_are_sought_by_issue(database: Database, tenant: Tenant):
+    ids = [uuid.uuid4() for _ in range(50)]
+    plan = plan_of(database, select(IssueFingerprint.fingerprint).where(*owned_by(tenant.project_id, ids)))
+    assert "USING INDEX ix_issue_fingerprint_issue_id (issue_id=?)" in plan, plan
+
+
+def test_a_bound_set_of_fingerprints_is_sought_in_the_project_index(database: Database, tenant: Tenant):
+    statement = select(IssueFingerprint.issue_id).where(
+        IssueFingerprint.project_id == tenant.project_id,
+        in_strings(IssueFingerprint.fingerprint, [f"fp-{n}" for n in range(2000)]),
+    )
+    plan = plan_of(database, statement)
+    assert "(project_id=? AND fingerprint=?)" in plan, plan
+
+
+def test_sparkline_hours_are_read_from_the_index_alone(database: Database, tenant: Tenant):
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    bounds = [end - timedelta(hours=6) * (28 - i) for i in range(29)]
+    hour = FingerprintHour.__table__.c.hour
+    statement = (
+        select(FingerprintHour.fingerprint, counts._bucket_of(hour, bounds, "sqlite"), func.sum(FingerprintHour.events))
+        .where(
+            FingerprintHour.project_id == tenant.project_id,
+            FingerprintHour.fingerprint.in_([f"fp-{n}" for n in range(50)]),
+            hour >= bounds[0],
+            hour < bounds[-1],
+        )
+        .group_by(FingerprintHour.fingerprint, counts._bucket_of(hour, bounds, "sqlite"))
+    )
+    plan = plan_of(database, statement)
+    assert "USING COVERING INDEX ix_fingerprint_hour_events" in plan, plan
