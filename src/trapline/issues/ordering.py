@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Integer,
     Select,
     and_,
@@ -78,7 +79,9 @@ def _measured_events(conditions: Sequence[ColumnElement[bool]], order_by: OrderK
 def _combined(value: Any, order_by: OrderKey) -> Any:
     """An issue's value from its fingerprints' values."""
     if order_by == "occurrences":
-        return func.sum(value)
+        # Summed as floating point (exact to 2^53): PostgreSQL sums BIGINTs as NUMERIC, a
+        # fifth of the order's time at 10,000 issues (19 → 15 ms); only the order reads the sum.
+        return func.sum(cast(value, Float))
     return func.max(value) if order_by == "last_seen" else func.min(value)
 
 

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, func, or_, select, update
+from sqlalchemy import BigInteger, Connection, Table, bindparam, case, func, or_, select, update
+from sqlalchemy import cast as sql_cast
 
 from trapline.db.engine import Database
 from trapline.issues.models import IssueFingerprint
@@ -49,7 +50,8 @@ def days_sum(first: Any, last: Any) -> Any:
     ``last`` (values or bound parameters), from its day rows: a correlated scalar subquery, one
     seek on the (project, fingerprint, day) index."""
     return (
-        select(func.coalesce(func.sum(_DAY.c.events), 0))
+        # BIGINT, as the kept counts are (PostgreSQL's sum is NUMERIC, slower to sum again).
+        select(sql_cast(func.coalesce(func.sum(_DAY.c.events), 0), BigInteger))
         .where(
             _DAY.c.project_id == _FINGERPRINT.c.project_id,
             _DAY.c.fingerprint == _FINGERPRINT.c.fingerprint,
