@@ -103,7 +103,7 @@ def bucketed(
 def _bucket_of(hour: Any, bounds: Sequence[datetime], dialect: str) -> ColumnElement[int]:
     """The bucket of an hour row inside the range. Bounds on whole hours a fixed step apart (a
     sparkline's) give it by division, (seconds since the first bound) // step; others are
-    tested against each bound in turn (28 tests per hour row of a week: 2–3 ms a page)."""
+    tested against each bound in turn (28 tests per hour row of a week: 2 to 3 ms a page)."""
     steps = {b - a for a, b in itertools.pairwise(bounds)}
     if len(steps) == 1 and all(hour_of(b) == b for b in bounds):
         step = int(steps.pop().total_seconds())
