@@ -270,13 +270,12 @@ def fingerprints_of_issues(project_id: int, issue_ids: Sequence[uuid.UUID]) -> S
 
 
 def owned_by(project_id: int, issue_ids: Sequence[uuid.UUID]) -> list[ColumnElement[bool]]:
-    """Conditions choosing the fingerprint rows of these issues. The project is tested as an
-    expression (``project_id + 0``): SQLite, which has no statistics, otherwise answers the
-    pair from the (project_id, fingerprint) index, reading every fingerprint of the project
-    (8 ms at 10,000) to keep a page's 50, instead of seeking the issue_id index per issue.
-    PostgreSQL takes the issue_id index either way."""
-    project: ColumnElement[int] = _fingerprint.c.project_id
-    return [_fingerprint.c.issue_id.in_(list(issue_ids)), project + 0 == project_id]
+    """Conditions choosing the fingerprint rows of these issues. The project is tested
+    unindexed (``project_of``): SQLite otherwise answers the pair from the (project_id,
+    fingerprint) index, reading every fingerprint of the project (8 ms at 10,000) to keep a
+    page's 50, instead of seeking the issue_id index per issue. On both backends: PostgreSQL
+    takes the issue_id index either way."""
+    return [_fingerprint.c.issue_id.in_(list(issue_ids)), project_of(_fingerprint, project_id, unindexed=True)]
 
 
 def grouped_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:
@@ -344,14 +343,15 @@ def rollups_serve(flt: IssueFilter) -> bool:
     return not (flt.search or flt.libraries or flt.url)
 
 
-def project_of(table: FromClause, project_id: int, sqlite: bool) -> ColumnElement[bool]:
-    """``project_id = ?``; on SQLite written ``project_id + 0 = ?`` so that its planner (without
-    statistics) cannot answer it with an index led by project_id (the fingerprints', or the
-    issues' in a join), which would read all of the project's rows and sort them, and uses the
-    recent index (led by last_seen) for the other terms instead, stopping after the page.
-    PostgreSQL plans that way from its statistics, and would misjudge the expression."""
+def project_of(table: FromClause, project_id: int, unindexed: bool) -> ColumnElement[bool]:
+    """``project_id = ?``; ``unindexed``, written ``project_id + 0 = ?`` so that SQLite's planner
+    (without statistics) cannot answer it with an index led by project_id (the fingerprints',
+    or the issues' in a join), which would read all of the project's rows, and uses the index
+    meant for the other terms instead (the recent one, led by last_seen, stopping after the
+    page; issue_id's). Lists ask for it on SQLite only: PostgreSQL plans that way from its
+    statistics, and would misjudge the expression there."""
     column: ColumnElement[int] = table.c.project_id
-    return (column + 0 if sqlite else column) == project_id
+    return (column + 0 if unindexed else column) == project_id
 
 
 def issue_first_seen() -> Any:
