@@ -239,9 +239,10 @@ def summarize(
         bounds = bucket_bounds(_range_of(scoped), volume_resolution)
     volumes: dict[uuid.UUID, list[VolumeBucket]] | None = {} if bounds else None
     for part in _by_search(session, project_id, scoped):
-        aggregates.update(_aggregate_rows(session, project_id, part))
+        issue_of = _owners(session, project_id, part)  # read once for the numbers and the volumes
+        aggregates.update(_aggregate_rows(session, project_id, part, issue_of))
         if volumes is not None:
-            volumes.update(_volumes(session, project_id, part, bounds))
+            volumes.update(_volumes(session, project_id, part, bounds, issue_of))
     latest = _latest_events(session, project_id, scoped, with_properties)
     summaries = []
     for issue_id in issue_ids:
@@ -284,8 +285,19 @@ def _by_search(session: Session, project_id: int, flt: IssueFilter) -> list[Issu
     return parts
 
 
-def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict[uuid.UUID, Aggregates]:
-    """The numbers of ``flt.issue_ids`` over the filter's events.
+def _owners(session: Session, project_id: int, flt: IssueFilter) -> dict[str, uuid.UUID]:
+    """The issue of each fingerprint the filter covers (its issues', narrowed to its fingerprints)."""
+    owned = [_fingerprint.c.project_id == project_id] if flt.issue_ids is None else owned_by(project_id, flt.issue_ids)
+    owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(*owned)
+    if flt.fingerprints:
+        owners = owners.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
+    return {row.fingerprint: row.issue_id for row in session.execute(owners).all()}
+
+
+def _aggregate_rows(
+    session: Session, project_id: int, flt: IssueFilter, issue_of: dict[str, uuid.UUID]
+) -> dict[uuid.UUID, Aggregates]:
+    """The numbers of ``flt.issue_ids`` over the filter's events (``issue_of``: ``_owners``).
 
     Grouped by fingerprint, as ``_order_key`` is, in one read of the covering index; only the
     groups are matched to their issue. Joining every event to its issue before grouping cost a
@@ -293,11 +305,6 @@ def _aggregate_rows(session: Session, project_id: int, flt: IssueFilter) -> dict
     fingerprint (nearly all) takes its distinct users and sessions from that group; for one
     with several (merged), distinct pairs are counted again across them.
     """
-    owned = [_fingerprint.c.project_id == project_id] if flt.issue_ids is None else owned_by(project_id, flt.issue_ids)
-    owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(*owned)
-    if flt.fingerprints:
-        owners = owners.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
-    issue_of = {row.fingerprint: row.issue_id for row in session.execute(owners).all()}
     if rollups_serve(flt):
         return _rolled_up_aggregates(session, project_id, flt, issue_of)
     conditions = grouped_conditions(project_id, flt)
@@ -420,13 +427,14 @@ def _range_of(flt: IssueFilter) -> DateRange:
 
 
 def _volumes(
-    session: Session, project_id: int, flt: IssueFilter, bounds: Sequence[datetime]
+    session: Session, project_id: int, flt: IssueFilter, bounds: Sequence[datetime], issue_of: dict[str, uuid.UUID]
 ) -> dict[uuid.UUID, list[VolumeBucket]]:
-    # One conditional count per bucket: exact on both backends (no epoch arithmetic, whose
-    # precision and spelling differ), and cheap because it only runs for one page of issues.
-    resolution = len(bounds) - 1
     if rollups_serve(flt):
-        return _rolled_up_volumes(session, project_id, flt, bounds)
+        return _rolled_up_volumes(session, project_id, bounds, issue_of)
+    # From the events, one conditional count per bucket: exact on both backends (no epoch
+    # arithmetic on timestamps, whose precision and spelling differ), and cheap because it only
+    # runs for one page of issues.
+    resolution = len(bounds) - 1
     timestamp = _event.c.timestamp
     columns = []
     for i in range(resolution):
@@ -443,14 +451,8 @@ def _volumes(
 
 
 def _rolled_up_volumes(
-    session: Session, project_id: int, flt: IssueFilter, bounds: Sequence[datetime]
+    session: Session, project_id: int, bounds: Sequence[datetime], issue_of: dict[str, uuid.UUID]
 ) -> dict[uuid.UUID, list[VolumeBucket]]:
-    owners = session.execute(
-        select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(*owned_by(project_id, flt.issue_ids or ()))
-    ).all()
-    issue_of = {
-        row.fingerprint: row.issue_id for row in owners if not flt.fingerprints or row.fingerprint in flt.fingerprints
-    }
     per_issue: dict[uuid.UUID, list[int]] = {}
     for fingerprint, values in counts.bucketed(session, project_id, sorted(issue_of), bounds).items():
         totals = per_issue.setdefault(issue_of[fingerprint], [0] * (len(bounds) - 1))
