@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
 )
 
+from trapline.db.sets import in_values
 from trapline.db.types import storable_text, utcnow
 from trapline.errors import InvalidInput
 from trapline.events.models import ExceptionEvent
@@ -255,9 +256,9 @@ def event_conditions(events: FromClause, project_id: int, flt: IssueFilter) -> l
     # case-sensitive LIKE and SQLite's ASCII-only case folding agree.
     conditions += [events.c.search_text.like(like_pattern(token), escape="\\") for token in flt.search]
     if flt.libraries:
-        conditions.append(events.c.library.in_(list(flt.libraries)))
+        conditions.append(in_values(events.c.library, flt.libraries))
     if flt.fingerprints:
-        conditions.append(events.c.fingerprint.in_(list(flt.fingerprints)))
+        conditions.append(in_values(events.c.fingerprint, flt.fingerprints))
     if flt.url:
         url = events.c.properties["$current_url"].as_string()
         conditions.append(func.lower(url).like(like_pattern(flt.url.lower()), escape="\\"))
@@ -275,7 +276,7 @@ def owned_by(project_id: int, issue_ids: Sequence[uuid.UUID]) -> list[ColumnElem
     fingerprint) index, reading every fingerprint of the project (8 ms at 10,000) to keep a
     page's 50, instead of seeking the issue_id index per issue. On both backends: PostgreSQL
     takes the issue_id index either way."""
-    return [_fingerprint.c.issue_id.in_(list(issue_ids)), project_of(_fingerprint, project_id, unindexed=True)]
+    return [in_values(_fingerprint.c.issue_id, issue_ids), project_of(_fingerprint, project_id, unindexed=True)]
 
 
 def grouped_conditions(project_id: int, flt: IssueFilter) -> list[ColumnElement[bool]]:
@@ -315,7 +316,7 @@ def events_of_issues(events: FromClause, project_id: int, flt: IssueFilter) -> t
     )
     conditions = event_conditions(events, project_id, flt)
     if flt.issue_ids is not None:
-        conditions.append(_fingerprint.c.issue_id.in_(list(flt.issue_ids)))
+        conditions.append(in_values(_fingerprint.c.issue_id, flt.issue_ids))
         # The same restriction on the events' side lets the planner walk the fingerprint index
         # for just these issues instead of every event in the range.
         conditions.append(events.c.fingerprint.in_(fingerprints_of_issues(project_id, flt.issue_ids)))

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from trapline.db.sets import in_strings
+from trapline.db.sets import in_strings, in_values
 from trapline.events.models import ExceptionEvent
 from trapline.issues.filters import (
     Direction,
@@ -119,7 +119,7 @@ def _scoped_fingerprints(project_id: int, flt: IssueFilter) -> Any:
     if flt.issue_ids is not None:
         owned = fingerprints_of_issues(project_id, flt.issue_ids)
         if flt.fingerprints:
-            owned = owned.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
+            owned = owned.where(in_values(_fingerprint.c.fingerprint, flt.fingerprints))
         return owned
     return list(flt.fingerprints) if flt.fingerprints else None
 
@@ -209,7 +209,7 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
         if flt.issue_ids is not None:
             query = query.where(_text.c.fingerprint.in_(fingerprints_of_issues(project_id, flt.issue_ids)))
         if flt.fingerprints:
-            query = query.where(_text.c.fingerprint.in_(list(flt.fingerprints)))
+            query = query.where(in_values(_text.c.fingerprint, flt.fingerprints))
         candidates = session.execute(query)
     whole, partial = set(), set()
     for fingerprint, common in candidates:

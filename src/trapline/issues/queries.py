@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from trapline.db.sets import in_values
 from trapline.db.types import storable_text
 from trapline.errors import NotFound
 from trapline.events.models import ExceptionEvent
@@ -195,7 +196,7 @@ def issue_views(session: Session, issue_ids: Sequence[uuid.UUID]) -> dict[uuid.U
             _assignment.c.role_id,
         )
         .select_from(_issue.outerjoin(_assignment, _assignment.c.issue_id == _issue.c.id))
-        .where(_issue.c.id.in_(list(issue_ids)))
+        .where(in_values(_issue.c.id, issue_ids))
     ).all()
     return {
         row.id: IssueView(
@@ -290,7 +291,7 @@ def _owners(session: Session, project_id: int, flt: IssueFilter) -> dict[str, uu
     owned = [_fingerprint.c.project_id == project_id] if flt.issue_ids is None else owned_by(project_id, flt.issue_ids)
     owners = select(_fingerprint.c.fingerprint, _fingerprint.c.issue_id).where(*owned)
     if flt.fingerprints:
-        owners = owners.where(_fingerprint.c.fingerprint.in_(list(flt.fingerprints)))
+        owners = owners.where(in_values(_fingerprint.c.fingerprint, flt.fingerprints))
     return {row.fingerprint: row.issue_id for row in session.execute(owners).all()}
 
 
@@ -397,7 +398,7 @@ def _seen_in_range(
         rows = session.execute(
             select(_fingerprint.c.fingerprint, edge(func.min), edge(func.max)).where(
                 _fingerprint.c.project_id == project_id,
-                _fingerprint.c.fingerprint.in_(list(fingerprints[start : start + 500])),
+                in_values(_fingerprint.c.fingerprint, fingerprints[start : start + 500]),
             )
         ).all()
         found.update({row[0]: (row[1], row[2]) for row in rows})
@@ -414,7 +415,7 @@ def _distinct_per_issue(
     rows = session.execute(
         select(_fingerprint.c.issue_id, func.count(distinct(pairs.c.who)))
         .select_from(with_issue(pairs, project_id))
-        .where(_fingerprint.c.issue_id.in_(issue_ids))
+        .where(in_values(_fingerprint.c.issue_id, issue_ids))
         .group_by(_fingerprint.c.issue_id)
     )
     return {row[0]: row[1] for row in rows}
@@ -500,7 +501,7 @@ def _latest_events(
     if with_properties:
         columns.append(_event.c.properties)
     latest: dict[uuid.UUID, tuple[datetime, int, LatestEvent]] = {}
-    for row in session.execute(select(*columns).where(_event.c.id.in_(list(issue_of)))).all():
+    for row in session.execute(select(*columns).where(in_values(_event.c.id, issue_of))).all():
         issue_id = issue_of[row.id]
         candidate = LatestEvent(
             uuid=row.uuid,

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
-from trapline.db.sets import in_strings
+from trapline.db.sets import in_strings, in_values
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import IssueFingerprint
 from trapline.volumes import recent, sketch
@@ -86,7 +86,7 @@ def bucketed(
                 select(_HOUR.c.fingerprint, index, func.sum(_HOUR.c.events))
                 .where(
                     _HOUR.c.project_id == project_id,
-                    _HOUR.c.fingerprint.in_(chunk),
+                    in_values(_HOUR.c.fingerprint, chunk),
                     hour >= low,
                     hour < highs[-1],
                     hour.not_in(cut),
@@ -149,7 +149,7 @@ def _cut_hours(
             select(_EVENTS.c.fingerprint, literal(bucket).label("bucket"), func.count().label("events"))
             .where(
                 _EVENTS.c.project_id == project_id,
-                _EVENTS.c.fingerprint.in_(fingerprints),
+                in_values(_EVENTS.c.fingerprint, fingerprints),
                 timestamp >= low,
                 timestamp <= high if closed else timestamp < high,
             )
@@ -172,7 +172,7 @@ def total_counts(
         for chunk in _chunks(fingerprints):
             rows = session.execute(
                 select(_DAY.c.fingerprint, func.sum(_DAY.c.events))
-                .where(_DAY.c.project_id == project_id, _DAY.c.fingerprint.in_(chunk))
+                .where(_DAY.c.project_id == project_id, in_values(_DAY.c.fingerprint, chunk))
                 .group_by(_DAY.c.fingerprint)
             )
             totals.update({fingerprint: int(events) for fingerprint, events in rows if events})
@@ -247,7 +247,7 @@ def _exact_distinct(
             statement: Any = (
                 select(own.c.fingerprint, func.count(groups.c.user), func.count(groups.c.session))
                 .select_from(own.join(groups, true()))
-                .where(own.c.project_id == project_id, own.c.fingerprint.in_(chunk))
+                .where(own.c.project_id == project_id, in_values(own.c.fingerprint, chunk))
                 .group_by(own.c.fingerprint)
             )
         else:
@@ -255,7 +255,7 @@ def _exact_distinct(
                 select(
                     _EVENTS.c.fingerprint, func.count(distinct(_EVENTS.c.distinct_id)), func.count(distinct(session_of))
                 )
-                .where(*conditions, _EVENTS.c.fingerprint.in_(chunk))
+                .where(*conditions, in_values(_EVENTS.c.fingerprint, chunk))
                 .group_by(_EVENTS.c.fingerprint)
             )
         for fingerprint, user_count, session_count in session.execute(statement).all():
@@ -267,7 +267,7 @@ def _exact_distinct(
         for chunk in _chunks(sorted(merged)):
             rows = session.execute(
                 select(_EVENTS.c.fingerprint, column)
-                .where(*conditions, _EVENTS.c.fingerprint.in_(chunk), column.is_not(None))
+                .where(*conditions, in_values(_EVENTS.c.fingerprint, chunk), column.is_not(None))
                 .group_by(_EVENTS.c.fingerprint, column)
             ).all()
             for fingerprint, who in rows:
@@ -287,7 +287,7 @@ def _estimated_distinct(
     result = {}
     for key, fingerprints in fingerprints_of.items():
         query = select(_DAY.c.users, _DAY.c.sessions).where(
-            _DAY.c.project_id == project_id, _DAY.c.fingerprint.in_(fingerprints)
+            _DAY.c.project_id == project_id, in_values(_DAY.c.fingerprint, fingerprints)
         )
         if start is not None:
             query = query.where(_DAY.c.day >= day_of(start))
