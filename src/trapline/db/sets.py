@@ -45,12 +45,23 @@ class _StringSet(TypeDecorator[list[str]]):
         return orjson.dumps(value).decode()
 
 
-class _InStrings(ColumnElement[bool]):
+class _Membership(ColumnElement[bool]):
+    """``column`` in a bound set: what both spellings below share."""
+
     inherit_cache = True
     type = Boolean()
     # A condition in itself, as IN is: else SQLite gets ``x IN (…) = 1``, which its planner
     # cannot answer from an index, and read every fingerprint of a project to test 2,000.
     _is_implicitly_boolean = True
+    column: ColumnElement[Any]
+
+
+def _any(element: _Membership, array: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(array, **kw)})"
+
+
+class _InStrings(_Membership):
+    inherit_cache = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
@@ -74,15 +85,13 @@ def _in_json(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_InStrings, "postgresql")
 def _any_array(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.values, **kw)})"
+    return _any(element, element.values, compiler, **kw)
 
 
-class _InValues(ColumnElement[bool]):
+class _InValues(_Membership):
     """Both spellings are bound; each dialect's compiler renders (and so sends) one of them."""
 
     inherit_cache = True
-    type = Boolean()
-    _is_implicitly_boolean = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("array", InternalTraversal.dp_clauseelement),
@@ -107,4 +116,4 @@ def _in_list(element: _InValues, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_InValues, "postgresql")
 def _any_values(element: _InValues, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.array, **kw)})"
+    return _any(element, element.array, compiler, **kw)
