@@ -68,10 +68,10 @@ def test_in_values_selects_what_in_selects_for_uuids_and_text(database: Database
         session.commit()
         rows = session.execute(select(Organization.id, Organization.name)).all()
         ids = [row.id for row in rows]
-        postgresql = session.get_bind().dialect.name == "postgresql"
+        on_postgresql = session.get_bind().dialect.name == "postgresql"
         for subset in [ids, ids[::3], ids[:1], [uuid.uuid4()], []]:
             statement = select(Organization.name).where(in_values(Organization.id, subset))
-            if postgresql and subset:
+            if on_postgresql and subset:
                 assert len(statement.compile(session.get_bind()).params) == 1  # one array
             assert sorted(session.scalars(statement)) == sorted(row.name for row in rows if row.id in subset)
         for names in [NAMES[:2], NAMES[5:], ["missing"]]:
