@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
 from tests.capture import exception, exception_event, post_batch
 from tests.factories import Tenant
@@ -344,6 +344,29 @@ def test_python_frames_are_kept_in_the_frame_table_with_context(
         "line": {"number": 9, "line": "    return 1 / 0"},
         "after": [],
     }
+
+
+def test_new_frames_are_inserted_in_one_order_whatever_order_the_batch_met_them(
+    client: TestClient, tenant: Tenant, database: Database, blobs: Blobs, process: Any
+):
+    # Two workers inserting the same new frames in different orders wait on each other's index
+    # entries: PostgreSQL answers one of them with a deadlock. Key order is the one lock order.
+    upload(database, blobs, tenant.project_id)
+    python = [{"platform": "python", "filename": f"app{n}.py", "function": f"f{n}", "lineno": n} for n in range(8)]
+    post_batch(client, tenant.project_token, exception_event(exception("ValueError", frames=python)), js_event())
+    inserted: list[tuple[str, int]] = []
+
+    def note(_conn: Any, clause: Any, multiparams: Any, params: Any, _options: Any) -> None:
+        if getattr(clause, "table", None) is StackFrame.__table__ and clause.is_insert:
+            inserted.extend((row["raw_id"], row["part"]) for row in multiparams or [params])
+
+    event.listen(database.engine, "before_execute", note)
+    try:
+        process()
+    finally:
+        event.remove(database.engine, "before_execute", note)
+    assert len(inserted) == 10
+    assert inserted == sorted(inserted)
 
 
 def test_events_sent_before_the_upload_are_resolved_again_by_reprocess(

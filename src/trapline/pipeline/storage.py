@@ -178,7 +178,7 @@ def count_drops(session: Session, items: list[Item]) -> Counter[str]:
                     "last_dropped_at": now,
                     "last_detail": details[(pid, why)],
                 }
-                for (pid, why), n in counts.items()
+                for (pid, why), n in sorted(counts.items())  # one lock order for every worker
             ],
         )
     by_reason: Counter[str] = Counter()

@@ -441,7 +441,9 @@ class BatchSymbols:
             connection.execute(update(_SETS).where(_SETS.c.id.in_(stale)).values(last_used=now))
         for project_id, raw_id in sorted(self.replaced):
             connection.execute(delete(_FRAMES).where(_FRAMES.c.project_id == project_id, _FRAMES.c.raw_id == raw_id))
-        rows = list(self._frame_rows(placeholder_ids, now))
+        # One lock order for every worker: two batches inserting the same new frames in different
+        # orders each wait on the other's unique-index entry (a deadlock on PostgreSQL).
+        rows = sorted(self._frame_rows(placeholder_ids, now), key=_frame_key)
         if rows:
             connection.execute(
                 dialect_insert_for(connection, _FRAMES).on_conflict_do_nothing(
@@ -460,6 +462,10 @@ class BatchSymbols:
         for (project_id, raw_id, part), (frame, context) in self.passthrough.items():
             if self.owner.remember_saved((project_id, raw_id, part)):
                 yield _frame_row(project_id, raw_id, part, frame, context, None, now)
+
+
+def _frame_key(row: dict[str, Any]) -> tuple[int, str, int]:
+    return row["project_id"], row["raw_id"], row["part"]
 
 
 def _outdated(stored: _Known, symbol_set: _Set | None) -> bool:
