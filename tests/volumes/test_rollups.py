@@ -20,6 +20,7 @@ from tests.volumes.support import assert_rollups_match
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
 from trapline.issues import queries
+from trapline.issues.service import merge_issues
 from trapline.retention import Retention, RetentionOptions
 from trapline.volumes import counts
 from trapline.volumes.rebuild import rebuild
@@ -198,6 +199,41 @@ def test_an_issue_list_counts_exactly_and_orders_by_the_days_it_touches(
             by_fingerprint[f] = by_fingerprint.get(f, 0) + 1
     assert sorted(s.aggregates.occurrences for s in summaries) == sorted(by_fingerprint.values())
     assert all(not s.aggregates.estimated for s in summaries)
+
+
+def test_a_page_of_estimated_issues_matches_its_exact_counts_issue_by_issue(
+    client: TestClient, tenant: Tenant, database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    # Every estimated issue's day sketches come from one query; each issue must get its own
+    # (a merged issue the union of its fingerprints').
+    rng = random.Random(5)
+    events = [
+        exception_event(
+            exception(type_=f"Busy{kind}Error"),
+            distinct_id=f"user-{rng.randrange(60 * (kind + 1))}",
+            timestamp=at(rng.uniform(0.01, 47)),
+            **{"$session_id": f"s-{kind}-{rng.randrange(90 * (kind + 1))}"},
+        )
+        for kind in range(4)
+        for _ in range(400)
+    ]
+    send(client, tenant, database, events)
+    flt = queries.IssueFilter(start=NOW - timedelta(days=3), end=NOW)
+    with database.session(write=True) as session:
+        ids = list(session.scalars(queries.issue_order(tenant.project_id, flt)))
+        merge_issues(session, tenant.project_id, ids[0], ids[1:2])
+        session.commit()
+    with database.session(write=False) as session:
+        ids = list(session.scalars(queries.issue_order(tenant.project_id, flt)))
+        exact = queries.summarize(session, tenant.project_id, flt, ids)
+        monkeypatch.setattr(counts, "EXACT_DISTINCT_LIMIT", 100)
+        estimated = queries.summarize(session, tenant.project_id, flt, ids)
+    assert len(ids) == 3 and sorted(s.aggregates.occurrences for s in exact) == [400, 400, 800]
+    for want, got in zip(exact, estimated, strict=True):
+        assert got.aggregates.estimated and not want.aggregates.estimated
+        for name in ("users", "sessions"):
+            w, g = getattr(want.aggregates, name), getattr(got.aggregates, name)
+            assert abs(g - w) / w < 0.06, (name, w, g)
 
 
 def test_retention_takes_deleted_events_out_of_their_buckets(
