@@ -20,6 +20,7 @@ from tests.ui.conftest import csrf_of, sign_in, user_email
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.volumes import counts
 
 # --- reading the page -----------------------------------------------------------------------
 
@@ -261,6 +262,22 @@ def test_rows_show_a_sparkline_with_one_bar_per_bucket(ui: TestClient, tenant: T
     page = inbox(ui, tenant).text
     assert number(page, issue, "event") == 4 and number(page, issue, "user") == 1
     assert 'aria-label="4 events in the last 7 days"' in page
+
+
+def test_a_page_counts_its_quietest_issues_exactly_and_says_which_are_estimated(
+    ui: TestClient, tenant: Tenant, database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    quiet = new_issue(database, tenant, "QuietError", times=hours(1))
+    calm = new_issue(database, tenant, "CalmError", times=hours(1, 2))
+    busy = new_issue(database, tenant, "BusyError", times=hours(1, 2, 3, 4, 5))
+    page = inbox(ui, tenant).text
+    assert "data-estimated-note" not in page and "≈" not in page
+    monkeypatch.setattr(counts, "EXACT_DISTINCT_LIMIT", 3)  # room for the quiet and the calm one
+    page = inbox(ui, tenant).text
+    assert number(page, quiet, "user") == 1 and number(page, calm, "user") == 1
+    assert re.search(r'title="about 1 user">≈1<', row_of(page, busy))
+    assert "≈" not in row_of(page, quiet) + row_of(page, calm)
+    assert "A page counts at most 3 events exactly" in page
 
 
 def test_pages_of_the_list_keep_the_filters(ui: TestClient, tenant: Tenant, database: Database):

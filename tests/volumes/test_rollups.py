@@ -226,14 +226,29 @@ def test_a_page_of_estimated_issues_matches_its_exact_counts_issue_by_issue(
     with database.session(write=False) as session:
         ids = list(session.scalars(queries.issue_order(tenant.project_id, flt)))
         exact = queries.summarize(session, tenant.project_id, flt, ids)
+        monkeypatch.setattr(counts, "EXACT_DISTINCT_LIMIT", 1000)  # the two quiet issues, not the merged one
+        mixed = queries.summarize(session, tenant.project_id, flt, ids)
         monkeypatch.setattr(counts, "EXACT_DISTINCT_LIMIT", 100)
         estimated = queries.summarize(session, tenant.project_id, flt, ids)
     assert len(ids) == 3 and sorted(s.aggregates.occurrences for s in exact) == [400, 400, 800]
+    for want, got in zip(exact, mixed, strict=True):
+        assert got.aggregates.estimated == (want.aggregates.occurrences == 800)
+        if not got.aggregates.estimated:
+            assert got.aggregates == want.aggregates
     for want, got in zip(exact, estimated, strict=True):
         assert got.aggregates.estimated and not want.aggregates.estimated
         for name in ("users", "sessions"):
             w, g = getattr(want.aggregates, name), getattr(got.aggregates, name)
             assert abs(g - w) / w < 0.06, (name, w, g)
+
+
+def test_the_quietest_issues_are_counted_exactly_within_the_budget():
+    events = {"a": 500, "b": 10, "c": 0, "d": 300, "e": 200}
+    assert counts.counted_exactly(events, 510) == {"b", "e", "d"}
+    assert counts.counted_exactly(events, 509) == {"b", "e"}
+    assert counts.counted_exactly(events, 1010) == {"a", "b", "d", "e"}
+    assert counts.counted_exactly({"big": 20_001}, 20_000) == set()
+    assert counts.counted_exactly({}, 20_000) == set()
 
 
 def test_retention_takes_deleted_events_out_of_their_buckets(

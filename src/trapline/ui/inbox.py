@@ -38,6 +38,7 @@ from trapline.ui.assignees import Assignable, assignable, parse_form_value
 from trapline.ui.deps import CsrfChecked, UiProject, UiUser
 from trapline.ui.errors import UiRoute
 from trapline.ui.render import redirect, render
+from trapline.volumes import counts
 
 __all__ = [
     "RANGE_PRESETS",
@@ -364,6 +365,7 @@ def _inbox(
             "presets": RANGE_PRESETS,
             "sorts": SORT_LABELS,
             "page_sizes": PAGE_SIZES,
+            "exact_distinct_limit": counts.EXACT_DISTINCT_LIMIT,
             "assignees": assignees,
             "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "error": error,

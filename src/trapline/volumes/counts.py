@@ -41,7 +41,15 @@ from trapline.volumes import recent, sketch
 from trapline.volumes.buckets import HOUR, day_of, hour_of, touched
 from trapline.volumes.models import FingerprintDay, FingerprintHour
 
-__all__ = ["EXACT_DISTINCT_LIMIT", "Distinct", "bucketed", "distinct_counts", "order_values", "total_counts"]
+__all__ = [
+    "EXACT_DISTINCT_LIMIT",
+    "Distinct",
+    "bucketed",
+    "counted_exactly",
+    "distinct_counts",
+    "order_values",
+    "total_counts",
+]
 
 _EVENTS = cast(Table, ExceptionEvent.__table__)
 _HOUR = cast(Table, FingerprintHour.__table__)
@@ -50,8 +58,10 @@ _FINGERPRINT = cast(Table, IssueFingerprint.__table__)
 # Unbounded ends of a range, as bounds the bucket arithmetic can use.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-# Distinct users and sessions are counted exactly from the events while an issue has at most
-# this many in the range (a few milliseconds of index reading); beyond, from the sketches.
+# Distinct users and sessions are counted exactly from the events while the issues asked for
+# have at most this many there together (~10 ms of index reading on SQLite, ~5 on PostgreSQL),
+# the quietest issues first; the rest are estimated from the sketches. A page of busy issues
+# thus costs what its issues cost, not what their events do.
 EXACT_DISTINCT_LIMIT = 20_000
 _CHUNK = 500
 
@@ -198,14 +208,30 @@ def distinct_counts(
     start: datetime | None,
     end: datetime | None,
 ) -> dict[Any, Distinct]:
-    """Per issue (key of ``fingerprints_of``), its distinct users and sessions in the range:
-    exact while it has at most ``EXACT_DISTINCT_LIMIT`` events there, else estimated from the
+    """Per issue (key of ``fingerprints_of``) with events in the range, its distinct users and
+    sessions there: exact for the issues ``counted_exactly`` picks, else estimated from the
     sketches of the days the range touches."""
-    exact = {key: fps for key, fps in fingerprints_of.items() if 0 < events_of.get(key, 0) <= EXACT_DISTINCT_LIMIT}
-    wide = {key: fps for key, fps in fingerprints_of.items() if events_of.get(key, 0) > EXACT_DISTINCT_LIMIT}
-    result = _exact_distinct(session, project_id, exact, start, end)
+    exact = counted_exactly(events_of, EXACT_DISTINCT_LIMIT)
+    result = _exact_distinct(session, project_id, {key: fingerprints_of[key] for key in exact}, start, end)
+    wide = {key: fps for key, fps in fingerprints_of.items() if events_of.get(key, 0) > 0 and key not in exact}
     result.update(_estimated_distinct(session, project_id, wide, start, end))
     return result
+
+
+def counted_exactly(events_of: dict[Any, int], budget: int) -> set[Any]:
+    """The issues whose distinct users and sessions are counted from their events: the ones
+    with the fewest events in the range first, while their events together stay within
+    ``budget``. Issues without events need no count."""
+    chosen: set[Any] = set()
+    spent = 0
+    for key, events in sorted(events_of.items(), key=lambda item: item[1]):
+        if events <= 0:
+            continue
+        if spent + events > budget:
+            break
+        spent += events
+        chosen.add(key)
+    return chosen
 
 
 def _exact_distinct(
