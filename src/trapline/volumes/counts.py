@@ -59,7 +59,7 @@ _FINGERPRINT = cast(Table, IssueFingerprint.__table__)
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 # Distinct users and sessions are counted exactly from the events while the issues asked for
-# have at most this many there together (~10 ms of index reading on SQLite, ~5 on PostgreSQL),
+# have at most this many there together (~10 ms of index reading on either backend),
 # the quietest issues first; the rest are estimated from the sketches. A page of busy issues
 # thus costs what its issues cost, not what their events do.
 EXACT_DISTINCT_LIMIT = 20_000
@@ -310,8 +310,8 @@ def _estimated_distinct(
     start: datetime | None,
     end: datetime | None,
 ) -> dict[Any, Distinct]:
-    """The day sketches of every estimated issue's fingerprints, read in one query per chunk
-    (a page of busy issues asked once each had cost a round trip per issue)."""
+    """Estimates from the day sketches of the issues' fingerprints, read for all the issues
+    at once (one query per chunk of fingerprints: a page can estimate dozens of issues)."""
     if not fingerprints_of:
         return {}
     key_of = {fp: key for key, fps in fingerprints_of.items() for fp in fps}
