@@ -35,6 +35,20 @@ def test_a_token_missing_from_every_text_is_usually_ruled_out():
     assert not summary.has_bits(b"", summary.token_bits(["keyerror"]))  # no events, no match
 
 
+@given(tokens=st.lists(st.text(max_size=12), max_size=3))
+def test_a_searchs_bits_are_exactly_its_tokens_trigram_bits(tokens: list[str]):
+    mask = 0
+    for token in tokens:
+        mask |= summary.token_mask(token)
+    # A filter with exactly those bits has them all; one missing any single bit does not.
+    assert summary.has_bits(summary.to_bytes(mask), summary.token_bits(tokens))
+    for index, bit in summary.token_bits(tokens):
+        without = bytearray(summary.to_bytes(mask))
+        without[index] &= ~bit
+        assert not summary.has_bits(bytes(without), summary.token_bits(tokens))
+    assert len(summary.token_bits(tokens)) == mask.bit_count()
+
+
 @given(texts=st.lists(_texts, min_size=1, max_size=5), token=st.text(alphabet="abcdeé.:_ ", max_size=4))
 def test_all_match_only_when_every_text_holds_every_token(texts: list[str], token: str):
     common = summary.joined(frozenset.intersection(*(summary.parts_of(t) for t in texts)))

@@ -66,7 +66,13 @@ def token_bits(tokens: Sequence[str]) -> list[tuple[int, int]]:
     for token in tokens:
         mask |= token_mask(token)
     width = BITS // 8
-    return [(width - 1 - bit // 8, 1 << (bit % 8)) for bit in range(BITS) if mask >> bit & 1]
+    found = []
+    while mask:  # the set bits only, lowest first (testing all 4,096 cost 0.7 ms a search)
+        lowest = mask & -mask
+        bit = lowest.bit_length() - 1
+        found.append((width - 1 - bit // 8, 1 << (bit % 8)))
+        mask ^= lowest
+    return found
 
 
 def has_bits(stored: bytes | memoryview | None, bits: Sequence[tuple[int, int]]) -> bool:
