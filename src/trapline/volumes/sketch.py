@@ -81,7 +81,21 @@ def merge(sketches: Iterable[bytes | None]) -> Registers:
 def estimate_merged(sketches: Iterable[bytes | None]) -> int:
     """``estimate(merge(sketches))`` without a dict of 2,048 registers in between: what a list
     of issues asks per row, users and sessions, over the days of its range."""
-    return _estimate_histogram(Counter(_merged(sketches)))
+    return _estimate_histogram(_histogram(_merged(sketches)))
+
+
+def _histogram(dense: bytearray) -> Counter[int]:
+    """How many registers hold each rank. One ``count`` (C) per rank up to the highest, where
+    Counter() walked the 2,048 registers in Python: ~20 instead of ~55 µs an estimate."""
+    histogram: Counter[int] = Counter()
+    left, rank = len(dense), 0
+    while left:
+        found = dense.count(rank)
+        if found:
+            histogram[rank] = found
+            left -= found
+        rank += 1
+    return histogram
 
 
 # Dense sketches are merged as integers of 2,048 bytes, all bytes at once (SWAR): with every
