@@ -114,13 +114,58 @@ def assert_bucketed_as_events(
     with database.session(write=False) as session:
         got = counts.bucketed(session, tenant.project_id, fingerprints, bounds)
     for fingerprint in fingerprints:
-        want = [0] * buckets
-        for f, t in filled:
-            if f != fingerprint or not bounds[0] <= t <= bounds[-1]:
-                continue
-            index = next(i for i in range(buckets) if t < bounds[i + 1] or i == buckets - 1)
-            want[index] += 1
+        want = counted_buckets(filled, fingerprint, bounds)
         assert got.get(fingerprint, [0] * buckets) == want, (fingerprint, bounds)
+
+
+def counted_buckets(filled: list[tuple[str, datetime]], fingerprint: str, bounds: list[datetime]) -> list[int]:
+    buckets = len(bounds) - 1
+    want = [0] * buckets
+    for f, t in filled:
+        if f != fingerprint or not bounds[0] <= t <= bounds[-1]:
+            continue
+        index = next(i for i in range(buckets) if t < bounds[i + 1] or i == buckets - 1)
+        want[index] += 1
+    return want
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    end=st.integers(min_value=-3, max_value=100),
+    step=st.integers(min_value=1, max_value=12),
+    buckets=st.integers(min_value=1, max_value=30),
+    uneven=st.booleans(),
+    start=st.floats(min_value=-2, max_value=250),
+    length=st.floats(min_value=0, max_value=250),
+)
+def test_buckets_and_a_total_read_together_equal_counting_the_events(
+    filled: list[tuple[str, datetime]],
+    tenant: Tenant,
+    database: Database,
+    end: int,
+    step: int,
+    buckets: int,
+    uneven: bool,
+    start: float,
+    length: float,
+):
+    # A list's sparklines (whole hours a step apart, or any bounds) and its numbers over a
+    # range that may cover more, less or other hours than the buckets.
+    last = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=end)
+    if uneven:
+        bounds = queries.bucket_bounds(queries.DateRange(last - timedelta(hours=step * buckets + 0.3), last), buckets)
+    else:
+        bounds = [last - timedelta(hours=step) * (buckets - i) for i in range(buckets + 1)]
+    first = NOW - timedelta(hours=start)
+    until = first + timedelta(hours=length)
+    fingerprints = sorted({f for f, _ in filled})
+    with database.session(write=False) as session:
+        got, totals = counts.bucketed_and_total(session, tenant.project_id, fingerprints, bounds, first, until)
+    for fingerprint in fingerprints:
+        want = counted_buckets(filled, fingerprint, bounds)
+        assert got.get(fingerprint, [0] * buckets) == want, (fingerprint, bounds)
+        in_range = sum(1 for f, t in filled if f == fingerprint and first <= t <= until)
+        assert totals.get(fingerprint, 0) == in_range, (fingerprint, first, until)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -241,9 +241,22 @@ def summarize(
     volumes: dict[uuid.UUID, list[VolumeBucket]] | None = {} if bounds else None
     for part in _by_search(session, project_id, scoped):
         issue_of = _owners(session, project_id, part)  # read once for the numbers and the volumes
-        aggregates.update(_aggregate_rows(session, project_id, part, issue_of))
-        if volumes is not None:
-            volumes.update(_volumes(session, project_id, part, bounds, issue_of))
+        if not rollups_serve(part):
+            aggregates.update(_aggregate_rows(session, project_id, part, issue_of))
+            if volumes is not None:
+                volumes.update(_volumes(session, project_id, part, bounds, issue_of))
+            continue
+        fingerprints = sorted(issue_of)
+        if volumes is not None and part.start is not None and part.end is not None:
+            # The sparklines and the numbers beside them: one read of the hour rows for both.
+            buckets, events = counts.bucketed_and_total(session, project_id, fingerprints, bounds, part.start, part.end)
+            volumes.update(_per_issue(buckets, issue_of, bounds))
+        else:
+            events = counts.total_counts(session, project_id, fingerprints, part.start, part.end)
+            if volumes is not None:
+                buckets = counts.bucketed(session, project_id, fingerprints, bounds)
+                volumes.update(_per_issue(buckets, issue_of, bounds))
+        aggregates.update(_rolled_up_aggregates(session, project_id, part, issue_of, events))
     latest = _latest_events(session, project_id, scoped, with_properties)
     summaries = []
     for issue_id in issue_ids:
@@ -298,7 +311,8 @@ def _owners(session: Session, project_id: int, flt: IssueFilter) -> dict[str, uu
 def _aggregate_rows(
     session: Session, project_id: int, flt: IssueFilter, issue_of: dict[str, uuid.UUID]
 ) -> dict[uuid.UUID, Aggregates]:
-    """The numbers of ``flt.issue_ids`` over the filter's events (``issue_of``: ``_owners``).
+    """The numbers of ``flt.issue_ids`` over the filter's events (``issue_of``: ``_owners``),
+    where the rollups cannot answer them (``rollups_serve``).
 
     Grouped by fingerprint, as ``_order_key`` is, in one read of the covering index; only the
     groups are matched to their issue. Joining every event to its issue before grouping cost a
@@ -306,8 +320,6 @@ def _aggregate_rows(
     fingerprint (nearly all) takes its distinct users and sessions from that group; for one
     with several (merged), distinct pairs are counted again across them.
     """
-    if rollups_serve(flt):
-        return _rolled_up_aggregates(session, project_id, flt, issue_of)
     conditions = grouped_conditions(project_id, flt)
     session_of = func.nullif(_event.c.session_id, "")
     groups: dict[uuid.UUID, list[Any]] = {}
@@ -342,12 +354,12 @@ def _aggregate_rows(
 
 
 def _rolled_up_aggregates(
-    session: Session, project_id: int, flt: IssueFilter, issue_of: dict[str, uuid.UUID]
+    session: Session, project_id: int, flt: IssueFilter, issue_of: dict[str, uuid.UUID], events: dict[str, int]
 ) -> dict[uuid.UUID, Aggregates]:
-    """The same numbers from the rollups: events from the hours inside the range and the
-    events of its two edge hours, first and last seen by one index seek per fingerprint,
-    distinct users and sessions exact unless an issue has many events in the range."""
-    events = counts.total_counts(session, project_id, sorted(issue_of), flt.start, flt.end)
+    """The same numbers from the rollups: ``events``, each fingerprint's in the range (the
+    hours inside it and the events of its two edge hours), first and last seen by one index
+    seek per fingerprint, distinct users and sessions exact unless the issues have many
+    events in the range."""
     if not events:
         return {}
     fingerprints_of: dict[uuid.UUID, list[str]] = {}
@@ -430,8 +442,7 @@ def _range_of(flt: IssueFilter) -> DateRange:
 def _volumes(
     session: Session, project_id: int, flt: IssueFilter, bounds: Sequence[datetime], issue_of: dict[str, uuid.UUID]
 ) -> dict[uuid.UUID, list[VolumeBucket]]:
-    if rollups_serve(flt):
-        return _rolled_up_volumes(session, project_id, bounds, issue_of)
+    """Volume buckets where the rollups cannot answer them (``rollups_serve``)."""
     # From the events, one conditional count per bucket: exact on both backends (no epoch
     # arithmetic on timestamps, whose precision and spelling differ), and cheap because it only
     # runs for one page of issues.
@@ -451,11 +462,12 @@ def _volumes(
     return {row[0]: [VolumeBucket(bounds[i], row[i + 1]) for i in range(resolution)] for row in rows}
 
 
-def _rolled_up_volumes(
-    session: Session, project_id: int, bounds: Sequence[datetime], issue_of: dict[str, uuid.UUID]
+def _per_issue(
+    per_fingerprint: dict[str, list[int]], issue_of: dict[str, uuid.UUID], bounds: Sequence[datetime]
 ) -> dict[uuid.UUID, list[VolumeBucket]]:
+    """Fingerprints' buckets added up per issue."""
     per_issue: dict[uuid.UUID, list[int]] = {}
-    for fingerprint, values in counts.bucketed(session, project_id, sorted(issue_of), bounds).items():
+    for fingerprint, values in per_fingerprint.items():
         totals = per_issue.setdefault(issue_of[fingerprint], [0] * (len(bounds) - 1))
         for i, value in enumerate(values):
             totals[i] += value

@@ -45,6 +45,7 @@ __all__ = [
     "EXACT_DISTINCT_LIMIT",
     "Distinct",
     "bucketed",
+    "bucketed_and_total",
     "counted_exactly",
     "distinct_counts",
     "order_values",
@@ -64,6 +65,8 @@ _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 # thus costs what its issues cost, not what their events do.
 EXACT_DISTINCT_LIMIT = 20_000
 _CHUNK = 500
+# (low, high, whether high is included, bucket): a piece of a cut hour inside one bucket.
+Piece = tuple[datetime, datetime, bool, int]
 
 
 def _chunks(values: Sequence[str]) -> list[list[str]]:
@@ -79,33 +82,87 @@ def bucketed(
     Each bucket takes the whole hours inside it from the hour table, summed by the database
     per bucket; the hours a bound cuts (and the end's hour, the end being inclusive) are
     counted from the events, piece by piece."""
+    return _counted(session, project_id, fingerprints, bounds, None)
+
+
+def bucketed_and_total(
+    session: Session,
+    project_id: int,
+    fingerprints: Sequence[str],
+    bounds: Sequence[datetime],
+    start: datetime,
+    end: datetime,
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """``bucketed(bounds)`` and ``total_counts(start, end)`` from one read of the hour rows
+    and one of the cut hours: a list's sparklines and its numbers cover nearly the same
+    hours, and reading them twice was a fifth of an inbox page's database time."""
+    if len(bounds) < 2 or not fingerprints:
+        return {}, {}
+    both = _counted(session, project_id, fingerprints, bounds, (start, end))
+    buckets = len(bounds) - 1
+    return (
+        {fingerprint: values[:buckets] for fingerprint, values in both.items() if any(values[:buckets])},
+        {fingerprint: values[buckets] for fingerprint, values in both.items() if values[buckets]},
+    )
+
+
+def _whole_hours(bounds: Sequence[datetime]) -> tuple[datetime, datetime, list[datetime]]:
+    """The whole hours of ``bounds``: ``[low, high)`` but for the ``cut`` ones, which a bound
+    cuts (and the end's hour, the end being inclusive). Bucket i owns the whole hours
+    [ceil(b_i), hour_of(b_i+1))."""
+    cut = sorted({hour_of(b) for b in bounds[:-1] if hour_of(b) != b} | {hour_of(bounds[-1])})
+    return _ceil_hour(bounds[0]), hour_of(bounds[-1]), cut
+
+
+def _counted(
+    session: Session,
+    project_id: int,
+    fingerprints: Sequence[str],
+    bounds: Sequence[datetime],
+    total: tuple[datetime, datetime] | None,
+) -> dict[str, list[int]]:
+    """Per fingerprint, its events per bucket of ``bounds`` and, with ``total``, its events
+    in that range as one more value at the end."""
     buckets = len(bounds) - 1
     if buckets < 1 or not fingerprints:
         return {}
-    # Bucket i owns the whole hours [ceil(b_i), hour_of(b_i+1)); hour_of(b_i) is cut when b_i
-    # is not on the hour, and the end's hour always is.
-    cut = sorted({hour_of(b) for b in bounds[:-1] if hour_of(b) != b} | {hour_of(bounds[-1])})
-    highs = [hour_of(b) for b in bounds[1:]]
-    low = _ceil_hour(bounds[0])
-    result: dict[str, list[int]] = defaultdict(lambda: [0] * buckets)
+    low, high, cut = _whole_hours(bounds)
     hour = _HOUR.c.hour
     index = _bucket_of(hour, bounds, session.get_bind().dialect.name)
+    columns: list[Any] = [_HOUR.c.fingerprint]
+    pieces = _pieces(bounds, cut)
+    read_low, read_high = low, high
+    if total is None:
+        columns.append(index)
+        span = [hour >= low, hour < high, hour.not_in(cut)]
+    else:
+        # Hours outside the buckets are read for the range alone (bucket -1), and each row
+        # says whether it is a whole hour of the range; the range's cut hours are one more
+        # bucket of pieces.
+        total_low, total_high, total_cut = _whole_hours(total)
+        read_low, read_high = min(low, total_low), max(high, total_high)
+        in_buckets = and_(hour >= low, hour < high, hour.not_in(cut))
+        columns += [
+            case((in_buckets, index), else_=-1),
+            case((and_(hour >= total_low, hour < total_high), 1), else_=0),
+        ]
+        span = [hour >= read_low, hour < read_high]
+        pieces += [(a, b, closed, buckets) for a, b, closed, _ in _pieces(total, total_cut)]
+    result: dict[str, list[int]] = defaultdict(lambda: [0] * (buckets + (total is not None)))
     for chunk in _chunks(fingerprints):
-        if low < highs[-1]:
+        if read_low < read_high:
             rows = session.execute(
-                select(_HOUR.c.fingerprint, index, func.sum(_HOUR.c.events))
-                .where(
-                    _HOUR.c.project_id == project_id,
-                    in_values(_HOUR.c.fingerprint, chunk),
-                    hour >= low,
-                    hour < highs[-1],
-                    hour.not_in(cut),
-                )
-                .group_by(_HOUR.c.fingerprint, index)
+                select(*columns, func.sum(_HOUR.c.events))
+                .where(_HOUR.c.project_id == project_id, in_values(_HOUR.c.fingerprint, chunk), *span)
+                .group_by(*columns)
             ).all()  # one fetch: row by row, SQLAlchemy's fetch cost more than the query
-            for fingerprint, bucket, events in rows:
-                result[fingerprint][bucket] += int(events)
-        for fingerprint, bucket, events in _cut_hours(session, project_id, chunk, bounds, cut):
+            for row in rows:
+                values, events = result[row[0]], int(row[-1])
+                if row[1] >= 0:
+                    values[row[1]] += events
+                if total is not None and row[2]:
+                    values[buckets] += events
+        for fingerprint, bucket, events in _cut_hours(session, project_id, chunk, pieces):
             result[fingerprint][bucket] += events
     return dict(result)
 
@@ -131,9 +188,9 @@ def _ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
-def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[tuple[datetime, datetime, bool, int]]:
-    """The cut hours inside the range, split at the bounds inside them: (low, high, whether
-    high is included, bucket), each piece inside one bucket."""
+def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[Piece]:
+    """The cut hours inside the range, split at the bounds inside them, each piece inside
+    one bucket."""
     first, end = bounds[0], bounds[-1]
     pieces = []
     for hour in cut:
@@ -148,13 +205,13 @@ def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[tuple[d
 
 
 def _cut_hours(
-    session: Session, project_id: int, fingerprints: Sequence[str], bounds: Sequence[datetime], cut: Sequence[datetime]
+    session: Session, project_id: int, fingerprints: Sequence[str], pieces: Sequence[Piece]
 ) -> list[tuple[str, int, int]]:
-    """(fingerprint, bucket, events) in the cut hours, read from the events' index one piece
-    at a time, so a big issue's other hours are never read."""
+    """(fingerprint, bucket, events) in the cut hours' ``pieces`` (``_pieces``), read from the
+    events' index one piece at a time, so a big issue's other hours are never read."""
     timestamp = _EVENTS.c.timestamp
     parts = []
-    for low, high, closed, bucket in _pieces(bounds, cut):
+    for low, high, closed, bucket in pieces:
         parts.append(
             select(_EVENTS.c.fingerprint, literal(bucket).label("bucket"), func.count().label("events"))
             .where(
