@@ -23,7 +23,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
 
@@ -31,18 +30,27 @@ __all__ = ["in_strings", "in_values"]
 
 
 class _StringSet(TypeDecorator[list[str]]):
-    """A list of strings bound as a text array (PostgreSQL) or a JSON array (SQLite)."""
+    """A list of strings bound as one text: a text array's literal (PostgreSQL, cast where it
+    is used) or a JSON array (SQLite)."""
 
     impl = Text
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        return dialect.type_descriptor(ARRAY(Text()) if dialect.name == "postgresql" else Text())
-
     def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name == "postgresql":
+        if value is None:
             return value
+        if dialect.name == "postgresql":
+            return _array_literal(value)
         return orjson.dumps(value).decode()
+
+
+def _array_literal(values: list[str]) -> str:
+    """A PostgreSQL text array literal, every element quoted: psycopg's own array dumping ran
+    a regular expression per element (~2 µs each; a search binds thousands), this is a join."""
+    joined = '","'.join(values)
+    if "\\" in joined or '"' in joined:
+        joined = '","'.join(value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return '{"' + joined + '"}' if values else "{}"
 
 
 class _Membership(ColumnElement[bool]):
@@ -85,7 +93,7 @@ def _in_json(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_InStrings, "postgresql")
 def _any_array(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
-    return _any(element, element.values, compiler, **kw)
+    return f"{compiler.process(element.column, **kw)} = ANY(CAST({compiler.process(element.values, **kw)} AS TEXT[]))"
 
 
 class _InValues(_Membership):
