@@ -7,7 +7,7 @@ The issue's targets (p95 < 100 ms) at 1,000,000 and 10,000,000 events:
         --frames 2 --data /tmp/ui-10m.db
 
     .venv/bin/python bench/ui_bench.py [--page inbox|issue|all] [--issues 10000] [--events-per-issue 10]
-                                       [--big-issue-events 100000] [--runs 20] [--data /tmp/ui-bench.db]
+                                       [--big-issue-events 100000] [--runs 100] [--data /tmp/ui-bench.db]
                                        [--database-url postgresql+psycopg://…]
 
 Fills a fresh database (SQLite by default; kept at --data and reused when it exists, so a rerun
@@ -25,6 +25,7 @@ import argparse
 import cProfile
 import gc
 import logging
+import math
 import pstats
 import random
 import statistics
@@ -346,7 +347,9 @@ def measure(client: TestClient, url: str, runs: int) -> tuple[float, float, int,
         client.get(url)
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    # Nearest rank: the smallest time at least 95% of the runs took no longer than. (Index
+    # int(0.95 n) was one rank higher: with 20 runs, the slowest one.)
+    p95 = times[math.ceil(len(times) * 0.95) - 1]
     return statistics.median(times), p95, warm.status_code, len(warm.content)
 
 
@@ -387,7 +390,8 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=10_000)
     parser.add_argument("--events-per-issue", type=int, default=10)
     parser.add_argument("--big-issue-events", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=20)
+    # A hundred runs give a p95 that one stall of this shared machine does not decide alone.
+    parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--frames", type=int, default=12, help="stack frames per event")
     parser.add_argument("--copies", type=int, default=1, help="copy every event this many times in all (in SQL)")
     parser.add_argument("--data", type=Path, help="SQLite file to fill (or reuse when it exists)")
