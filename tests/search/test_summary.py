@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import String, literal, select, text
 
+from trapline.db.engine import Database
 from trapline.search import summary
 
 _SEP = summary.SEPARATOR
@@ -74,3 +76,20 @@ def test_the_databases_bit_test_agrees_with_pythons(texts: list[str], token: str
         ).fetchall()
     # An empty filter (a fingerprint with no events yet) may pass: its events are then read.
     assert bool(found) == summary.has_bits(stored, bits) or (not stored and not bits)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    common=st.one_of(st.none(), _texts),
+    tokens=st.lists(st.text(alphabet="abcdeÉé.:_%'\\ " + _SEP, max_size=4), max_size=3),
+)
+def test_the_databases_common_parts_test_agrees_with_pythons(database: Database, common: str | None, tokens: list[str]):
+    with database.session(write=False) as session:
+        dialect = session.get_bind().dialect.name
+        condition, bound = summary.sql_all_match(tokens, dialect, lambda i: f":token_{i}")
+        found = session.scalar(
+            select(literal(1))
+            .select_from(select(literal(common, String).label("common")).subquery("summary"))
+            .where(text(condition).bindparams(**{f"token_{i}": token for i, token in enumerate(bound)}))
+        )
+    assert (found == 1) == (common is not None and summary.all_match(common, tokens)), (common, tokens)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    case,
     cast,
     distinct,
     func,
@@ -160,24 +161,28 @@ def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, s
 
 # union_all's generic signature makes mypy 2.4 crash when inferred from a list of selects.
 _union_all: Any = union_all
-_CANDIDATES = "SELECT fingerprint, common FROM fingerprint_text WHERE project_id = {mark} AND {has_bits}"
+_CANDIDATES = "SELECT fingerprint, {whole} FROM fingerprint_text WHERE project_id = {mark} AND {has_bits}"
 
 
-def _candidate_summaries(
-    session: Session, project_id: int, bits: Sequence[tuple[int, int]]
-) -> list[tuple[str, str | None]]:
-    """(fingerprint, common parts) of every fingerprint whose filter has the search's bits,
-    tested by the database and read through the driver: ten thousand half-kilobyte filters
-    cost more to carry into Python and test there than the whole query."""
+def _candidate_summaries(session: Session, project_id: int, search: Sequence[str]) -> list[tuple[str, Any]]:
+    """(fingerprint, whether every event matches) of every fingerprint whose filter has the
+    search's bits, both tested by the database and read through the driver: ten thousand
+    half-kilobyte filters cost more to carry into Python and test there than the whole query,
+    and a search matching thousands of fingerprints cost more to test their common parts in
+    Python (and to carry them) than in the query."""
     connection = session.connection()
     dialect = connection.dialect.name
+    mark = "%s" if dialect == "postgresql" else "?"
+    whole, tokens = text_summary.sql_all_match(search, dialect, lambda _: mark)
     statement = _CANDIDATES.format(
-        mark="%s" if dialect == "postgresql" else "?", has_bits=text_summary.sql_has_bits(bits, dialect)
+        whole=f"CASE WHEN {whole} THEN 1 ELSE 0 END",
+        mark=mark,
+        has_bits=text_summary.sql_has_bits(text_summary.token_bits(search), dialect),
     )
     driver: Any = connection.connection.driver_connection
     cursor = driver.cursor()
     try:
-        cursor.execute(statement, (project_id,))
+        cursor.execute(statement, (*tokens, project_id))
         return cursor.fetchall()  # type: ignore[no-any-return]
     finally:
         cursor.close()
@@ -200,23 +205,25 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
     write one for every fingerprint with events), so it cannot match."""
     if not flt.search or flt.libraries or flt.url:
         return None
-    bits = text_summary.token_bits(flt.search)
     if flt.issue_ids is None and not flt.fingerprints:  # every fingerprint of the project
-        candidates: Any = _candidate_summaries(session, project_id, bits)
+        candidates: Any = _candidate_summaries(session, project_id, flt.search)
     else:
-        has_bits = text(text_summary.sql_has_bits(bits, session.get_bind().dialect.name, "fingerprint_text.trigrams"))
-        query = select(_text.c.fingerprint, _text.c.common).where(_text.c.project_id == project_id, has_bits)
+        dialect = session.get_bind().dialect.name
+        has_bits = text_summary.sql_has_bits(text_summary.token_bits(flt.search), dialect, "fingerprint_text.trigrams")
+        matches, tokens = text_summary.sql_all_match(flt.search, dialect, lambda i: f":token_{i}")
+        every = text(matches).bindparams(**{f"token_{i}": token for i, token in enumerate(tokens)})
+        query = select(_text.c.fingerprint, case((every, 1), else_=0)).where(
+            _text.c.project_id == project_id, text(has_bits)
+        )
         if flt.issue_ids is not None:
             query = query.where(_text.c.fingerprint.in_(fingerprints_of_issues(project_id, flt.issue_ids)))
         if flt.fingerprints:
             query = query.where(in_values(_text.c.fingerprint, flt.fingerprints))
         candidates = session.execute(query)
-    whole, partial = set(), set()
-    for fingerprint, common in candidates:
-        if common is not None and text_summary.all_match(common, flt.search):
-            whole.add(fingerprint)
-        else:
-            partial.add(fingerprint)
+    whole: set[str] = set()
+    partial: set[str] = set()
+    for fingerprint, every_event in candidates:
+        (whole if every_event else partial).add(fingerprint)
     return SearchSplit(frozenset(whole), frozenset(partial))
 
 

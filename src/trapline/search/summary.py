@@ -11,10 +11,20 @@ all (``all_match``). Anything between is read from the events.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
-__all__ = ["BITS", "all_match", "has_bits", "mask_of", "parts_of", "sql_has_bits", "token_bits", "token_mask"]
+__all__ = [
+    "BITS",
+    "all_match",
+    "has_bits",
+    "mask_of",
+    "parts_of",
+    "sql_all_match",
+    "sql_has_bits",
+    "token_bits",
+    "token_mask",
+]
 
 BITS = 4096
 SEPARATOR = "\x1f"
@@ -104,6 +114,16 @@ def sql_has_bits(bits: Sequence[tuple[int, int]], dialect: str, column: str = "t
 def all_match(common: str, tokens: Sequence[str]) -> bool:
     """Whether every event whose common parts are ``common`` (joined) holds every token."""
     return all(token in common for token in tokens if SEPARATOR not in token)
+
+
+def sql_all_match(tokens: Sequence[str], dialect: str, mark: Callable[[int], str]) -> tuple[str, list[str]]:
+    """``all_match`` as an SQL condition on the ``common`` column (false where it is NULL),
+    and the tokens it binds: ``mark(i)`` spells the i-th placeholder. Substrings, case and
+    all, as Python's ``in``."""
+    needed = [token for token in tokens if SEPARATOR not in token]
+    find = "strpos" if dialect == "postgresql" else "instr"
+    tests = [f"{find}(common, {mark(i)}) > 0" for i in range(len(needed))]
+    return " AND ".join(["common IS NOT NULL", *tests]), needed
 
 
 def to_bytes(mask: int) -> bytes:
