@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import String, literal, select, text
+from sqlalchemy import LargeBinary, String, literal, select, text
 
 from trapline.db.engine import Database
 from trapline.search import summary
@@ -93,3 +93,32 @@ def test_the_databases_common_parts_test_agrees_with_pythons(database: Database,
             .where(text(condition).bindparams(**{f"token_{i}": token for i, token in enumerate(bound)}))
         )
     assert (found == 1) == (common is not None and summary.all_match(common, tokens)), (common, tokens)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(_texts, min_size=1, max_size=3),
+    tokens=st.lists(st.text(alphabet="abcdeé.:_ " + _SEP, max_size=5), min_size=1, max_size=3),
+)
+@example(texts=["abc"], tokens=["abc", "c" + _SEP + "d"])  # a token all_match skips must not pass
+def test_a_fingerprint_could_match_exactly_when_its_filter_has_the_bits(
+    database: Database, texts: list[str], tokens: list[str]
+):
+    # The common parts' test, tried first, only ever admits what the filter would.
+    stored = summary.to_bytes(summary.mask_of(texts))
+    common = summary.joined(frozenset.intersection(*(summary.parts_of(t) for t in texts)))
+    with database.session(write=False) as session:
+        dialect = session.get_bind().dialect.name
+        every, bound = summary.sql_all_match(tokens, dialect, lambda i: f":token_{i}")
+        could = summary.sql_could_match(tokens, dialect, every)
+        named = {f"token_{i}": token for i, token in enumerate(bound)} if every in could else {}
+        found = session.scalar(
+            select(literal(1))
+            .select_from(
+                select(
+                    literal(common, String).label("common"), literal(stored, LargeBinary).label("trigrams")
+                ).subquery()
+            )
+            .where(text(could).bindparams(**named))
+        )
+    assert (found == 1) == summary.has_bits(stored, summary.token_bits(tokens)), (texts, tokens)

@@ -161,23 +161,24 @@ def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, s
 
 # union_all's generic signature makes mypy 2.4 crash when inferred from a list of selects.
 _union_all: Any = union_all
-_CANDIDATES = "SELECT fingerprint, {whole} FROM fingerprint_text WHERE project_id = {mark} AND {has_bits}"
+_CANDIDATES = (
+    "SELECT fingerprint, whole FROM (SELECT fingerprint, trigrams, CASE WHEN {every} THEN 1 ELSE 0 END AS whole"
+    " FROM fingerprint_text WHERE project_id = {mark}) AS summary WHERE {could_match}"
+)
 
 
 def _candidate_summaries(session: Session, project_id: int, search: Sequence[str]) -> list[tuple[str, Any]]:
-    """(fingerprint, whether every event matches) of every fingerprint whose filter has the
-    search's bits, both tested by the database and read through the driver: ten thousand
+    """(fingerprint, whether every event matches) of every fingerprint whose events could
+    match, both tested by the database and read through the driver: ten thousand
     half-kilobyte filters cost more to carry into Python and test there than the whole query,
     and a search matching thousands of fingerprints cost more to test their common parts in
     Python (and to carry them) than in the query."""
     connection = session.connection()
     dialect = connection.dialect.name
     mark = "%s" if dialect == "postgresql" else "?"
-    whole, tokens = text_summary.sql_all_match(search, dialect, lambda _: mark)
+    every, tokens = text_summary.sql_all_match(search, dialect, lambda _: mark)
     statement = _CANDIDATES.format(
-        whole=f"CASE WHEN {whole} THEN 1 ELSE 0 END",
-        mark=mark,
-        has_bits=text_summary.sql_has_bits(text_summary.token_bits(search), dialect),
+        every=every, mark=mark, could_match=text_summary.sql_could_match(search, dialect, "whole = 1")
     )
     driver: Any = connection.connection.driver_connection
     cursor = driver.cursor()
@@ -209,11 +210,12 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
         candidates: Any = _candidate_summaries(session, project_id, flt.search)
     else:
         dialect = session.get_bind().dialect.name
-        has_bits = text_summary.sql_has_bits(text_summary.token_bits(flt.search), dialect, "fingerprint_text.trigrams")
         matches, tokens = text_summary.sql_all_match(flt.search, dialect, lambda i: f":token_{i}")
-        every = text(matches).bindparams(**{f"token_{i}": token for i, token in enumerate(tokens)})
-        query = select(_text.c.fingerprint, case((every, 1), else_=0)).where(
-            _text.c.project_id == project_id, text(has_bits)
+        could_match = text_summary.sql_could_match(flt.search, dialect, matches, "fingerprint_text.trigrams")
+        named = {f"token_{i}": token for i, token in enumerate(tokens)}
+        could = text(could_match).bindparams(**named) if matches in could_match else text(could_match)
+        query = select(_text.c.fingerprint, case((text(matches).bindparams(**named), 1), else_=0)).where(
+            _text.c.project_id == project_id, could
         )
         if flt.issue_ids is not None:
             query = query.where(_text.c.fingerprint.in_(fingerprints_of_issues(project_id, flt.issue_ids)))

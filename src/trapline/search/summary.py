@@ -21,6 +21,7 @@ __all__ = [
     "mask_of",
     "parts_of",
     "sql_all_match",
+    "sql_could_match",
     "sql_has_bits",
     "token_bits",
     "token_mask",
@@ -114,6 +115,18 @@ def sql_has_bits(bits: Sequence[tuple[int, int]], dialect: str, column: str = "t
 def all_match(common: str, tokens: Sequence[str]) -> bool:
     """Whether every event whose common parts are ``common`` (joined) holds every token."""
     return all(token in common for token in tokens if SEPARATOR not in token)
+
+
+def sql_could_match(tokens: Sequence[str], dialect: str, every: str, column: str = "trigrams") -> str:
+    """An SQL condition true where the events of a fingerprint could match: its filter has the
+    search's bits (``sql_has_bits``), or ``every`` (an ``sql_all_match`` test, or a column
+    holding its result) holds, which implies them: tested first, it is cheap, and true for the
+    fingerprints a search is usually after, whose filters then need not be tested bit by bit.
+    Tokens ``all_match`` does not test (holding a separator) leave the filter alone."""
+    has_bits = sql_has_bits(token_bits(tokens), dialect, column)
+    if any(SEPARATOR in token for token in tokens):
+        return has_bits
+    return f"(({every}) OR ({has_bits}))"
 
 
 def sql_all_match(tokens: Sequence[str], dialect: str, mark: Callable[[int], str]) -> tuple[str, list[str]]:
