@@ -213,6 +213,7 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
         matches, tokens = text_summary.sql_all_match(flt.search, dialect, lambda i: f":token_{i}")
         could_match = text_summary.sql_could_match(flt.search, dialect, matches, "fingerprint_text.trigrams")
         named = {f"token_{i}": token for i, token in enumerate(tokens)}
+        # (Without the common parts' test, for tokens it cannot judge, nothing is bound there.)
         could = text(could_match).bindparams(**named) if matches in could_match else text(could_match)
         query = select(_text.c.fingerprint, case((text(matches).bindparams(**named), 1), else_=0)).where(
             _text.c.project_id == project_id, could

@@ -241,22 +241,14 @@ def summarize(
     volumes: dict[uuid.UUID, list[VolumeBucket]] | None = {} if bounds else None
     for part in _by_search(session, project_id, scoped):
         issue_of = _owners(session, project_id, part)  # read once for the numbers and the volumes
-        if not rollups_serve(part):
-            aggregates.update(_aggregate_rows(session, project_id, part, issue_of))
-            if volumes is not None:
-                volumes.update(_volumes(session, project_id, part, bounds, issue_of))
-            continue
-        fingerprints = sorted(issue_of)
-        if volumes is not None and part.start is not None and part.end is not None:
-            # The sparklines and the numbers beside them: one read of the hour rows for both.
-            buckets, events = counts.bucketed_and_total(session, project_id, fingerprints, bounds, part.start, part.end)
-            volumes.update(_per_issue(buckets, issue_of, bounds))
+        if rollups_serve(part):
+            counted, buckets = _rolled_up(session, project_id, part, issue_of, bounds)
         else:
-            events = counts.total_counts(session, project_id, fingerprints, part.start, part.end)
-            if volumes is not None:
-                buckets = counts.bucketed(session, project_id, fingerprints, bounds)
-                volumes.update(_per_issue(buckets, issue_of, bounds))
-        aggregates.update(_rolled_up_aggregates(session, project_id, part, issue_of, events))
+            counted = _aggregate_rows(session, project_id, part, issue_of)
+            buckets = _volumes(session, project_id, part, bounds, issue_of) if bounds else {}
+        aggregates.update(counted)
+        if volumes is not None:
+            volumes.update(buckets)
     latest = _latest_events(session, project_id, scoped, with_properties)
     summaries = []
     for issue_id in issue_ids:
@@ -351,6 +343,25 @@ def _aggregate_rows(
         )
         for issue_id, rows in groups.items()
     }
+
+
+def _rolled_up(
+    session: Session, project_id: int, flt: IssueFilter, issue_of: dict[str, uuid.UUID], bounds: Sequence[datetime]
+) -> tuple[dict[uuid.UUID, Aggregates], dict[uuid.UUID, list[VolumeBucket]]]:
+    """The numbers and, with ``bounds``, the volume buckets from the rollups; a ranged list's
+    sparklines and the numbers beside them from one read of the hour rows."""
+    fingerprints = sorted(issue_of)
+    per_fingerprint: dict[str, list[int]] = {}
+    if bounds and flt.start is not None and flt.end is not None:
+        per_fingerprint, events = counts.bucketed_and_total(
+            session, project_id, fingerprints, bounds, flt.start, flt.end
+        )
+    else:
+        events = counts.total_counts(session, project_id, fingerprints, flt.start, flt.end)
+        if bounds:
+            per_fingerprint = counts.bucketed(session, project_id, fingerprints, bounds)
+    volumes = _per_issue(per_fingerprint, issue_of, bounds) if bounds else {}
+    return _rolled_up_aggregates(session, project_id, flt, issue_of, events), volumes
 
 
 def _rolled_up_aggregates(

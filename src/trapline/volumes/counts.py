@@ -66,7 +66,7 @@ _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 EXACT_DISTINCT_LIMIT = 20_000
 _CHUNK = 500
 # (low, high, whether high is included, bucket): a piece of a cut hour inside one bucket.
-Piece = tuple[datetime, datetime, bool, int]
+_Piece = tuple[datetime, datetime, bool, int]
 
 
 def _chunks(values: Sequence[str]) -> list[list[str]]:
@@ -94,8 +94,8 @@ def bucketed_and_total(
     end: datetime,
 ) -> tuple[dict[str, list[int]], dict[str, int]]:
     """``bucketed(bounds)`` and ``total_counts(start, end)`` from one read of the hour rows
-    and one of the cut hours: a list's sparklines and its numbers cover nearly the same
-    hours, and reading them twice was a fifth of an inbox page's database time."""
+    and one of the cut hours: a list's sparklines and its numbers cover nearly the same hours
+    (on PostgreSQL at 10M events, two reads of each took ~14 ms of a page, one ~10)."""
     if len(bounds) < 2 or not fingerprints:
         return {}, {}
     both = _counted(session, project_id, fingerprints, bounds, (start, end))
@@ -188,7 +188,7 @@ def _ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
-def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[Piece]:
+def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[_Piece]:
     """The cut hours inside the range, split at the bounds inside them, each piece inside
     one bucket."""
     first, end = bounds[0], bounds[-1]
@@ -205,7 +205,7 @@ def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[Piece]:
 
 
 def _cut_hours(
-    session: Session, project_id: int, fingerprints: Sequence[str], pieces: Sequence[Piece]
+    session: Session, project_id: int, fingerprints: Sequence[str], pieces: Sequence[_Piece]
 ) -> list[tuple[str, int, int]]:
     """(fingerprint, bucket, events) in the cut hours' ``pieces`` (``_pieces``), read from the
     events' index one piece at a time, so a big issue's other hours are never read."""
