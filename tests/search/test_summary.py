@@ -122,3 +122,12 @@ def test_a_fingerprint_could_match_exactly_when_its_filter_has_the_bits(
             .where(text(could).bindparams(**named))
         )
     assert (found == 1) == summary.has_bits(stored, summary.token_bits(tokens)), (texts, tokens)
+
+
+def test_a_searchs_bits_start_with_its_tokens_first_trigrams():
+    # Databases test them in this order; shared endings ("…error") rule out the least.
+    width = summary.BITS // 8
+    bits = summary.token_bits(["typeerror", "cannot"])
+    as_mask = [1 << ((width - 1 - index) * 8 + bit.bit_length() - 1) for index, bit in bits]
+    firsts = summary.token_mask("typ") | summary.token_mask("can")
+    assert sum(as_mask[: firsts.bit_count()]) == firsts

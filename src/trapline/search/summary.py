@@ -71,18 +71,26 @@ def joined(parts: Iterable[str]) -> str:
 
 
 def token_bits(tokens: Sequence[str]) -> list[tuple[int, int]]:
-    """The (byte, bit) of the stored filter that every token's trigrams need, rarest-looking
-    first does not matter: a fingerprint that cannot match usually misses the first one."""
-    mask = 0
-    for token in tokens:
-        mask |= token_mask(token)
+    """The (byte, bit) of the stored filter that every token's trigrams need, in the order a
+    database tests them: the tokens' first trigrams first. Names and messages share their
+    endings ("…error", "…exception") far more than their beginnings, so a fingerprint that
+    cannot match usually fails the first tests (SQLite at 10,000 fingerprints, "typeerror":
+    8 ms where the bits in index order took 12)."""
     width = BITS // 8
+    seen: set[int] = set()
     found = []
-    while mask:  # the set bits only, lowest first (testing all 4,096 cost 0.7 ms a search)
-        lowest = mask & -mask
-        bit = lowest.bit_length() - 1
-        found.append((width - 1 - bit // 8, 1 << (bit % 8)))
-        mask ^= lowest
+    for position in range(max((len(token) for token in tokens), default=0) - 2):
+        for token in tokens:
+            if position + 3 > len(token):
+                continue
+            mask = _trigram_mask(token[position : position + 3])
+            while mask:  # its set bits only
+                lowest = mask & -mask
+                bit = lowest.bit_length() - 1
+                mask ^= lowest
+                if bit not in seen:
+                    seen.add(bit)
+                    found.append((width - 1 - bit // 8, 1 << (bit % 8)))
     return found
 
 
