@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Text, TypeDecorator, bindparam
+from sqlalchemy import ColumnElement, Text, TypeDecorator, bindparam, cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -93,7 +93,8 @@ def _in_json(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_InStrings, "postgresql")
 def _any_array(element: _InStrings, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{compiler.process(element.column, **kw)} = ANY(CAST({compiler.process(element.values, **kw)} AS TEXT[]))"
+    # The literal is text; the cast makes it the array (parsed by the server, once).
+    return _any(element, cast(element.values, ARRAY(Text())), compiler, **kw)
 
 
 class _InValues(_Membership):

@@ -96,8 +96,6 @@ def bucketed_and_total(
     """``bucketed(bounds)`` and ``total_counts(start, end)`` from one read of the hour rows
     and one of the cut hours: a list's sparklines and its numbers cover nearly the same hours
     (on PostgreSQL at 10M events, two reads of each took ~14 ms of a page, one ~10)."""
-    if len(bounds) < 2 or not fingerprints:
-        return {}, {}
     both = _counted(session, project_id, fingerprints, bounds, (start, end))
     buckets = len(bounds) - 1
     return (
