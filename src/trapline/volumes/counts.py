@@ -25,7 +25,6 @@ from sqlalchemy import (
     case,
     distinct,
     func,
-    literal,
     or_,
     select,
     true,
@@ -205,26 +204,38 @@ def _pieces(bounds: Sequence[datetime], cut: Sequence[datetime]) -> list[_Piece]
 def _cut_hours(
     session: Session, project_id: int, fingerprints: Sequence[str], pieces: Sequence[_Piece]
 ) -> list[tuple[str, int, int]]:
-    """(fingerprint, bucket, events) in the cut hours' ``pieces`` (``_pieces``), read from the
-    events' index one piece at a time, so a big issue's other hours are never read."""
-    timestamp = _EVENTS.c.timestamp
-    parts = []
-    for low, high, closed, bucket in pieces:
-        parts.append(
-            select(_EVENTS.c.fingerprint, literal(bucket).label("bucket"), func.count().label("events"))
+    """(fingerprint, bucket, events) in the cut hours' ``pieces`` (``_pieces``): one row per
+    fingerprint, each piece counted by its own seek on the events' (project_id, fingerprint,
+    timestamp) index, so a big issue's other hours are never read. Written per fingerprint
+    row rather than as ``fingerprint IN (…)`` over the events because PostgreSQL, whose
+    statistics end before the current hour, estimated a recent cut hour empty and read it
+    whole from the time index, every event of the project in it filtered by fingerprint
+    (1,500 rows at 1M events, ten times that at 10M)."""
+    own, timestamp = _FINGERPRINT, _EVENTS.c.timestamp
+    found: list[tuple[str, int, int]] = []
+    for start in range(0, len(pieces), 100):  # a hundred counts a statement
+        group = pieces[start : start + 100]
+        counted = [
+            select(func.count())
             .where(
                 _EVENTS.c.project_id == project_id,
-                in_values(_EVENTS.c.fingerprint, fingerprints),
+                _EVENTS.c.fingerprint == own.c.fingerprint,
                 timestamp >= low,
                 timestamp <= high if closed else timestamp < high,
             )
-            .group_by(_EVENTS.c.fingerprint)
-        )
-    found: list[tuple[str, int, int]] = []
-    for start in range(0, len(parts), 100):  # compound SELECTs are capped (SQLite: 500 terms)
-        group = parts[start : start + 100]
-        statement = group[0] if len(group) == 1 else union_all(*group)
-        found += [(row[0], int(row[1]), int(row[2])) for row in session.execute(statement).all()]
+            .correlate(own)
+            .scalar_subquery()
+            for low, high, closed, _ in group
+        ]
+        rows = session.execute(
+            select(own.c.fingerprint, *counted).where(
+                own.c.project_id == project_id, in_values(own.c.fingerprint, fingerprints)
+            )
+        ).all()
+        for row in rows:
+            for (_, _, _, bucket), events in zip(group, row[1:], strict=True):
+                if events:
+                    found.append((row[0], bucket, int(events)))
     return found
 
 
