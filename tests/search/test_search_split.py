@@ -114,3 +114,40 @@ def test_the_fixture_has_fingerprints_every_event_of_which_matches_and_some_of_w
     with database.session(write=False) as session:
         split = queries.search_split(session, tenant.project_id, IssueFilter(search=["total"]))
     assert split is not None and split.whole and split.partial
+
+
+@pytest.fixture
+def uniform(database: Database, tenant: Tenant) -> None:
+    """Issues of two fingerprints of different kinds, every event of a fingerprint of its
+    kind: a search for a kind matches some fingerprints in all their events and others in none."""
+    rng = random.Random(5)
+    with database.session(write=True) as session:
+        for n in range(30):
+            make_issue(session, tenant.project_id, [f"fp-{n}-a", f"fp-{n}-b"])
+            for fingerprint in (f"fp-{n}-a", f"fp-{n}-b"):
+                kind = rng.randrange(4)
+                for _ in range(rng.randrange(1, 5)):
+                    make_event(
+                        session, tenant.project_id, fingerprint,
+                        # Whole minutes: issues and fingerprints tie on their last seen.
+                        timestamp=NOW - timedelta(minutes=5 * rng.randrange(1, 12 * 24 * 9)),
+                        exceptions=[exception(_TYPES[kind], _VALUES[kind])], commit=False,
+                    )  # fmt: skip
+        session.commit()
+
+
+@pytest.mark.parametrize("query", ["keyerror", "typeerror cannot", "chunk", "nothing-like-it"])
+def test_a_search_matching_whole_fingerprints_is_read_latest_first(
+    uniform: None, database: Database, tenant: Tenant, query: str
+):
+    flt = IssueFilter(start=NOW - timedelta(days=7), end=NOW, search=queries.search_tokens(query))
+    with database.session(write=False) as session:
+        split = queries.search_split(session, tenant.project_id, flt)
+        assert split is not None and not split.partial
+        fast = queries.issue_order(tenant.project_id, flt, session=session)
+        assert "newer_fingerprint" in str(fast)  # the recent index, each issue by its latest match
+        scanned = list(session.scalars(queries.issue_order(tenant.project_id, flt)))
+        assert list(session.scalars(fast)) == scanned
+        assert bool(scanned) == (query != "nothing-like-it")
+        for offset in (0, 3, 9):
+            assert list(session.scalars(fast.limit(5).offset(offset))) == scanned[offset : offset + 5]

@@ -13,7 +13,8 @@ from sqlalchemy import Select, event, func, select
 from tests.factories import Tenant
 from trapline.db.engine import Database
 from trapline.db.sets import in_strings
-from trapline.issues.filters import owned_by
+from trapline.issues import ordering
+from trapline.issues.filters import IssueFilter, owned_by
 from trapline.issues.models import IssueFingerprint
 from trapline.volumes import counts
 from trapline.volumes.models import FingerprintHour
@@ -75,3 +76,33 @@ def test_sparkline_hours_are_read_from_the_index_alone(database: Database, tenan
     )
     plan = plan_of(database, statement)
     assert "USING COVERING INDEX ix_fingerprint_hour_events" in plan, plan
+
+
+def test_a_searched_latest_first_page_reads_the_recent_index(database: Database, tenant: Tenant):
+    now = datetime.now(UTC)
+    flt = IssueFilter(start=now - timedelta(days=7), end=now)
+    within = frozenset(f"fp-{n}" for n in range(2000))
+    plan = plan_of(database, ordering._latest_first(tenant.project_id, flt, sqlite=True, within=within).limit(51))
+    assert "USING INDEX ix_issue_fingerprint_recent" in plan, plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_cut_hours_are_counted_per_fingerprint_from_its_index(database: Database, tenant: Tenant):
+    sent: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, many: bool) -> None:
+        sent.append((sql, parameters))
+
+    now = datetime.now(UTC).replace(minute=20)
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        with database.session(write=False) as session:
+            counts.bucketed(session, tenant.project_id, [f"fp-{n}" for n in range(50)], [now - timedelta(days=1), now])
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    [(sql, parameters)] = [(sql, parameters) for sql, parameters in sent if "count(*)" in sql]
+    with database.engine.connect() as connection:
+        plan = " | ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters))
+    sought = "USING COVERING INDEX ix_exception_event_fingerprint_time (project_id=? AND fingerprint=?"
+    assert plan.count(sought) == 2, plan  # the range's two cut hours
+    assert "ix_exception_event_time" not in plan, plan

@@ -9,7 +9,7 @@ cannot answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -243,11 +243,14 @@ def issue_order(
     With a ``session``, a search first asks the fingerprints' search summaries which
     fingerprints can match, and reads the events of only those that may match in part."""
     descending = (direction or default_direction(order_by)) == "DESC"
-    if session is not None and order_by == "last_seen" and descending:
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        if _latest_first_serves(session, project_id, flt, sqlite=sqlite):
-            return _latest_first(project_id, flt, sqlite=sqlite)
     split = search_split(session, project_id, flt) if session is not None else None
+    if session is not None and order_by == "last_seen" and descending and not (split and split.partial):
+        # A search whose every candidate matches in all its events (a name, a type, a file:
+        # usually) narrows the fingerprints and nothing else, as a filter by fingerprint would.
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        unsearched = flt if split is None else replace(flt, search=())
+        if _latest_first_serves(session, project_id, unsearched, sqlite=sqlite):
+            return _latest_first(project_id, flt, sqlite=sqlite, within=None if split is None else split.whole)
     ordered = _order_key(project_id, flt, order_by, split)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
     key = func.coalesce(issue_first_seen(), ordered.c.value) if order_by == "first_seen" else ordered.c.value
@@ -279,11 +282,15 @@ def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter, *,
     return all(session.scalar(probe) is None for probe in probes)
 
 
-def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[Any]:
+def _latest_first(
+    project_id: int, flt: IssueFilter, *, sqlite: bool, within: frozenset[str] | None = None
+) -> Select[Any]:
     """Issues by the last seen of their latest fingerprint in the range, latest first (ties by
     id), as ``_order_key`` orders them when ``_latest_first_serves``; but each issue is listed by
     its latest fingerprint's row alone, so the database reads the recent (last_seen, project_id)
-    index from the top and stops after the page instead of ordering every fingerprint in the range."""
+    index from the top and stops after the page instead of ordering every fingerprint in the range.
+    ``within``: only these fingerprints count (a search's, each matching in all its events), so
+    an issue is listed by its latest one of them."""
     own, sibling = _fingerprint, _newer_fingerprint
     newer = select(literal(1)).where(
         sibling.c.issue_id == own.c.issue_id,
@@ -292,7 +299,12 @@ def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[
             and_(sibling.c.last_seen == own.c.last_seen, sibling.c.fingerprint < own.c.fingerprint),
         ),
     )
-    in_range = [project_of(own, project_id, sqlite), ~newer.exists()]
+    in_range = [project_of(own, project_id, sqlite)]
+    if within is not None:
+        fingerprints = sorted(within)
+        newer = newer.where(in_strings(sibling.c.fingerprint, fingerprints))
+        in_range.append(in_strings(own.c.fingerprint, fingerprints))
+    in_range.append(~newer.exists())
     if flt.start is not None:
         in_range.append(own.c.last_seen >= flt.start)
     if flt.end is not None:
