@@ -244,13 +244,11 @@ def issue_order(
     fingerprints can match, and reads the events of only those that may match in part."""
     descending = (direction or default_direction(order_by)) == "DESC"
     split = search_split(session, project_id, flt) if session is not None else None
-    if session is not None and order_by == "last_seen" and descending and not (split and split.partial):
-        # A search whose every candidate matches in all its events (a name, a type, a file:
-        # usually) narrows the fingerprints and nothing else, as a filter by fingerprint would.
+    if session is not None and order_by == "last_seen" and descending and _whole_or_none(flt, split):
         sqlite = session.get_bind().dialect.name == "sqlite"
         unsearched = flt if split is None else replace(flt, search=())
         if _latest_first_serves(session, project_id, unsearched, sqlite=sqlite):
-            return _latest_first(project_id, flt, sqlite=sqlite, within=None if split is None else split.whole)
+            return _latest_first(project_id, flt, sqlite=sqlite)
     ordered = _order_key(project_id, flt, order_by, split)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
     key = func.coalesce(issue_first_seen(), ordered.c.value) if order_by == "first_seen" else ordered.c.value
@@ -282,15 +280,23 @@ def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter, *,
     return all(session.scalar(probe) is None for probe in probes)
 
 
-def _latest_first(
-    project_id: int, flt: IssueFilter, *, sqlite: bool, within: frozenset[str] | None = None
-) -> Select[Any]:
+def _whole_or_none(flt: IssueFilter, split: SearchSplit | None) -> bool:
+    """Whether the filter has no search, or one every candidate fingerprint of which matches in
+    all its events (a type, a name: the usual search), which then narrows the fingerprints and
+    nothing else: to those whose common parts hold every token (``sql_all_match``)."""
+    if split is None:
+        return not flt.search
+    return not split.partial and not any(text_summary.SEPARATOR in token for token in flt.search)
+
+
+def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[Any]:
     """Issues by the last seen of their latest fingerprint in the range, latest first (ties by
     id), as ``_order_key`` orders them when ``_latest_first_serves``; but each issue is listed by
     its latest fingerprint's row alone, so the database reads the recent (last_seen, project_id)
     index from the top and stops after the page instead of ordering every fingerprint in the range.
-    ``within``: only these fingerprints count (a search's, each matching in all its events), so
-    an issue is listed by its latest one of them."""
+    With a search (``_whole_or_none``), only the fingerprints whose common parts hold it count,
+    each tested as it is read: a set of the matching ones, thousands, was a filter PostgreSQL
+    parsed again for every row it tested (55 ms at 10,000 issues)."""
     own, sibling = _fingerprint, _newer_fingerprint
     newer = select(literal(1)).where(
         sibling.c.issue_id == own.c.issue_id,
@@ -300,10 +306,21 @@ def _latest_first(
         ),
     )
     in_range = [project_of(own, project_id, sqlite)]
-    if within is not None:
-        fingerprints = sorted(within)
-        newer = newer.where(in_strings(sibling.c.fingerprint, fingerprints))
-        in_range.append(in_strings(own.c.fingerprint, fingerprints))
+    if flt.search:
+        matches, tokens = text_summary.sql_all_match(
+            flt.search, "sqlite" if sqlite else "postgresql", lambda i: f":token_{i}"
+        )
+        every = text(matches).bindparams(**{f"token_{i}": token for i, token in enumerate(tokens)})
+
+        def matching(row: Any) -> Any:
+            return (
+                select(literal(1))
+                .where(_text.c.project_id == row.c.project_id, _text.c.fingerprint == row.c.fingerprint, every)
+                .exists()
+            )
+
+        newer = newer.where(matching(sibling))
+        in_range.append(matching(own))
     in_range.append(~newer.exists())
     if flt.start is not None:
         in_range.append(own.c.last_seen >= flt.start)
