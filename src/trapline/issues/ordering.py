@@ -86,7 +86,17 @@ def _combined(value: Any, order_by: OrderKey) -> Any:
     return func.max(value) if order_by == "last_seen" else func.min(value)
 
 
-def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit | None = None) -> Any:
+@dataclass(frozen=True)
+class _Key:
+    """What a list is ordered by: ``value`` over ``source``, a subquery with an ``issue_id``
+    per row; ``grouped`` when it has a row per fingerprint, which the list groups per issue."""
+
+    source: Any
+    value: Any
+    grouped: bool = False
+
+
+def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit | None = None) -> _Key:
     """Per issue, just the value the list is ordered by, over the filter's events.
 
     Events are grouped by fingerprint first: without a search, that reads only the
@@ -96,9 +106,16 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: Sea
     which stays exact when a merged issue has several fingerprints.
     """
     if rollups_serve(flt) and order_by in ("last_seen", "first_seen", "occurrences"):
-        return _rolled_up_order_key(project_id, flt, order_by)
+        # Grouped per issue by the list itself, one level: grouped in a subquery first and then
+        # joined, PostgreSQL merge-joined 10,000 issues by their primary key (13 → 8 ms by
+        # occurrences at 10,000 issues).
+        per_fingerprint = counts.order_values(
+            project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt)
+        )
+        return _Key(per_fingerprint, _combined(per_fingerprint.c.value, order_by), grouped=True)
     if split is not None and order_by in ("last_seen", "first_seen", "occurrences"):
-        return _searched_order_key(project_id, flt, order_by, split)
+        ordered = _searched_order_key(project_id, flt, order_by, split)
+        return _Key(ordered, ordered.c.value)
     conditions = grouped_conditions(project_id, flt)
     if order_by in ("users", "sessions"):
         column = _event.c.distinct_id if order_by == "users" else func.nullif(_event.c.session_id, "")
@@ -107,12 +124,13 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: Sea
     else:
         per_fingerprint = _measured_events(conditions, order_by, "per_fingerprint")
         value = _combined(per_fingerprint.c.value, order_by)
-    return (
+    ordered = (
         select(_fingerprint.c.issue_id.label("issue_id"), value.label("value"))
         .select_from(with_issue(per_fingerprint, project_id))
         .group_by(_fingerprint.c.issue_id)
         .subquery("ordered")
     )
+    return _Key(ordered, ordered.c.value)
 
 
 def _scoped_fingerprints(project_id: int, flt: IssueFilter) -> Any:
@@ -123,18 +141,6 @@ def _scoped_fingerprints(project_id: int, flt: IssueFilter) -> Any:
             owned = owned.where(in_values(_fingerprint.c.fingerprint, flt.fingerprints))
         return owned
     return list(flt.fingerprints) if flt.fingerprints else None
-
-
-def _rolled_up_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey) -> Any:
-    per_fingerprint = counts.order_values(
-        project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt)
-    )
-    combined = _combined(per_fingerprint.c.value, order_by)
-    return (
-        select(per_fingerprint.c.issue_id.label("issue_id"), combined.label("value"))
-        .group_by(per_fingerprint.c.issue_id)
-        .subquery("ordered")
-    )
 
 
 def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit) -> Any:
@@ -251,18 +257,21 @@ def issue_order(
             return _latest_first(project_id, flt, sqlite=sqlite)
     ordered = _order_key(project_id, flt, order_by, split)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
-    key = func.coalesce(issue_first_seen(), ordered.c.value) if order_by == "first_seen" else ordered.c.value
+    key = func.coalesce(issue_first_seen(), ordered.value) if order_by == "first_seen" else ordered.value
     sort = key.desc() if descending else key.asc()
-    return (
+    query = (
         select(_issue.c.id)
         .select_from(
-            _issue.join(ordered, ordered.c.issue_id == _issue.c.id).outerjoin(
+            # (At most one assignment per issue: grouping over the join counts nothing twice.)
+            _issue.join(ordered.source, ordered.source.c.issue_id == _issue.c.id).outerjoin(
                 _assignment, _assignment.c.issue_id == _issue.c.id
             )
         )
         .where(*issue_conditions(project_id, flt))
-        .order_by(sort, _issue.c.id)
     )
+    if ordered.grouped:
+        query = query.group_by(_issue.c.id)
+    return query.order_by(sort, _issue.c.id)
 
 
 def _latest_first_serves(session: Session, project_id: int, flt: IssueFilter, *, sqlite: bool) -> bool:
