@@ -195,6 +195,12 @@ def _candidate_summaries(session: Session, project_id: int, search: Sequence[str
         cursor.close()
 
 
+def _named_all_match(search: Sequence[str], dialect: str) -> tuple[str, dict[str, str]]:
+    """``sql_all_match`` on the ``common`` column with named placeholders, and their values."""
+    matches, tokens = text_summary.sql_all_match(search, dialect, lambda i: f":token_{i}")
+    return matches, {f"token_{i}": token for i, token in enumerate(tokens)}
+
+
 @dataclass(frozen=True)
 class SearchSplit:
     """The fingerprints a search can match: ``whole`` ones with every event matching (their
@@ -216,9 +222,8 @@ def search_split(session: Session, project_id: int, flt: IssueFilter) -> SearchS
         candidates: Any = _candidate_summaries(session, project_id, flt.search)
     else:
         dialect = session.get_bind().dialect.name
-        matches, tokens = text_summary.sql_all_match(flt.search, dialect, lambda i: f":token_{i}")
+        matches, named = _named_all_match(flt.search, dialect)
         could_match = text_summary.sql_could_match(flt.search, dialect, matches, "fingerprint_text.trigrams")
-        named = {f"token_{i}": token for i, token in enumerate(tokens)}
         # (Without the common parts' test, for tokens it cannot judge, nothing is bound there.)
         could = text(could_match).bindparams(**named) if matches in could_match else text(could_match)
         query = select(_text.c.fingerprint, case((text(matches).bindparams(**named), 1), else_=0)).where(
@@ -316,10 +321,8 @@ def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[
     )
     in_range = [project_of(own, project_id, sqlite)]
     if flt.search:
-        matches, tokens = text_summary.sql_all_match(
-            flt.search, "sqlite" if sqlite else "postgresql", lambda i: f":token_{i}"
-        )
-        every = text(matches).bindparams(**{f"token_{i}": token for i, token in enumerate(tokens)})
+        matches, named = _named_all_match(flt.search, "sqlite" if sqlite else "postgresql")
+        every = text(matches).bindparams(**named)
 
         def matching(row: Any) -> Any:
             return (
