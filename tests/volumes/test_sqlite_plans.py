@@ -4,6 +4,7 @@ seeks the index meant for them instead of reading every row of the project."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,8 +27,8 @@ def sqlite_only(database: Database) -> None:
         pytest.skip("PostgreSQL plans from its statistics")
 
 
-def plan_of(database: Database, statement: Select[Any]) -> str:
-    """The plan of the statement as executed (its lists expanded, its values processed)."""
+def sent_by(database: Database, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The statements ``run`` sent, as executed (lists expanded, values processed)."""
     sent: list[tuple[str, Any]] = []
 
     def grab(conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, many: bool) -> None:
@@ -35,14 +36,28 @@ def plan_of(database: Database, statement: Select[Any]) -> str:
 
     event.listen(database.engine, "before_cursor_execute", grab)
     try:
-        with database.engine.connect() as connection:
-            connection.execute(statement).all()
-            sql, parameters = sent[-1]
-            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
+        run()
     finally:
         event.remove(database.engine, "before_cursor_execute", grab)
-    assert "= 1" not in sql.replace("+ ?", ""), sql
+    return sent
+
+
+def explained(database: Database, sql: str, parameters: Any) -> str:
+    with database.engine.connect() as connection:
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
     return " | ".join(str(row[-1]) for row in rows)
+
+
+def plan_of(database: Database, statement: Select[Any]) -> str:
+    """The plan of the statement as executed."""
+
+    def run() -> None:
+        with database.engine.connect() as connection:
+            connection.execute(statement).all()
+
+    sql, parameters = sent_by(database, run)[-1]
+    assert "= 1" not in sql.replace("+ ?", ""), sql
+    return explained(database, sql, parameters)
 
 
 def test_given_issues_fingerprints_are_sought_by_issue(database: Database, tenant: Tenant):
@@ -89,21 +104,14 @@ def test_a_searched_latest_first_page_reads_the_recent_index(database: Database,
 
 
 def test_cut_hours_are_counted_per_fingerprint_from_its_index(database: Database, tenant: Tenant):
-    sent: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, many: bool) -> None:
-        sent.append((sql, parameters))
-
     now = datetime.now(UTC).replace(minute=20)
-    event.listen(database.engine, "before_cursor_execute", grab)
-    try:
+
+    def run() -> None:
         with database.session(write=False) as session:
             counts.bucketed(session, tenant.project_id, [f"fp-{n}" for n in range(50)], [now - timedelta(days=1), now])
-    finally:
-        event.remove(database.engine, "before_cursor_execute", grab)
-    [(sql, parameters)] = [(sql, parameters) for sql, parameters in sent if "count(*)" in sql]
-    with database.engine.connect() as connection:
-        plan = " | ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters))
+
+    [(sql, parameters)] = [(sql, parameters) for sql, parameters in sent_by(database, run) if "count(*)" in sql]
+    plan = explained(database, sql, parameters)
     sought = "USING COVERING INDEX ix_exception_event_fingerprint_time (project_id=? AND fingerprint=?"
     assert plan.count(sought) == 2, plan  # the range's two cut hours
     assert "ix_exception_event_time" not in plan, plan
