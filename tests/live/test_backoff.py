@@ -233,8 +233,9 @@ def test_sentry_sdk_stops_sending_errors_once_the_project_limit_is_announced(ser
     assert refused.at - envelopes[0].at < 5, proxy.log()
     # The script went on capturing all along, and the SDK dropped those events itself. What it
     # sent instead are its reports of them: ``flush()`` sends the pending report at once, so
-    # there is one per flush (the ``internal`` category is not limited).
-    assert captured >= 30 and captured > 2 * len(with_events), (captured, proxy.log())
+    # there is one per flush (the ``internal`` category is not limited). How many it captured
+    # depends on how fast a loaded machine flushes, so the bound is on what it kept to itself.
+    assert captured - len(with_events) >= 10 and captured > 2 * len(with_events), (captured, proxy.log())
     after = [e for e in envelopes if e.at > refused.done]
     assert all(envelope_items(e) == ["client_report"] for e in after), proxy.log()
     drops = [drop for e in after for drop in reported_drops(e)]
