@@ -475,21 +475,21 @@ def _touched_occurrences(project_id: int, start: datetime, end: datetime, finger
     ]
     if not (kind == "day" and recent.serves(first_bucket, last_bucket)):
         return _summed_occurrences(project_id, kind, first_bucket, last_bucket, fingerprints, listed)
-    scope = [own.c.project_id == project_id]
+    scope = [own.c.project_id == project_id, *listed]
     if fingerprints is not None:
         scope.append(_in(own.c.fingerprint, fingerprints))
-    # One pass over the project's fingerprints: the kept count, or for those behind (few
-    # unless no worker rolled the windows since midnight) the sum of their day rows.
-    value = case(
-        (own.c.recent_day == last_bucket, own.c.recent_events),
-        else_=recent.days_sum(first_bucket, last_bucket),
-    )
-    windows = (
-        select(own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"), value.label("value"))
-        .where(*scope, *listed)
-        .subquery("windows")
-    )
-    return select(windows).where(windows.c.value > 0).subquery("per_fingerprint")
+    # The kept count where it is today's, and the sum of their day rows for those behind (few
+    # unless no worker rolled the windows since midnight), as two branches rather than one
+    # CASE: PostgreSQL estimated that CASE's "> 0" to keep a third of the rows and costed the
+    # day rows' subquery for all of them, and then ordered 10,000 fingerprints through index
+    # scans by issue (23 ms at 10,000 issues, where hashing them takes ~12).
+    keys = (own.c.issue_id.label("issue_id"), own.c.fingerprint.label("fingerprint"))
+    kept = select(*keys, own.c.recent_events.label("value"))
+    kept = kept.where(*scope, own.c.recent_day == last_bucket, own.c.recent_events > 0)
+    summed = recent.days_sum(first_bucket, last_bucket).label("value")
+    behind_day = or_(own.c.recent_day.is_(None), own.c.recent_day != last_bucket)
+    behind = select(*keys, summed).where(*scope, behind_day).subquery("behind")
+    return union_all(kept, select(behind).where(behind.c.value > 0)).subquery("per_fingerprint")
 
 
 def _summed_occurrences(
