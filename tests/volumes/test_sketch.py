@@ -85,3 +85,34 @@ def test_dense_sketches_merge_byte_by_byte(a: bytes, b: bytes):
     assert sketch.merge([b"D" + a, b"D" + b]) == {
         i: max(x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if max(x, y)
     }
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(st.none(), st.integers(min_value=0, max_value=1200), st.just(5000)),
+    st.dictionaries(
+        st.integers(min_value=0, max_value=sketch.REGISTERS - 1), st.integers(min_value=1, max_value=20), max_size=800
+    ),
+)
+def test_adding_registers_to_a_stored_sketch_serializes_their_maximum(size: int | None, added: sketch.Registers):
+    # None, empty, sparse, sparse turning dense, and dense stored sketches.
+    stored = None if size is None else sketch.serialize(sketch_of([str(n) for n in range(size)]))
+    before = sketch.registers(stored)
+    expected = dict(before)
+    for index, rank in added.items():
+        expected[index] = max(expected.get(index, 0), rank)
+    result = sketch.added_to(stored, added)
+    if expected == before:
+        assert result is None
+    else:
+        assert result == sketch.serialize(expected)
+
+
+@pytest.mark.parametrize("size", [3, 300, 5000])
+def test_adding_registers_a_sketch_holds_already_changes_nothing(size: int):
+    registers = sketch_of([str(n) for n in range(size)])
+    stored = sketch.serialize(registers)
+    some = dict(list(registers.items())[::7])
+    assert sketch.added_to(stored, some) is None
+    assert sketch.added_to(stored, {index: rank - 1 for index, rank in some.items() if rank > 1}) is None
+    assert sketch.added_to(None, {}) is None

@@ -137,8 +137,8 @@ def _merge_sketches(
     changes = []
     for key in keys:
         old_users, old_sessions = stored.get(key, (None, None))
-        new_users = _merged(old_users, users.get(key))
-        new_sessions = _merged(old_sessions, sessions.get(key))
+        new_users = sketch.added_to(old_users, users.get(key, {}))
+        new_sessions = sketch.added_to(old_sessions, sessions.get(key, {}))
         if new_users is not None or new_sessions is not None:
             changes.append(
                 {
@@ -174,16 +174,3 @@ def _conditions_for(keys: Sequence[tuple[int, str, datetime]]) -> Any:
             for project_id, pairs in by_project.items()
         )
     )
-
-
-def _merged(stored: bytes | None, added: sketch.Registers | None) -> bytes | None:
-    """The stored sketch with ``added`` merged in, or None when that changes nothing."""
-    if not added:
-        return None
-    registers = sketch.registers(stored)
-    changed = False
-    for index, rank in added.items():
-        if registers.get(index, 0) < rank:
-            registers[index] = rank
-            changed = True
-    return sketch.serialize(registers) if changed else None

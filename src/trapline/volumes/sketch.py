@@ -10,6 +10,7 @@ dense (2 KiB). Estimates are only shown where an exact count would read too many
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from hashlib import blake2b
 __all__ = [
     "PRECISION",
     "REGISTERS",
+    "added_to",
     "estimate",
     "estimate_merged",
     "hash_value",
@@ -61,6 +63,47 @@ def _sparse_entries(data: bytes) -> Iterator[tuple[int, int, int]]:
     """A sparse sketch's registers as (index high byte, index low byte, rank): the one reader
     of that layout, a zip of three slices (no Python loop of its own)."""
     return zip(data[1::3], data[2::3], data[3::3], strict=True)
+
+
+def added_to(stored: bytes | None, added: Registers) -> bytes | None:
+    """``stored`` with ``added`` counted in, serialized, or None when that changes nothing:
+    ``serialize`` of the registers' maximum, without them as a dict in between. A worker does
+    this for each (fingerprint, day) of its batch, users and sessions, adding a few registers to
+    a stored sketch: through a dict of the stored ones and back it cost ~190 µs a dense sketch
+    and ~140 µs a sparse one of 370 registers, 5% of a worker's time."""
+    if not added:
+        return None
+    if stored and stored[0:1] == b"D":
+        dense = bytearray(stored)
+        for index, rank in added.items():
+            if dense[index + 1] < rank:
+                dense[index + 1] = rank
+        return bytes(dense) if dense != stored else None
+    return _added_to_sparse(stored or b"S", added)
+
+
+def _added_to_sparse(stored: bytes, added: Registers) -> bytes | None:
+    """The sparse case: the stored entries are sorted by index, so each added register is
+    found by bisection and the result is spliced from the stored bytes (serialized anew, dense,
+    once it has too many registers)."""
+    indexes = [high << 8 | low for high, low in zip(stored[1::3], stored[2::3], strict=True)]
+    pieces: list[bytes] = []
+    taken = 0  # stored entries copied so far
+    grown = 0
+    for index, rank in sorted(added.items()):
+        at = bisect.bisect_left(indexes, index, taken)
+        found = at < len(indexes) and indexes[at] == index
+        if found and stored[3 * at + 3] >= rank:
+            continue
+        pieces.append(stored[1 + 3 * taken : 1 + 3 * at])
+        pieces.append(bytes((index >> 8, index & 0xFF, rank)))
+        taken = at + 1 if found else at
+        grown += not found
+    if not pieces:
+        return None
+    if len(indexes) + grown > _SPARSE_LIMIT:
+        return serialize(merge([stored, serialize(added)]))
+    return b"S" + b"".join(pieces) + stored[1 + 3 * taken :]
 
 
 def serialize(regs: Registers) -> bytes:
