@@ -96,7 +96,9 @@ class _Key:
     grouped: bool = False
 
 
-def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit | None = None) -> _Key:
+def _order_key(
+    project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit | None = None, *, postgresql: bool = False
+) -> _Key:
     """Per issue, just the value the list is ordered by, over the filter's events.
 
     Events are grouped by fingerprint first: without a search, that reads only the
@@ -110,11 +112,11 @@ def _order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: Sea
         # joined, PostgreSQL merge-joined 10,000 issues by their primary key (~14 → ~12 ms by
         # occurrences at 10,000 issues).
         per_fingerprint = counts.order_values(
-            project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt)
+            project_id, flt.start, flt.end, order_by, _scoped_fingerprints(project_id, flt), postgresql=postgresql
         )
         return _Key(per_fingerprint, _combined(per_fingerprint.c.value, order_by), grouped=True)
     if split is not None and order_by in ("last_seen", "first_seen", "occurrences"):
-        ordered = _searched_order_key(project_id, flt, order_by, split)
+        ordered = _searched_order_key(project_id, flt, order_by, split, postgresql)
         return _Key(ordered, ordered.c.value)
     conditions = grouped_conditions(project_id, flt)
     if order_by in ("users", "sessions"):
@@ -143,12 +145,16 @@ def _scoped_fingerprints(project_id: int, flt: IssueFilter) -> Any:
     return list(flt.fingerprints) if flt.fingerprints else None
 
 
-def _searched_order_key(project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit) -> Any:
+def _searched_order_key(
+    project_id: int, flt: IssueFilter, order_by: OrderKey, split: SearchSplit, postgresql: bool
+) -> Any:
     """A search's order key: the rollups' for fingerprints whose every event matches, the
     events' for those where only some may, nothing for those where none can."""
     parts: list[Any] = []
     if split.whole:
-        rolled = counts.order_values(project_id, flt.start, flt.end, order_by, sorted(split.whole))
+        rolled = counts.order_values(
+            project_id, flt.start, flt.end, order_by, sorted(split.whole), postgresql=postgresql
+        )
         parts.append(select(rolled.c.issue_id, rolled.c.value))
     if split.partial:
         conditions = [*grouped_conditions(project_id, flt), in_strings(_event.c.fingerprint, sorted(split.partial))]
@@ -260,7 +266,8 @@ def issue_order(
         unsearched = flt if split is None else replace(flt, search=())
         if _latest_first_serves(session, project_id, unsearched, sqlite=sqlite):
             return _latest_first(project_id, flt, sqlite=sqlite)
-    ordered = _order_key(project_id, flt, order_by, split)
+    postgresql = session is not None and session.get_bind().dialect.name == "postgresql"
+    ordered = _order_key(project_id, flt, order_by, split, postgresql=postgresql)
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
     key = func.coalesce(issue_first_seen(), ordered.value) if order_by == "first_seen" else ordered.value
     sort = key.desc() if descending else key.asc()
