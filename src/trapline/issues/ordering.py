@@ -261,13 +261,13 @@ def issue_order(
     fingerprints can match, and reads the events of only those that may match in part."""
     descending = (direction or default_direction(order_by)) == "DESC"
     split = search_split(session, project_id, flt) if session is not None else None
+    dialect = session.get_bind().dialect.name if session is not None else None
     if session is not None and order_by == "last_seen" and descending and _whole_or_none(flt, split):
-        sqlite = session.get_bind().dialect.name == "sqlite"
+        sqlite = dialect == "sqlite"
         unsearched = flt if split is None else replace(flt, search=())
         if _latest_first_serves(session, project_id, unsearched, sqlite=sqlite):
             return _latest_first(project_id, flt, sqlite=sqlite)
-    postgresql = session is not None and session.get_bind().dialect.name == "postgresql"
-    ordered = _order_key(project_id, flt, order_by, split, postgresql=postgresql)
+    ordered = _order_key(project_id, flt, order_by, split, postgresql=dialect == "postgresql")
     # Ordered by the first_seen the issue shows (all time), falling back to the range's.
     key = func.coalesce(issue_first_seen(), ordered.value) if order_by == "first_seen" else ordered.value
     sort = key.desc() if descending else key.asc()
