@@ -6,12 +6,13 @@ Each test tells one story of the issue lifecycle or of a rule kind, on both back
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 
 from tests.capture import drain, exception, exception_event, post_batch, python_frame
 from tests.factories import Tenant, make_user
@@ -189,6 +190,19 @@ def test_client_properties_cannot_fake_the_pipelines_own(client: TestClient, ten
     [row] = stored(database)
     assert row.properties["$exception_issue_id"] == only_issue(client, tenant)["id"] != fake_issue
     assert row.properties["$exception_types"] == ["ValueError"]
+
+
+def test_the_stored_properties_name_the_issue_once(client: TestClient, tenant: Tenant, database: Database):
+    # Workers serialise the properties before linking and add the issue to the JSON after it.
+    fake_issue = str(uuid.uuid4())
+    send(client, tenant, database, exception_event(**{"$exception_issue_id": fake_issue, "note": 'a "}" inside'}))
+    with database.session(write=False) as session:
+        [raw] = session.scalars(select(cast(ExceptionEvent.properties, String))).all()
+    properties = json.loads(raw)
+    assert raw.count('"$exception_issue_id"') == 1
+    assert properties["$exception_issue_id"] == only_issue(client, tenant)["id"]
+    assert properties["note"] == 'a "}" inside'
+    assert properties == stored(database)[0].properties
 
 
 def test_a_client_fingerprint_overrides_grouping(client: TestClient, tenant: Tenant, database: Database):

@@ -26,11 +26,11 @@ from trapline.pipeline.batch import Item, items_from_queue
 from trapline.pipeline.grouping import group
 from trapline.pipeline.linking import link_issues
 from trapline.pipeline.normalization import normalize
-from trapline.pipeline.properties import finish_output
+from trapline.pipeline.properties import grouped_output
 from trapline.pipeline.rate_limits import limit_issues, limit_projects, load_limits
 from trapline.pipeline.resolution import FrameResolver, resolve
 from trapline.pipeline.rules import load_rules, save_failures
-from trapline.pipeline.storage import count_drops, store_events
+from trapline.pipeline.storage import count_drops, prepare_rows, store_events
 from trapline.pipeline.suppression import suppress
 from trapline.usage.counting import add_usage, outcomes
 
@@ -98,6 +98,8 @@ def process_batch(
     resolve(items, symbols)  # raw frames -> resolved frames; computed $exception_* properties
     suppress(items, rules)  # suppression rules, sampled by event uuid
     group(items, rules)  # grouping rule, else the automatic fingerprint; client fingerprint last
+    _grouped(items)  # grouping's $exception_* properties
+    prepared = prepare_rows(items, sqlite=db.is_sqlite)  # the stored rows, all but their issue
 
     seen_users = seen_users if seen_users is not None else SeenUsers()
     seen_users.rolled_back()  # whatever an earlier attempt counted was not committed
@@ -108,8 +110,8 @@ def process_batch(
         limit_projects(session, items, limits, now)  # the project's budget for this bucket
         changes = link_issues(session, items, rules)  # find or create issues; reopen; assign
         limit_issues(session, items, limits, now)  # each issue's budget for this bucket
-        _finish(items)
-        stored = store_events(session, items)
+        _linked(items)  # $exception_issue_id
+        stored = store_events(session, items, prepared)
         due = raise_alerts(session, items, changes, alerts, now, seen_users)  # lifecycle, spikes, thresholds
         dropped = count_drops(session, items)
         add_usage(session, outcomes(items), now.date())  # stored and dropped per project and day
@@ -129,14 +131,19 @@ def process_batch(
     )
 
 
-def _finish(items: list[Item]) -> None:
+def _grouped(items: list[Item]) -> None:
     for item in items:
-        if item.live and item.fingerprint is not None and item.issue_id is not None:
-            finish_output(
+        if item.live and item.fingerprint is not None:
+            grouped_output(
                 item.output,
                 fingerprint=item.fingerprint,
                 proposed_fingerprint=item.proposed_fingerprint or item.fingerprint,
                 record=item.fingerprint_record,
-                issue_id=item.issue_id,
                 errors=item.errors,
             )
+
+
+def _linked(items: list[Item]) -> None:
+    for item in items:
+        if item.live and item.issue_id is not None:
+            item.output["$exception_issue_id"] = str(item.issue_id)

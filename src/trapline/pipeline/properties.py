@@ -13,7 +13,7 @@ from typing import Any
 
 from trapline.pipeline.exceptions import ExceptionInfo, search_properties
 
-__all__ = ["RESERVED", "base_output", "finish_output"]
+__all__ = ["RESERVED", "base_output", "finish_output", "grouped_output"]
 
 # Written only by the pipeline; client values of these keys are dropped.
 RESERVED = frozenset(
@@ -51,6 +51,22 @@ def base_output(
     return output
 
 
+def grouped_output(
+    output: dict[str, Any],
+    *,
+    fingerprint: str,
+    proposed_fingerprint: str,
+    record: Sequence[Mapping[str, Any]],
+    errors: Sequence[str],
+) -> None:
+    """Add what grouping decided (all but the issue, which linking decides)."""
+    output["$exception_fingerprint"] = fingerprint
+    output["$exception_proposed_fingerprint"] = proposed_fingerprint
+    output["$exception_fingerprint_record"] = list(record)
+    if errors:
+        output["$cymbal_errors"] = list(errors)
+
+
 def finish_output(
     output: dict[str, Any],
     *,
@@ -61,9 +77,7 @@ def finish_output(
     errors: Sequence[str],
 ) -> None:
     """Add what grouping and linking decided."""
-    output["$exception_fingerprint"] = fingerprint
-    output["$exception_proposed_fingerprint"] = proposed_fingerprint
-    output["$exception_fingerprint_record"] = list(record)
+    grouped_output(
+        output, fingerprint=fingerprint, proposed_fingerprint=proposed_fingerprint, record=record, errors=errors
+    )
     output["$exception_issue_id"] = str(issue_id)
-    if errors:
-        output["$cymbal_errors"] = list(errors)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -26,7 +27,7 @@ from trapline.search import record as search_summaries
 from trapline.volumes import record as volumes
 from trapline.volumes.record import Counted
 
-__all__ = ["SEARCH_SEPARATOR", "count_drops", "search_text", "store_events"]
+__all__ = ["SEARCH_SEPARATOR", "Prepared", "count_drops", "prepare_rows", "search_text", "store_events"]
 
 # Separates the fields of search_text, so that a search token cannot match across two.
 SEARCH_SEPARATOR = "\x1f"
@@ -48,35 +49,71 @@ def search_text(properties: dict[str, Any]) -> str:
     return SEARCH_SEPARATOR.join(parts).lower()
 
 
-def store_events(session: Session, items: list[Item]) -> int:
-    """Insert the live items' events and mark those that were new; returns how many."""
-    live = [item for item in items if item.live and item.issue_id is not None]
-    rows = [
-        {
-            "project_id": item.project_id,
-            "uuid": item.uuid,
-            "timestamp": item.timestamp,
-            # Both are in a b-tree index, whose entries PostgreSQL caps at ~2.7 kB; PostHog
-            # refuses distinct ids over 200 characters anyway. The properties keep them whole.
-            "distinct_id": item.distinct_id[:_INDEXED_TEXT],
-            "session_id": _text(item.output.get("$session_id"), _INDEXED_TEXT),
-            "fingerprint": item.fingerprint,
-            "issue_id": item.issue_id,
-            "library": _text(item.output.get("$lib"), 64),
-            "search_text": search_text(item.output),
-            "properties": item.output,
-            "unresolved_frames": dict(item.unresolved_frames) or None,
-        }
-        for item in live
-    ]
-    if not rows:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What storing one event writes that linking leaves alone."""
+
+    distinct_id: str
+    session_id: str | None
+    library: str | None
+    search_text: str
+    # SQLite's row values before the issue and the properties (``_SQLITE_INSERT``), and the
+    # properties as JSON without "$exception_issue_id", which linking decides.
+    sqlite_values: tuple[Any, ...] | None = None
+    properties_json: str | None = None
+
+
+def prepare_rows(items: list[Item], *, sqlite: bool) -> list[Prepared | None]:
+    """Each live, grouped event's stored values, computed before the write transaction: on
+    SQLite one transaction writes at a time, and capture's requests wait while a worker
+    stores its batch, so the worker builds and serialises its rows before it takes the lock.
+    None for the others. Grouping's properties must be in the output already."""
+    prepared: list[Prepared | None] = []
+    for item in items:
+        if not item.live or item.fingerprint is None:
+            prepared.append(None)
+            continue
+        # Both are in a b-tree index, whose entries PostgreSQL caps at ~2.7 kB; PostHog
+        # refuses distinct ids over 200 characters anyway. The properties keep them whole.
+        distinct_id = item.distinct_id[:_INDEXED_TEXT]
+        session_id = _text(item.output.get("$session_id"), _INDEXED_TEXT)
+        library = _text(item.output.get("$lib"), 64)
+        text = search_text(item.output)
+        if not sqlite:
+            prepared.append(Prepared(distinct_id, session_id, library, text))
+            continue
+        values = (
+            item.project_id,
+            item.uuid.hex,
+            sqlite_datetime(item.timestamp),
+            distinct_id,
+            session_id,
+            item.fingerprint,
+            library,
+            text,
+            orjson.dumps(item.unresolved_frames).decode() if item.unresolved_frames else None,
+        )
+        properties = orjson.dumps(item.output, option=orjson.OPT_NON_STR_KEYS).decode()
+        prepared.append(Prepared(distinct_id, session_id, library, text, values, properties))
+    return prepared
+
+
+def store_events(session: Session, items: list[Item], prepared: Sequence[Prepared | None]) -> int:
+    """Insert the live items' events (``prepared``: ``prepare_rows``, then linked) and mark
+    those that were new; returns how many."""
+    live: list[tuple[Item, Prepared]] = []
+    for item, ready in zip(items, prepared, strict=True):
+        if item.live and item.issue_id is not None:
+            assert ready is not None, "an event was linked without being prepared"
+            live.append((item, ready))
+    if not live:
         return 0
     connection = session.connection()
-    inserted = _insert_sqlite(connection, rows) if connection.dialect.name == "sqlite" else _insert(connection, rows)
+    inserted = _insert_sqlite(connection, live) if connection.dialect.name == "sqlite" else _insert(connection, live)
     _bump_totals(session, inserted)
-    _count_volumes(connection, rows, inserted)
+    _count_volumes(connection, live, inserted)
     new = {(row[0], row[3]) for row in inserted}
-    for item in live:
+    for item, _ready in live:
         key = (item.project_id, item.uuid)
         if key in new:
             item.stored = True
@@ -86,15 +123,31 @@ def store_events(session: Session, items: list[Item]) -> int:
 
 _EVENTS = cast(Table, ExceptionEvent.__table__)
 _COLUMNS = (
-    "project_id", "uuid", "timestamp", "distinct_id", "session_id", "fingerprint", "issue_id", "library",
-    "search_text", "properties", "unresolved_frames",
+    "project_id", "uuid", "timestamp", "distinct_id", "session_id", "fingerprint", "library", "search_text",
+    "unresolved_frames", "issue_id", "properties",
 )  # fmt: skip
 _SQLITE_INSERT = f"INSERT INTO exception_event ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _IN_CHUNK = 500  # bound parameters per IN (...), well under SQLite's limit
 
 
-def _insert(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[Any]:
+def _insert(connection: Connection, live: list[tuple[Item, Prepared]]) -> Sequence[Any]:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING: exact under concurrent workers (PostgreSQL)."""
+    rows = [
+        {
+            "project_id": item.project_id,
+            "uuid": item.uuid,
+            "timestamp": item.timestamp,
+            "distinct_id": ready.distinct_id,
+            "session_id": ready.session_id,
+            "fingerprint": item.fingerprint,
+            "issue_id": item.issue_id,
+            "library": ready.library,
+            "search_text": ready.search_text,
+            "properties": item.output,
+            "unresolved_frames": dict(item.unresolved_frames) or None,
+        }
+        for item, ready in live
+    ]
     return connection.execute(
         dialect_insert_for(connection, _EVENTS)
         .on_conflict_do_nothing(index_elements=["project_id", "uuid"])
@@ -103,16 +156,17 @@ def _insert(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[Any]
     ).all()
 
 
-def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, datetime, UUID]]:
+def _insert_sqlite(connection: Connection, live: list[tuple[Item, Prepared]]) -> list[tuple[int, str, datetime, UUID]]:
     """The same on SQLite, where the batch holds the only write lock: look up which events are
     stored already, then insert the rest through the driver (SQLAlchemy's per-value processing
-    cost more than SQLite's insert)."""
+    cost more than SQLite's insert), from the values ``prepare_rows`` built."""
     driver = connection.connection.driver_connection
     assert driver is not None
     known: set[tuple[int, str]] = set()
     by_project: dict[int, list[str]] = defaultdict(list)
-    for row in rows:
-        by_project[row["project_id"]].append(row["uuid"].hex)
+    for _item, ready in live:
+        assert ready.sqlite_values is not None
+        by_project[ready.sqlite_values[0]].append(ready.sqlite_values[1])
     for project_id, uuids in by_project.items():
         for start in range(0, len(uuids), _IN_CHUNK):
             chunk = uuids[start : start + _IN_CHUNK]
@@ -121,32 +175,22 @@ def _insert_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> list[t
                 [project_id, *chunk],
             )
             known.update((project_id, stored) for (stored,) in found)
-    fresh: list[dict[str, Any]] = []
-    for row in rows:
-        key = (row["project_id"], row["uuid"].hex)
+    fresh: list[tuple[Item, tuple[Any, ...]]] = []
+    for item, ready in live:
+        values = cast(tuple[Any, ...], ready.sqlite_values)
+        key = (values[0], values[1])
         if key not in known:
             known.add(key)  # a uuid twice in one batch is stored once
-            fresh.append(row)
-    driver.executemany(
-        _SQLITE_INSERT,
-        [
-            (
-                row["project_id"],
-                row["uuid"].hex,
-                sqlite_datetime(row["timestamp"]),
-                row["distinct_id"],
-                row["session_id"],
-                row["fingerprint"],
-                row["issue_id"].hex,
-                row["library"],
-                row["search_text"],
-                orjson.dumps(row["properties"], option=orjson.OPT_NON_STR_KEYS).decode(),
-                None if row["unresolved_frames"] is None else orjson.dumps(row["unresolved_frames"]).decode(),
-            )
-            for row in fresh
-        ],
-    )
-    return [(row["project_id"], row["fingerprint"], row["timestamp"], row["uuid"]) for row in fresh]
+            fresh.append((item, (*values, cast(UUID, item.issue_id).hex, _with_issue(ready, item))))
+    driver.executemany(_SQLITE_INSERT, [values for _item, values in fresh])
+    return [(item.project_id, cast(str, item.fingerprint), item.timestamp, item.uuid) for item, _values in fresh]
+
+
+def _with_issue(ready: Prepared, item: Item) -> str:
+    """The prepared properties with linking's "$exception_issue_id" added as their last key
+    (the output always has keys: "$exception_list" at least)."""
+    assert ready.properties_json is not None and ready.properties_json.endswith("}")
+    return f'{ready.properties_json[:-1]},"$exception_issue_id":"{item.issue_id}"}}'
 
 
 def count_drops(session: Session, items: list[Item]) -> Counter[str]:
@@ -221,18 +265,19 @@ def _bump_totals(session: Session, inserted: Sequence[Any]) -> None:
     )
 
 
-def _count_volumes(connection: Connection, rows: list[dict[str, Any]], inserted: Sequence[Any]) -> None:
+def _count_volumes(connection: Connection, live: list[tuple[Item, Prepared]], inserted: Sequence[Any]) -> None:
     """Add the inserted events to their fingerprints' hourly and daily rollups."""
     if not inserted:
         return
-    by_key = {(row["project_id"], row["uuid"]): row for row in rows}
+    by_key = {(item.project_id, item.uuid): ready for item, ready in live}
     counted = []
+    texts = []
     for project_id, fingerprint, timestamp, event_uuid in inserted:
-        row = by_key[(project_id, event_uuid)]
-        counted.append(Counted(project_id, fingerprint, timestamp, row["distinct_id"], row["session_id"]))
+        ready = by_key[(project_id, event_uuid)]
+        counted.append(Counted(project_id, fingerprint, timestamp, ready.distinct_id, ready.session_id))
+        texts.append((project_id, fingerprint, ready.search_text))
     volumes.add(connection, counted)
-    search_summaries.add(connection, [(c.project_id, c.fingerprint, by_key[(c.project_id, u)]["search_text"])
-                                      for c, (_, _, _, u) in zip(counted, inserted, strict=True)])  # fmt: skip
+    search_summaries.add(connection, texts)
 
 
 def _text(value: Any, limit: int | None = None) -> str | None:
