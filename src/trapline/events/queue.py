@@ -16,6 +16,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -118,6 +119,7 @@ def enqueue(
         return
     if writer is not None:
         _enqueue_sqlite(writer.connection, requests, _merged(signals), _merged_drops(drops), writer.timeout_ms)
+        writer.sync()
         return
     connection = db.engine.raw_connection()
     try:
@@ -211,17 +213,51 @@ def _poll_begin_immediate(cursor: Any, timeout_ms: int) -> None:
 class SqliteWriter:
     """A pooled SQLite connection kept by capture's flusher for its life, its busy timeout 0
     (``enqueue`` waits for the lock itself): no checkout, reset and busy-timeout switch per
-    flush, each a round trip through the driver that gives the interpreter lock away."""
+    flush, each a round trip through the driver that gives the interpreter lock away.
+
+    Its commits do not wait for the disk (``synchronous=NORMAL``); ``sync`` does, after the
+    write lock is given back. With ``FULL`` SQLite syncs the log while it holds the lock, and
+    that sync (~2 ms here) was most of the time capture held it: workers storing batches
+    waited behind it. Syncing the log file ourselves after the commit makes the transaction
+    as durable as ``FULL`` before its requests are answered. The log is replayed in order and
+    chained by checksums, so a later transaction (a worker's) never survives without this one.
+    """
 
     def __init__(self, db: Database) -> None:
         self.connection: Any = db.engine.raw_connection()
         cursor = self.connection.cursor()
         self.timeout_ms = int(cursor.execute("PRAGMA busy_timeout").fetchone()[0])
         cursor.execute("PRAGMA busy_timeout = 0")
+        self._synchronous = int(cursor.execute("PRAGMA synchronous").fetchone()[0])
+        path = db.engine.url.database
+        journal = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        # Only a file in WAL mode has a log to sync; anything else keeps SQLite's own syncs.
+        self._path = path if path and path != ":memory:" and journal == "wal" else None
+        if self._path is not None:
+            cursor.execute("PRAGMA synchronous = NORMAL")
+
+    def sync(self) -> None:
+        """Make every transaction committed so far survive a power loss."""
+        if self._path is None:
+            return
+        try:
+            # Opened each time: the log is the file at this path now (SQLite may have
+            # replaced it), and fsync writes the file's pages whichever descriptor asks.
+            descriptor = os.open(f"{self._path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            # No log: a checkpoint moved everything into the database file (and synced it)
+            # and the log went with the last connection; sync the database file instead.
+            descriptor = os.open(self._path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def close(self) -> None:
         """Give the connection back to the pool as it was."""
-        self.connection.cursor().execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
+        cursor = self.connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
+        cursor.execute(f"PRAGMA synchronous = {self._synchronous}")
         self.connection.close()
 
 
