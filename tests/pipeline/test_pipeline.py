@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, select, text
 
 from tests.capture import drain, exception, exception_event, post_batch, python_frame
 from tests.factories import Tenant, make_user
@@ -195,13 +195,16 @@ def test_client_properties_cannot_fake_the_pipelines_own(client: TestClient, ten
 def test_the_stored_properties_name_the_issue_once(client: TestClient, tenant: Tenant, database: Database):
     # Workers serialise the properties before linking and add the issue to the JSON after it.
     fake_issue = str(uuid.uuid4())
-    send(client, tenant, database, exception_event(**{"$exception_issue_id": fake_issue, "note": 'a "}" inside'}))
+    note = 'a "}" inside, ünïcödé ✓ 🎉'
+    send(client, tenant, database, exception_event(**{"$exception_issue_id": fake_issue, "note": note}))
     with database.session(write=False) as session:
         [raw] = session.scalars(select(cast(ExceptionEvent.properties, String))).all()
+        if database.is_sqlite:  # text, as JSON functions and every reader expect, not a blob
+            assert session.scalar(text("SELECT typeof(properties) FROM exception_event")) == "text"
     properties = json.loads(raw)
     assert raw.count('"$exception_issue_id"') == 1
     assert properties["$exception_issue_id"] == only_issue(client, tenant)["id"]
-    assert properties["note"] == 'a "}" inside'
+    assert properties["note"] == note
     assert properties == stored(database)[0].properties
 
 

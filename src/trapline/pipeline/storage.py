@@ -58,9 +58,10 @@ class Prepared:
     library: str | None
     search_text: str
     # SQLite's row values before the issue and the properties (``_SQLITE_INSERT``), and the
-    # properties as JSON without "$exception_issue_id", which linking decides.
+    # properties as UTF-8 JSON without "$exception_issue_id" (which linking decides) and
+    # without the closing brace: SQLite appends the issue (``_SQLITE_INSERT``).
     sqlite_values: tuple[Any, ...] | None = None
-    properties_json: str | None = None
+    properties_head: bytes | None = None
 
 
 def prepare_rows(items: list[Item], *, sqlite: bool) -> list[Prepared | None]:
@@ -93,8 +94,9 @@ def prepare_rows(items: list[Item], *, sqlite: bool) -> list[Prepared | None]:
             text,
             orjson.dumps(item.unresolved_frames).decode() if item.unresolved_frames else None,
         )
-        properties = orjson.dumps(item.output, option=orjson.OPT_NON_STR_KEYS).decode()
-        prepared.append(Prepared(distinct_id, session_id, library, text, values, properties))
+        # The output always has keys ("$exception_list" at least): the issue follows a comma.
+        head = orjson.dumps(item.output, option=orjson.OPT_NON_STR_KEYS)[:-1]
+        prepared.append(Prepared(distinct_id, session_id, library, text, values, head))
     return prepared
 
 
@@ -126,7 +128,12 @@ _COLUMNS = (
     "project_id", "uuid", "timestamp", "distinct_id", "session_id", "fingerprint", "library", "search_text",
     "unresolved_frames", "issue_id", "properties",
 )  # fmt: skip
-_SQLITE_INSERT = f"INSERT INTO exception_event ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# The properties are the prepared head (bytes, read as the UTF-8 text they are) and linking's
+# tail, joined by SQLite: no copy of a large event's JSON in Python while the lock is held.
+_SQLITE_INSERT = (
+    f"INSERT INTO exception_event ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))}, CAST(? AS TEXT) || ?)"
+)
 _IN_CHUNK = 500  # bound parameters per IN (...), well under SQLite's limit
 
 
@@ -181,16 +188,10 @@ def _insert_sqlite(connection: Connection, live: list[tuple[Item, Prepared]]) ->
         key = (values[0], values[1])
         if key not in known:
             known.add(key)  # a uuid twice in one batch is stored once
-            fresh.append((item, (*values, cast(UUID, item.issue_id).hex, _with_issue(ready, item))))
+            tail = f',"$exception_issue_id":"{item.issue_id}"}}'
+            fresh.append((item, (*values, cast(UUID, item.issue_id).hex, ready.properties_head, tail)))
     driver.executemany(_SQLITE_INSERT, [values for _item, values in fresh])
     return [(item.project_id, cast(str, item.fingerprint), item.timestamp, item.uuid) for item, _values in fresh]
-
-
-def _with_issue(ready: Prepared, item: Item) -> str:
-    """The prepared properties with linking's "$exception_issue_id" added as their last key
-    (the output always has keys: "$exception_list" at least)."""
-    assert ready.properties_json is not None and ready.properties_json.endswith("}")
-    return f'{ready.properties_json[:-1]},"$exception_issue_id":"{item.issue_id}"}}'
 
 
 def count_drops(session: Session, items: list[Item]) -> Counter[str]:
