@@ -57,9 +57,9 @@ class Prepared:
     session_id: str | None
     library: str | None
     search_text: str
-    # SQLite's row values before the issue and the properties (``_SQLITE_INSERT``), and the
-    # properties as UTF-8 JSON without "$exception_issue_id" (which linking decides) and
-    # without the closing brace: SQLite appends the issue (``_SQLITE_INSERT``).
+    # On SQLite: the row's values up to the issue, and the properties as UTF-8 JSON without
+    # "$exception_issue_id" (which linking decides) and without their closing brace; the
+    # insert appends the issue (``_SQLITE_INSERT``).
     sqlite_values: tuple[Any, ...] | None = None
     properties_head: bytes | None = None
 
