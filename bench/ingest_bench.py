@@ -620,7 +620,7 @@ def print_header(opts: Options, loader: Loader) -> None:
         if opts.worker_processes == 0
         else f"TRAPLINE_WORKERS=0 + {opts.worker_processes} `trapline worker --threads {opts.worker_threads}`"
     )
-    print("Trapline ingest benchmark (SQLite, synchronous=FULL)")
+    print("Trapline ingest benchmark (SQLite; capture syncs each commit before answering)")
     print(f"  load generator: {loader.name}, {opts.threads} thread(s), {opts.connections} connections")
     print(f"  {opts.duration:g} s of load per run; {where}; {os.cpu_count()} CPUs")
     print(
