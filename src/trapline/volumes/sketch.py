@@ -86,7 +86,7 @@ def _added_to_sparse(stored: bytes, added: Registers) -> bytes | None:
     """The sparse case: the stored entries are sorted by index, so each added register is
     found by bisection and the result is spliced from the stored bytes (serialized anew, dense,
     once it has too many registers)."""
-    indexes = [high << 8 | low for high, low in zip(stored[1::3], stored[2::3], strict=True)]
+    indexes = [high << 8 | low for high, low, _rank in _sparse_entries(stored)]
     pieces: list[bytes] = []
     taken = 0  # stored entries copied so far
     grown = 0
