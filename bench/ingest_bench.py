@@ -239,7 +239,9 @@ class Watch:
     """Polls the database (read-only) and the memory of every process of the deployment (the
     server, the worker processes it started and any started beside it) while a run goes on."""
 
-    def __init__(self, db_path: Path, pid: int, other_pids: Sequence[int] = (), interval: float = 0.2) -> None:
+    def __init__(
+        self, db_path: Path, queue_path: Path, pid: int, other_pids: Sequence[int] = (), interval: float = 0.2
+    ) -> None:
         self.pid = pid
         self.other_pids = list(other_pids)
         self.interval = interval
@@ -249,6 +251,11 @@ class Watch:
         self.max_total_rss_kb = 0
         self.pids: set[int] = {pid, *other_pids}
         self._db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+        self._queue = (
+            sqlite3.connect(f"file:{queue_path}?mode=ro", uri=True, check_same_thread=False)
+            if queue_path != db_path
+            else self._db
+        )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -263,6 +270,7 @@ class Watch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self._queue.close()
         self._db.close()
 
     def _loop(self) -> None:
@@ -273,7 +281,7 @@ class Watch:
         # max(rowid) and count(*) read b-tree pages only, never the payloads' overflow pages.
         with self._lock:
             stored = self._db.execute("SELECT coalesce(max(id), 0) FROM exception_event").fetchone()[0]
-            queued = self._db.execute("SELECT count(*) FROM ingest_queue").fetchone()[0]
+            queued = self._queue.execute("SELECT count(*) FROM ingest_queue").fetchone()[0]
             sample = Sample(time.monotonic(), stored, queued)
             self.samples.append(sample)
             self.max_rss_kb = max(self.max_rss_kb, proc_status_kb(self.pid, "VmRSS"))
@@ -289,7 +297,7 @@ class Watch:
 
     def parked(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT count(*) FROM ingest_queue WHERE failed_at IS NOT NULL").fetchone()
+            row = self._queue.execute("SELECT count(*) FROM ingest_queue WHERE failed_at IS NOT NULL").fetchone()
         return int(row[0])
 
     def drained(self) -> bool:
@@ -418,6 +426,13 @@ def bootstrap(trapline: str, env: dict[str, str]) -> dict[str, str]:
     return result
 
 
+def queue_file(data_dir: Path) -> Path:
+    """The SQLite file the ingest queue is in: its own, beside the database (or, for a
+    ``--trapline`` from before the queue had one, the database itself)."""
+    own = data_dir / "trapline.queue.db"
+    return own if own.exists() else data_dir / "trapline.db"
+
+
 @dataclass(frozen=True)
 class Deployment:
     """One fresh `trapline serve` (plus worker processes) and what it takes to talk to it."""
@@ -427,6 +442,7 @@ class Deployment:
     server: subprocess.Popen[bytes]
     workers: list[subprocess.Popen[bytes]]
     db_path: Path
+    queue_path: Path
 
 
 def run_trapline(opts: Options, mode: str, loader: Loader, group: Processes, workdir: Path) -> TraplineRun:
@@ -441,7 +457,8 @@ def run_trapline(opts: Options, mode: str, loader: Loader, group: Processes, wor
         group.start([opts.trapline, "worker", "--threads", str(opts.worker_threads)], env=env, log=log)
         for _ in range(opts.worker_processes)
     ]
-    deployment = Deployment(f"http://127.0.0.1:{port}", creds, server, workers, data_dir / "trapline.db")
+    db_path = data_dir / "trapline.db"
+    deployment = Deployment(f"http://127.0.0.1:{port}", creds, server, workers, db_path, queue_file(data_dir))
     try:
         wait_http(deployment.url + "/_health", server, log)
         template = template_for(mode, creds)
@@ -467,7 +484,7 @@ def warm_up(deployment: Deployment, template: BodyTemplate, log: Path, *, proces
     if not processed:
         return
     deadline = time.monotonic() + timeout
-    db = sqlite3.connect(f"file:{deployment.db_path}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{deployment.queue_path}?mode=ro", uri=True)
     try:
         while time.monotonic() < deadline:
             if db.execute("SELECT count(*) FROM ingest_queue").fetchone()[0] == 0:
@@ -489,7 +506,7 @@ def _measure(
 ) -> TraplineRun:
     server = deployment.server
     cpu0 = proc_cpu_seconds(server.pid)
-    with Watch(deployment.db_path, server.pid, [w.pid for w in deployment.workers]) as watch:
+    with Watch(deployment.db_path, deployment.queue_path, server.pid, [w.pid for w in deployment.workers]) as watch:
         all_cpu0 = {pid: proc_cpu_seconds(pid) for pid in watch.deployment_pids()}
         base = watch.samples[0].stored
         profilers = start_profilers(opts, group, mode, server, deployment.workers)

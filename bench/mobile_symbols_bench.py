@@ -35,7 +35,8 @@ from tests.mobile.test_resolution import dwarf_zip  # noqa: E402
 
 from trapline.accounts.bootstrap import bootstrap  # noqa: E402
 from trapline.db import migrate  # noqa: E402
-from trapline.db.engine import Database, make_engine  # noqa: E402
+from trapline.db.engine import Database  # noqa: E402
+from trapline.db.open import open_database  # noqa: E402
 from trapline.db.types import utcnow  # noqa: E402
 from trapline.events.queue import NewRequest, enqueue  # noqa: E402
 from trapline.objects.memory import InMemoryStore  # noqa: E402
@@ -98,7 +99,7 @@ def main() -> None:
         parse_ms = (time.perf_counter() - started) * 1000
         assert not isinstance(parsed, str), parsed
         with tempfile.TemporaryDirectory() as tmp:
-            db = Database(make_engine(f"sqlite:///{tmp}/bench.db", reprocessable=True))
+            db = open_database(f"sqlite:///{tmp}/bench.db", reprocessable=True)
             migrate.upgrade(db.engine)
             with db.session(write=True) as session:
                 project_id = bootstrap(

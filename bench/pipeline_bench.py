@@ -24,7 +24,8 @@ from events import BodyFactory, body_template
 
 from trapline.accounts.bootstrap import bootstrap
 from trapline.db import migrate
-from trapline.db.engine import Database, make_engine
+from trapline.db.engine import Database
+from trapline.db.open import open_database
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest, enqueue
 from trapline.limits.service import update_settings
@@ -61,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = Database(make_engine(f"sqlite:///{tmp}/bench.db", reprocessable=True))  # as trapline worker
+        db = open_database(f"sqlite:///{tmp}/bench.db", reprocessable=True)  # as trapline worker
         migrate.upgrade(db.engine)
         with db.session(write=True) as session:
             created = bootstrap(

@@ -35,7 +35,8 @@ from typing import Any
 
 from trapline.accounts.bootstrap import bootstrap
 from trapline.db import migrate
-from trapline.db.engine import Database, make_engine
+from trapline.db.engine import Database
+from trapline.db.open import open_database
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest, enqueue
 from trapline.objects.memory import InMemoryStore
@@ -137,7 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         minified, source_map, frames = bundle(folder)
-        db = Database(make_engine(f"sqlite:///{folder}/bench.db", reprocessable=True))
+        db = open_database(f"sqlite:///{folder}/bench.db", reprocessable=True)
         migrate.upgrade(db.engine)
         with db.session(write=True) as session:
             project_id = bootstrap(
@@ -151,14 +152,15 @@ def main() -> None:
         gc.freeze()
         gc.set_threshold(50_000, 50, 1000)  # as trapline worker does at start-up
         resolver = SymbolResolver(db, store)
-        checkpointer = db.checkpointer()  # as trapline worker runs one
-        assert checkpointer is not None
-        checkpointer.start()
+        checkpointers = db.checkpointers()  # as trapline worker runs them
+        for checkpointer in checkpointers:
+            checkpointer.start()
         run(db, project_id, frames, 200, resolver)  # warm up: parse the map, fill the frame cache
         profiler = cProfile.Profile() if args.profile else None
         warm = run(db, project_id, frames, args.events, resolver, profiler)
         floor = run(db, project_id, frames, args.events, None)
-        checkpointer.stop()
+        for checkpointer in checkpointers:
+            checkpointer.stop()
         db.dispose()
 
         parsed = SourceMap.from_container(pack_source_and_map(minified, source_map))

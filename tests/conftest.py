@@ -26,6 +26,7 @@ from trapline.app import create_app
 from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
 from trapline.db.models import Base
+from trapline.db.open import open_database
 from trapline.settings import Settings, load_settings
 
 POSTGRES_URL = os.environ.get("TRAPLINE_TEST_DATABASE_URL", "")
@@ -84,7 +85,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def shared_database(database_url: str) -> Iterator[Database]:
-    db = Database(make_engine(database_url, pool_size=5))
+    # As the server opens it: on SQLite, the queue in its own file.
+    db = open_database(database_url, pool_size=5)
     yield db
     db.dispose()
 
@@ -105,6 +107,9 @@ def _empty_tables(db: Database) -> None:
             return
         for table in tables:
             connection.execute(table.delete())
+    if db.queue_apart:
+        with db.queue.engine.begin() as connection:
+            connection.exec_driver_sql("DELETE FROM ingest_queue")
 
 
 @pytest.fixture

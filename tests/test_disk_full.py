@@ -282,7 +282,7 @@ def test_a_failed_flush_is_503_and_the_spool_goes_on(
     assert refused.json()["code"] == "disk_full"
     assert "nothing was saved" in refused.json()["detail"]
     assert post_batch(client, tenant.project_token, exception_event()).status_code == 200
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         assert session.scalar(select(func.count()).select_from(QueuedRequest)) == 1
 
 
@@ -302,7 +302,7 @@ def enqueue(database: Database, project_id: int, count: int) -> list[str]:
 
 
 def queue_rows(database: Database) -> list[QueuedRequest]:
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         return list(session.scalars(select(QueuedRequest).order_by(QueuedRequest.id)))
 
 

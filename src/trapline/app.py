@@ -32,7 +32,8 @@ from trapline.api import (
 )
 from trapline.api.errors import CatchAllMiddleware, error_body, install_error_handlers
 from trapline.autocapture.controls import ControlsCache
-from trapline.db.engine import Database, make_engine
+from trapline.db.engine import Database
+from trapline.db.open import open_database
 from trapline.diskspace import DiskSpace
 from trapline.health import router as health_router
 from trapline.ingest.capture import Capture
@@ -118,12 +119,10 @@ class Trapline(FastAPI):
 def create_app(settings: Settings, database: Database | None = None) -> Trapline:
     """Build the application; ``database`` defaults to one opened from the settings."""
     owns_db = database is None
-    db = database or Database(
-        make_engine(
-            settings.database_url,
-            busy_timeout_seconds=settings.database_busy_timeout_seconds,
-            pool_size=settings.database_pool_size,
-        )
+    db = database or open_database(
+        settings.database_url,
+        busy_timeout_seconds=settings.database_busy_timeout_seconds,
+        pool_size=settings.database_pool_size,
     )
 
     spool = Spool(db)

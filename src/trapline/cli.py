@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from trapline import __version__, demo
 from trapline.db import migrate
-from trapline.db.engine import Database, make_engine
+from trapline.db.engine import Database
+from trapline.db.open import open_database
 from trapline.db.types import utcnow
 from trapline.diskspace import disk_full_cause
 from trapline.errors import TraplineError
@@ -186,13 +187,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _database(settings: Settings, *, reprocessable: bool = False) -> Database:
-    return Database(
-        make_engine(
-            settings.database_url,
-            busy_timeout_seconds=settings.database_busy_timeout_seconds,
-            pool_size=settings.database_pool_size,
-            reprocessable=reprocessable,
-        )
+    return open_database(
+        settings.database_url,
+        busy_timeout_seconds=settings.database_busy_timeout_seconds,
+        pool_size=settings.database_pool_size,
+        reprocessable=reprocessable,
     )
 
 
@@ -325,15 +324,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         )
         sender = threading.Thread(target=dispatcher.run, args=(stop,), name="trapline-alerts", daemon=True)
         # SQLite: the log is copied into the database here, not in the batches' commits.
-        checkpointer = db.checkpointer()
-        if checkpointer is not None:
+        checkpointers = db.checkpointers()
+        for checkpointer in checkpointers:
             checkpointer.start()
         threads.start()
         sender.start()
         try:
             stop.wait()
         finally:
-            if checkpointer is not None:
+            for checkpointer in checkpointers:
                 checkpointer.stop()
             # A batch in progress finishes (or, if killed, its lease runs out and another
             # worker takes it): nothing is lost either way. So does a notification being sent.

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from trapline.db.checkpoint import AUTOCHECKPOINT_PAGES
 from trapline.db.engine import Database, make_engine
+from trapline.db.open import open_database
 
 ROWS = 2000  # ~2,000 pages of 4 kB: past SQLite's default of 1,000, under ours
 
@@ -38,8 +39,7 @@ def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
         # Past 1,000 pages SQLite's default would have copied them in a commit by now.
         assert os.path.getsize(path) < 100 * 4096
 
-        checkpointer = db.checkpointer()
-        assert checkpointer is not None
+        [checkpointer] = db.checkpointers()
         checkpointer.interval = 0.02
         checkpointer.start()
         try:
@@ -57,7 +57,7 @@ def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
 
 def test_no_checkpointer_on_postgresql() -> None:
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
-    assert Database(engine).checkpointer() is None
+    assert Database(engine).checkpointers() == []
 
 
 def test_a_locked_database_is_reported_once_and_checkpointed_after(tmp_path: Path, caplog) -> None:
@@ -66,8 +66,7 @@ def test_a_locked_database_is_reported_once_and_checkpointed_after(tmp_path: Pat
     try:
         _fill(db)
         db.engine.dispose()  # an exclusive lock needs every other connection closed
-        checkpointer = db.checkpointer()
-        assert checkpointer is not None
+        [checkpointer] = db.checkpointers()
         checkpointer.interval = 0.02
         holder = sqlite3.connect(path, isolation_level=None)
         # An exclusive lock (what a vacuum takes) makes every checkpoint fail meanwhile.
@@ -88,5 +87,16 @@ def test_a_locked_database_is_reported_once_and_checkpointed_after(tmp_path: Pat
         assert os.path.getsize(path) >= size + ROWS * 4000
         failures = [r for r in caplog.records if r.getMessage() == "background checkpoint failed"]
         assert len(failures) == 1
+    finally:
+        db.dispose()
+
+
+def test_the_queue_file_has_its_own_checkpointer(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}")
+    try:
+        assert [c.path for c in db.checkpointers()] == [
+            str(tmp_path / "trapline.db"),
+            str(tmp_path / "trapline.queue.db"),
+        ]
     finally:
         db.dispose()

@@ -26,7 +26,7 @@ CAPTURE_PATHS = ["/batch", "/e", "/i/v0/e", "/capture", "/track"]
 
 
 def queued_events(database: Database) -> list[dict[str, Any]]:
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         payloads = session.scalars(select(QueuedPayload.payload).order_by(QueuedPayload.id)).all()
     return [event for payload in payloads for event in json.loads(payload)]
 

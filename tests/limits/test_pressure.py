@@ -52,7 +52,7 @@ def drops(database: Database) -> dict[str, int]:
 
 
 def queued(database: Database) -> int:
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         return len(session.scalars(select(QueuedRequest.id)).all())
 
 
@@ -115,7 +115,7 @@ def test_a_backed_up_queue_answers_503_with_retry_after(
 
 def test_an_old_backlog_answers_503(app: FastAPI, client: TestClient, tenant: Tenant, database: Database):
     assert post_batch(client, tenant.project_token, exception_event()).status_code == 200
-    with database.session(write=True) as session:
+    with database.queue.session(write=True) as session:
         for row in session.scalars(select(QueuedRequest)):
             row.received_at = datetime.now(UTC) - timedelta(hours=1)
         session.commit()

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from tests.server import TRAPLINE, run_trapline, trapline_env
+from trapline.events.queue_file import queue_path
 
 T = TypeVar("T")
 
@@ -313,6 +314,12 @@ def workers(started: list[WorkerProcess]) -> Iterator[list[WorkerProcess]]:
 # --- the stored state, read directly ------------------------------------------------------------
 
 
+def _read_only(database_url: str) -> str:
+    if not database_url.startswith("sqlite:///"):
+        return database_url
+    return f"sqlite:///file:{database_url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+
+
 def sqlite_url(data_dir: Path) -> str:
     """The database ``trapline`` keeps in its data dir unless TRAPLINE_DATABASE_URL says otherwise."""
     return f"sqlite:///{data_dir / 'trapline.db'}"
@@ -322,13 +329,22 @@ class StoredState:
     """Read-only queries on the database the processes write (SQLite opened with mode=ro)."""
 
     def __init__(self, database_url: str) -> None:
-        if database_url.startswith("sqlite:///"):
-            path = database_url.removeprefix("sqlite:///")
-            database_url = f"sqlite:///file:{path}?mode=ro&uri=true"
-        self.engine = create_engine(database_url, poolclass=NullPool)
+        self.engine = create_engine(_read_only(database_url), poolclass=NullPool)
+        # SQLite keeps the ingest queue in a file of its own (trapline.events.queue_file).
+        queue_file = queue_path(database_url)
+        self.queue_engine = (
+            create_engine(_read_only(f"sqlite:///{queue_file}"), poolclass=NullPool)
+            if queue_file is not None
+            else self.engine
+        )
 
     def close(self) -> None:
         self.engine.dispose()
+        self.queue_engine.dispose()
+
+    def queue_scalar(self, sql: str) -> int:
+        with self.queue_engine.connect() as connection:
+            return int(connection.execute(text(sql)).scalar_one())
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -344,7 +360,7 @@ class StoredState:
             return [tuple(row) for row in connection.execute(text(sql))]
 
     def queue_length(self) -> int:
-        return self.scalar("SELECT count(*) FROM ingest_queue")
+        return self.queue_scalar("SELECT count(*) FROM ingest_queue")
 
     def stored_count(self) -> int:
         return self.scalar("SELECT count(*) FROM exception_event")

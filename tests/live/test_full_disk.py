@@ -313,7 +313,7 @@ def test_a_full_disk_fails_requests_not_the_server(backend: Backend, small_disk:
         sent.accepted.add(taken)
         assert upload_file(entry["presigned_url"], b"m" * MIB).status_code == 204
         wait_until_stored(state, sent.accepted)
-        assert state.scalar("SELECT count(*) FROM ingest_queue WHERE failed_at IS NOT NULL") == 0
+        assert state.queue_scalar("SELECT count(*) FROM ingest_queue WHERE failed_at IS NOT NULL") == 0
         assert 500 not in sent.statuses
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(timeout=30) == 0

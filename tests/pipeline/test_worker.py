@@ -66,7 +66,7 @@ def test_many_workers_process_every_event_exactly_once(database: Database, tenan
     assert errors == []
     sent = sorted(event["uuid"] for events in requests for event in events)
     assert sorted(stored_uuids(database)) == sent
-    assert count(database, QueuedRequest) == 0
+    assert count(database.queue, QueuedRequest) == 0
     # Four exception types, racing workers: still one issue, and one fingerprint row, each.
     assert count(database, Issue) == 4
     assert count(database, IssueFingerprint) == 4
@@ -80,7 +80,7 @@ def test_a_worker_whose_lease_ran_out_stores_nothing(database: Database, tenant:
     slow = Worker(database)
     claimed = queue.claim(database, slow.id, 10, timedelta(seconds=60))
     # The slow worker stalls past its lease; another takes the request over and finishes it.
-    with database.session(write=True) as session:
+    with database.queue.session(write=True) as session:
         session.execute(update(QueuedRequest).values(claimed_until=utcnow() - timedelta(seconds=1)))
         session.commit()
     assert Worker(database).drain().stored == 1
@@ -120,7 +120,7 @@ def test_a_request_that_keeps_failing_is_parked_not_lost(
     assert poison["uuid"] not in stored_uuids(database)
     # Released for another attempt, then parked: kept in the queue, no longer claimed.
     worker.drain()
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         [parked] = session.scalars(select(QueuedRequest))
     assert parked.failed_at is not None
     assert "bug in processing" in (parked.last_error or "")
@@ -130,7 +130,7 @@ def test_a_request_that_keeps_failing_is_parked_not_lost(
     assert queue.requeue_failed(database) == 1
     assert worker.drain().stored == 1
     assert poison["uuid"] in stored_uuids(database)
-    assert count(database, QueuedRequest) == 0
+    assert count(database.queue, QueuedRequest) == 0
 
 
 def test_a_database_error_mid_batch_leaves_the_queue_as_it_was(
@@ -147,9 +147,9 @@ def test_a_database_error_mid_batch_leaves_the_queue_as_it_was(
     # Nothing of the failed batch was written: no issue, no event; the request waits.
     assert count(database, Issue) == 0
     assert count(database, ExceptionEvent) == 0
-    assert count(database, QueuedRequest) == 1
+    assert count(database.queue, QueuedRequest) == 1
     monkeypatch.undo()
-    with database.session(write=True) as session:
+    with database.queue.session(write=True) as session:
         session.execute(update(QueuedRequest).values(failed_at=None, claimed_until=None))
         session.commit()
     assert Worker(database).drain().stored == 1

@@ -191,7 +191,7 @@ def test_parked_requests_go_with_their_payloads_only_when_old(
             for n in range(3)
         ],
     )
-    with database.session(write=True) as session:
+    with database.queue.session(write=True) as session:
         old, recent, waiting = sorted(session.scalars(select(QueuedRequest.id)))
         for queue_id, failed_at in ((old, days_ago(31)), (recent, days_ago(29))):
             session.execute(
@@ -205,7 +205,7 @@ def test_parked_requests_go_with_their_payloads_only_when_old(
         purged = run(database)
 
     assert purged.parked_requests == 1
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         assert sorted(session.scalars(select(QueuedRequest.id))) == [recent, waiting]
         assert sorted(session.scalars(select(QueuedPayload.id))) == [recent, waiting]
     logged = [r for r in caplog.records if r.getMessage() == "parked requests deleted"]

@@ -57,7 +57,7 @@ def stored(database: Database, tenant: Tenant) -> list[ExceptionEvent]:
 
 
 def queued(database: Database) -> int:
-    with database.session(write=False) as session:
+    with database.queue.session(write=False) as session:
         return len(session.scalars(select(QueuedRequest.id)).all())
 
 

@@ -104,11 +104,17 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float, synchronous: 
 
 
 class Database:
-    """The engine plus the two kinds of session the application opens."""
+    """The engine plus the two kinds of session the application opens.
 
-    def __init__(self, engine: Engine) -> None:
+    ``queue``: where the ingest queue lives. A SQLite file keeps it in a file of its own (see
+    ``trapline.events.queue_file``), so that capture's commits never wait for SQLite's one
+    write lock while a worker stores a batch; elsewhere it is this database itself.
+    """
+
+    def __init__(self, engine: Engine, queue: Database | None = None) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.queue: Database = queue if queue is not None else self
         writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"}) if self.is_sqlite else engine
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=writer, expire_on_commit=False)
@@ -124,12 +130,23 @@ class Database:
         with factory() as session:
             yield session
 
-    def checkpointer(self) -> WalCheckpointer | None:
-        """A background checkpointer for this SQLite file (None on PostgreSQL and in memory)."""
+    @property
+    def queue_apart(self) -> bool:
+        """Whether the queue is in a database of its own (its commits are not this one's)."""
+        return self.queue is not self
+
+    @property
+    def path(self) -> str | None:
+        """The SQLite file (None on PostgreSQL and in memory)."""
         path = self.engine.url.database
-        if not self.is_sqlite or not path or path == ":memory:":
-            return None
-        return WalCheckpointer(path)
+        return path if self.is_sqlite and path and path != ":memory:" else None
+
+    def checkpointers(self) -> list[WalCheckpointer]:
+        """Background checkpointers for this SQLite file and the queue's (none on PostgreSQL)."""
+        files = [self] + ([self.queue] if self.queue_apart else [])
+        return [WalCheckpointer(db.path) for db in files if db.path is not None]
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.queue_apart:
+            self.queue.engine.dispose()

@@ -15,7 +15,14 @@ from trapline.alerts.models import (
 )
 from trapline.autocapture.models import AutocaptureControls
 from trapline.db.base import Base
-from trapline.events.models import DroppedEvents, ExceptionEvent, QueuedPayload, QueuedRequest, SessionSignal
+from trapline.events.models import (
+    DroppedEvents,
+    ExceptionEvent,
+    QueueDone,
+    QueuedPayload,
+    QueuedRequest,
+    SessionSignal,
+)
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint, MergedIssue
 from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
 from trapline.projects.models import Project
@@ -52,6 +59,7 @@ __all__ = [
     "Organization",
     "PersonalApiKey",
     "Project",
+    "QueueDone",
     "QueuedPayload",
     "QueuedRequest",
     "RateLimitCounter",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from trapline.db.base import Base
 
-__all__ = ["DroppedEvents", "ExceptionEvent", "QueuedPayload", "QueuedRequest", "SessionSignal"]
+__all__ = ["DroppedEvents", "ExceptionEvent", "QueueDone", "QueuedPayload", "QueuedRequest", "SessionSignal"]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -54,6 +54,17 @@ class QueuedPayload(Base):
 
     id: Mapped[int] = mapped_column(BigId, ForeignKey("ingest_queue.id", ondelete="CASCADE"), primary_key=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class QueueDone(Base):
+    """Queue rows whose batch is stored, when the queue is in a file of its own (SQLite; see
+    ``trapline.events.queue_file``): written in the batch's transaction, so that the request
+    is never processed twice, whichever of the two commits a crash comes between. Marks of
+    rows gone from the queue are deleted as batches go by."""
+
+    __tablename__ = "ingest_done"
+
+    queue_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
 
 
 _FINGERPRINT_INDEX = (

@@ -16,7 +16,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from trapline.db.checkpoint import sync_log
 from trapline.db.engine import Database
 from trapline.db.leases import release_dead_holders
 from trapline.db.types import sqlite_datetime, utcnow
@@ -41,6 +41,8 @@ __all__ = [
     "NewSignal",
     "SqliteWriter",
     "ack",
+    "acked",
+    "adopt_queued",
     "claim",
     "claim_cut",
     "enqueue",
@@ -117,16 +119,33 @@ def enqueue(
     """
     if not requests and not signals and not drops:
         return
+    signals, drops = _merged(signals), _merged_drops(drops)
+    if db.queue_apart:
+        if signals or drops:
+            # In the database, committed before the requests are queued: a worker never sees
+            # an exception without what its session did before it.
+            _with_raw(db, lambda connection: _enqueue_sqlite(connection, [], signals, drops))
+        if requests and writer is not None:
+            _enqueue_sqlite(writer.connection, requests, [], [], writer.timeout_ms, ids_never_reused=True)
+            writer.sync()
+        elif requests:
+            _with_raw(db.queue, lambda connection: _enqueue_sqlite(connection, requests, [], [], ids_never_reused=True))
+        return
     if writer is not None:
-        _enqueue_sqlite(writer.connection, requests, _merged(signals), _merged_drops(drops), writer.timeout_ms)
+        _enqueue_sqlite(writer.connection, requests, signals, drops, writer.timeout_ms)
         writer.sync()
         return
+    if db.is_sqlite:
+        _with_raw(db, lambda connection: _enqueue_sqlite(connection, requests, signals, drops))
+    else:
+        _with_raw(db, lambda connection: _enqueue_postgres(connection, requests, signals, drops))
+
+
+def _with_raw(db: Database, write: Callable[[Any], None]) -> None:
+    """``write`` on a driver connection from ``db``'s pool."""
     connection = db.engine.raw_connection()
     try:
-        if db.is_sqlite:
-            _enqueue_sqlite(connection, requests, _merged(signals), _merged_drops(drops))
-        else:
-            _enqueue_postgres(connection, requests, _merged(signals), _merged_drops(drops))
+        write(connection)
     finally:
         connection.close()
 
@@ -238,20 +257,8 @@ class SqliteWriter:
 
     def sync(self) -> None:
         """Make every transaction committed so far survive a power loss."""
-        if self._path is None:
-            return
-        try:
-            # Opened each time: the log is the file at this path now (SQLite may have
-            # replaced it), and fsync writes the file's pages whichever descriptor asks.
-            descriptor = os.open(f"{self._path}-wal", os.O_RDONLY)
-        except FileNotFoundError:
-            # No log: a checkpoint moved everything into the database file (and synced it)
-            # and the log went with the last connection; sync the database file instead.
-            descriptor = os.open(self._path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        if self._path is not None:
+            sync_log(self._path)
 
     def close(self) -> None:
         """Give the connection back to the pool as it was."""
@@ -261,12 +268,22 @@ class SqliteWriter:
         self.connection.close()
 
 
+_NEXT_ID = "SELECT coalesce(max(id), 0) + 1 FROM ingest_queue"
+# AUTOINCREMENT's high-water mark: ids of deleted rows are never handed out again.
+_NEXT_ID_NEVER_REUSED = (
+    "SELECT max(coalesce(max(id), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ingest_queue'), 0)) + 1 "
+    "FROM ingest_queue"
+)
+
+
 def _enqueue_sqlite(
     connection: Any,
     requests: Sequence[NewRequest],
     signals: Sequence[NewSignal],
     drops: Sequence[NewDrop],
     timeout_ms: int | None = None,
+    *,
+    ids_never_reused: bool = False,
 ) -> None:
     cursor = connection.cursor()
     _begin_immediate(cursor, timeout_ms)
@@ -295,9 +312,12 @@ def _enqueue_sqlite(
                     for s in signals
                 ],
             )
+        if not requests:
+            cursor.execute("COMMIT")
+            return
         # Under the write lock nobody else inserts: ids are handed out from the current
-        # maximum, in arrival order.
-        first = cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM ingest_queue").fetchone()[0]
+        # maximum, in arrival order (the queue's own file: past every id it ever gave).
+        first = cursor.execute(_NEXT_ID_NEVER_REUSED if ids_never_reused else _NEXT_ID).fetchone()[0]
         ids = range(first, first + len(requests))
         cursor.executemany(
             "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts) "
@@ -397,6 +417,12 @@ def claim(
     Oldest first; the first row is taken whatever its size, so a large request still moves.
     """
     now = utcnow()
+    if db.queue_apart:
+        while True:
+            claimed = _claim_sqlite(db.queue, worker_id, limit, lease, max_events, now)
+            fresh = _not_done(db, claimed)
+            if fresh or not claimed:  # a batch found all done says nothing of the rows after it
+                return fresh
     if db.is_sqlite:
         return _claim_sqlite(db, worker_id, limit, lease, max_events, now)
     with db.session(write=False) as session:
@@ -496,9 +522,16 @@ def _sqlite_moment(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def ack(session: Session, worker_id: str, ids: Sequence[int]) -> None:
-    """Delete processed rows in the caller's transaction; raise LeaseLost if any is not ours."""
+def ack(db: Database, session: Session, worker_id: str, ids: Sequence[int]) -> None:
+    """Delete processed rows in the caller's transaction; raise LeaseLost if any is not ours.
+
+    With the queue in a file of its own, mark them done in the caller's transaction instead,
+    and delete them with ``acked`` once it has committed.
+    """
     if not ids:
+        return
+    if db.queue_apart:
+        _mark_done(db, session, worker_id, ids)
         return
     connection = session.connection()
     if connection.dialect.name == "sqlite":
@@ -519,6 +552,155 @@ def ack(session: Session, worker_id: str, ids: Sequence[int]) -> None:
     # Their payloads go with them (ON DELETE CASCADE).
 
 
+def _mark_done(db: Database, session: Session, worker_id: str, ids: Sequence[int]) -> None:
+    marks = ", ".join("?" * len(ids))
+    queue_connection = db.queue.engine.raw_connection()
+    try:
+        held, floor = (
+            queue_connection.cursor()
+            .execute(
+                f"SELECT (SELECT count(*) FROM ingest_queue WHERE claimed_by = ? AND id IN ({marks})), "
+                "(SELECT min(id) FROM ingest_queue)",
+                (worker_id, *ids),
+            )
+            .fetchone()
+        )
+    finally:
+        queue_connection.close()
+    if held != len(ids):
+        raise LeaseLost(f"{len(ids) - held} of {len(ids)} rows were claimed by another worker")
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    # Marks below the oldest queued row are of rows already deleted from the queue: no claim
+    # can meet them again (ids are never reused there).
+    driver.execute("DELETE FROM ingest_done WHERE queue_id < ?", (floor,))
+    try:
+        driver.executemany("INSERT INTO ingest_done (queue_id) VALUES (?)", [(row_id,) for row_id in ids])
+    except sqlite3.IntegrityError as exc:
+        raise LeaseLost("another worker stored some of these rows") from exc
+
+
+def acked(db: Database, ids: Sequence[int]) -> None:
+    """After the transaction that ``ack`` marked ``ids`` done in has committed: remove them
+    from the queue's own file (nothing to do when the queue is in the database).
+
+    The database's log is synced first: the queue's deletions are synced by capture's next
+    commit, and must never survive a power cut that the batch they stand for did not.
+    """
+    if not db.queue_apart or not ids:
+        return
+    if db.path is not None:
+        sync_log(db.path)
+    _delete_sqlite(db.queue, ids)
+
+
+def _not_done(db: Database, claimed: list[Claimed]) -> list[Claimed]:
+    """Claimed rows less those a batch has stored already (it committed, then its process
+    stopped before it removed them from the queue): removed now, not processed again."""
+    if not claimed:
+        return claimed
+    ids = [row.id for row in claimed]
+    connection = db.engine.raw_connection()
+    try:
+        done = {
+            row_id
+            for (row_id,) in connection.cursor()
+            .execute(f"SELECT queue_id FROM ingest_done WHERE queue_id IN ({', '.join('?' * len(ids))})", ids)
+            .fetchall()
+        }
+    finally:
+        connection.close()
+    if not done:
+        return claimed
+    _delete_sqlite(db.queue, sorted(done))
+    return [row for row in claimed if row.id not in done]
+
+
+def _delete_sqlite(queue_db: Database, ids: Sequence[int]) -> None:
+    connection = queue_db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        _begin_immediate(cursor)
+        try:
+            for start in range(0, len(ids), _DELETE_CHUNK):
+                chunk = ids[start : start + _DELETE_CHUNK]
+                cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            cursor.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+
+
+# SQLite binds at most 32,766 parameters a statement.
+_DELETE_CHUNK = 10_000
+
+
+def adopt_queued(db: Database) -> None:
+    """Move requests an older version left queued in the database into the queue's own file,
+    oldest first, a chunk at a time (each synced into the queue before it leaves the database).
+    A crash between the two commits leaves a chunk in both: its events are stored once (by
+    uuid), though counts of drops and usage may see them twice; upgrades are rare."""
+    if not db.queue_apart:
+        return
+    connection = db.engine.raw_connection()
+    queue_connection = db.queue.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
+        if cursor.execute(table).fetchone() is None:
+            return  # a new database, not migrated yet
+        while True:
+            _begin_immediate(cursor)
+            try:
+                rows = cursor.execute(_LEFT_IN_DATABASE).fetchall()
+                if not rows:
+                    cursor.execute("COMMIT")
+                    return
+                _adopt_sqlite(queue_connection, rows)
+                if db.queue.path is not None:
+                    sync_log(db.queue.path)
+                marks = ", ".join("?" * len(rows))
+                cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({marks})", [row[0] for row in rows])
+                cursor.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+    finally:
+        queue_connection.close()
+        connection.close()
+
+
+_LEFT_IN_DATABASE = (
+    "SELECT q.id, q.project_id, q.received_at, q.sent_at, q.event_count, q.attempts, q.failed_at, q.last_error, "
+    "p.payload FROM ingest_queue q JOIN ingest_payload p ON p.id = q.id ORDER BY q.id LIMIT 1000"
+)
+
+
+def _adopt_sqlite(connection: Any, rows: Sequence[Any]) -> None:
+    cursor = connection.cursor()
+    _begin_immediate(cursor)
+    try:
+        first = cursor.execute(_NEXT_ID_NEVER_REUSED).fetchone()[0]
+        moved = [(first + n, *row[1:]) for n, row in enumerate(rows)]
+        cursor.executemany(
+            "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts, failed_at, "
+            "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [row[:8] for row in moved],
+        )
+        cursor.executemany(
+            "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)", [(row[0], row[8]) for row in moved]
+        )
+        cursor.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            cursor.execute("ROLLBACK")
+        raise
+
+
 def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str, *, max_attempts: int) -> int:
     """Release rows whose processing failed; rows out of attempts are parked, not deleted.
 
@@ -527,7 +709,7 @@ def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str,
     a bug in processing.
     """
     now = utcnow()
-    with db.session(write=True) as session:
+    with db.queue.session(write=True) as session:
         mine = (QueuedRequest.id.in_(list(ids))) & (QueuedRequest.claimed_by == worker_id)
         parked = session.execute(
             update(QueuedRequest)
@@ -547,7 +729,7 @@ def release(db: Database, worker_id: str, ids: Sequence[int]) -> int:
     For a batch that failed for the installation's reason rather than its own (the disk is
     full): it must not count towards parking. Returns how many rows were still this worker's.
     """
-    with db.session(write=True) as session:
+    with db.queue.session(write=True) as session:
         count = session.execute(
             update(QueuedRequest)
             .where(QueuedRequest.id.in_(list(ids)), QueuedRequest.claimed_by == worker_id)
@@ -559,7 +741,7 @@ def release(db: Database, worker_id: str, ids: Sequence[int]) -> int:
 
 def requeue_failed(db: Database) -> int:
     """Make every parked row claimable again, with a fresh attempt count."""
-    with db.session(write=True) as session:
+    with db.queue.session(write=True) as session:
         count = session.execute(
             update(QueuedRequest)
             .where(QueuedRequest.failed_at.is_not(None))
@@ -572,4 +754,4 @@ def requeue_failed(db: Database) -> int:
 def release_dead(db: Database, is_dead: Callable[[str], bool]) -> int:
     """Release the rows of workers known to be dead, without waiting for their leases to end
     (a live worker wrongly released fails its ``ack``, and the rows are processed once)."""
-    return release_dead_holders(db, QueuedRequest, is_dead)
+    return release_dead_holders(db.queue, QueuedRequest, is_dead)

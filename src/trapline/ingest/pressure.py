@@ -151,7 +151,7 @@ class Pressure:
 
     def read_backlog(self) -> Backlog:
         """Read the queue's state now (blocking: call it from a thread)."""
-        with self._db.session(write=False) as session:
+        with self._db.queue.session(write=False) as session:
             waiting = select(QueuedRequest.event_count).where(QueuedRequest.failed_at.is_(None))
             if self.queue_max_events:
                 # Every row holds at least one event: counting stops past the bound.

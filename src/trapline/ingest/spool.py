@@ -51,9 +51,9 @@ class Spool:
     async def start(self) -> None:
         # One thread: flushes are sequential by design, and SQLite has one writer anyway.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trapline-spool")
-        if self._db.is_sqlite:
+        if self._db.queue.is_sqlite:
             loop = asyncio.get_running_loop()
-            self._writer = await loop.run_in_executor(self._executor, SqliteWriter, self._db)
+            self._writer = await loop.run_in_executor(self._executor, SqliteWriter, self._db.queue)
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="trapline-spool")

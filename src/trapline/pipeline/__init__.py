@@ -10,6 +10,7 @@ requests from the queue, is one transaction.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from trapline.pipeline.suppression import suppress
 from trapline.usage.counting import add_usage, outcomes
 
 __all__ = ["BatchResult", "FrameResolver", "process_batch"]
+
+log = logging.getLogger("trapline.pipeline")
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,15 @@ def process_batch(
         dropped = count_drops(session, items)
         add_usage(session, outcomes(items), now.date())  # stored and dropped per project and day
         save_failures(session, (failure for project in rules.values() for failure in project.failures))
-        queue.ack(session, worker_id, [row.id for row in claimed])
+        queue.ack(db, session, worker_id, [row.id for row in claimed])
         session.commit()
     seen_users.committed()
+    try:
+        queue.acked(db, [row.id for row in claimed])
+    except Exception:
+        # Stored and marked done: when their lease runs out, a claim finds them done and
+        # removes them then.
+        log.warning("processed requests stay queued until their lease ends", exc_info=True)
 
     return BatchResult(
         requests=len(claimed),

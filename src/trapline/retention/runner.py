@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from trapline.db import vacuum
 from trapline.db.engine import Database
@@ -127,7 +127,10 @@ def purge_pass(db: Database, options: RetentionOptions, now: datetime, capped: C
         old = functools.partial(purge.old_usage, before=the_plan.usage_before)
         purged.usage_days += yield from _until_done(db, old, limit)
         if purged.rows:
-            purged.pages_freed += yield from _give_space_back(db)
+            purged.pages_freed += yield from _give_space_back(db.engine)
+        if db.queue_apart:
+            # The queue's own file: what a drained backlog took (capture's commits reuse it anyway).
+            purged.pages_freed += yield from _give_space_back(db.queue.engine)
     return purged
 
 
@@ -171,7 +174,7 @@ def _cap(db: Database, project: ProjectPlan, cap: int, limit: int, capped: Cappe
 def _parked(db: Database, before: datetime, limit: int) -> Generator[None, None, int]:
     total = 0
     while True:
-        with db.session(write=True) as session:
+        with db.queue.session(write=True) as session:
             parked = purge.parked_requests(session, before, limit)
             session.commit()
         if parked:
@@ -189,9 +192,9 @@ def _parked(db: Database, before: datetime, limit: int) -> Generator[None, None,
             return total
 
 
-def _give_space_back(db: Database) -> Generator[None, None, int]:
+def _give_space_back(engine: Engine) -> Generator[None, None, int]:
     global _hinted_vacuum
-    mode = vacuum.auto_vacuum_mode(db.engine)
+    mode = vacuum.auto_vacuum_mode(engine)
     if mode == "none" and not _hinted_vacuum:
         _hinted_vacuum = True
         log.warning(
@@ -201,12 +204,12 @@ def _give_space_back(db: Database) -> Generator[None, None, int]:
     if mode != "incremental":
         return 0
     freed = 0
-    free = vacuum.free_pages(db.engine)
+    free = vacuum.free_pages(engine)
     # Bounded by what was free at the start: pages freed meanwhile wait for the next pass.
     for _ in range(max(0, free - _FREE_SLACK_PAGES) // VACUUM_PAGES + 1):
         if free <= _FREE_SLACK_PAGES:
             break
-        left = vacuum.vacuum_step(db.engine, min(VACUUM_PAGES, free - _FREE_SLACK_PAGES))
+        left = vacuum.vacuum_step(engine, min(VACUUM_PAGES, free - _FREE_SLACK_PAGES))
         freed += max(0, free - left)
         free = left
         yield

@@ -110,13 +110,15 @@ def _usage_page(
     status: int = 200,
 ) -> Response:
     pressure = getattr(request.app.state, "pressure", None)
-    usage = project_usage(session, project, today=utcnow().date(), days=_DAYS, store=store)
-    installation = installation_usage(
-        session,
-        db.engine,
-        disk=pressure.disk if pressure is not None else None,
-        objects_folder=settings.objects_folder,
-    )
+    with db.queue.session(write=False) as queue:
+        usage = project_usage(session, queue, project, today=utcnow().date(), days=_DAYS, store=store)
+        installation = installation_usage(
+            session,
+            queue,
+            db.engine,
+            disk=pressure.disk if pressure is not None else None,
+            objects_folder=settings.objects_folder,
+        )
     refusal = pressure.installation() if pressure is not None else None
     limited = pressure.project(project.id) if pressure is not None else None
     return render(

@@ -25,13 +25,14 @@ def report(
     db: Database, settings: Settings, store: ObjectStore | None, *, project_id: int | None, days: int, today: date
 ) -> tuple[InstallationUsage, list[ProjectUsage]]:
     disk = DiskSpace(settings.local_folders, settings.disk_min_free)
-    with db.session(write=False) as session:
-        installation = installation_usage(session, db.engine, disk=disk, objects_folder=settings.objects_folder)
+    with db.session(write=False) as session, db.queue.session(write=False) as queue:
+        installation = installation_usage(session, queue, db.engine, disk=disk, objects_folder=settings.objects_folder)
         query = select(Project).order_by(Project.id)
         if project_id is not None:
             query = query.where(Project.id == project_id)
         projects = [
-            project_usage(session, project, today=today, days=days, store=store) for project in session.scalars(query)
+            project_usage(session, queue, project, today=today, days=days, store=store)
+            for project in session.scalars(query)
         ]
     return installation, projects
 

@@ -102,8 +102,15 @@ def usage_by_day(rows: Iterable[tuple[date, str, int]], today: date, days: int) 
 
 
 def project_usage(
-    session: Session, project: Project, *, today: date, days: int = 30, store: ObjectStore | None = None
+    session: Session,
+    queue: Session,
+    project: Project,
+    *,
+    today: date,
+    days: int = 30,
+    store: ObjectStore | None = None,
 ) -> ProjectUsage:
+    """``queue``: a session on the queue's database (``Database.queue``)."""
     first = today - timedelta(days=days - 1)
     rows = session.execute(
         select(UsageDay.day, UsageDay.outcome, UsageDay.count).where(
@@ -118,7 +125,7 @@ def project_usage(
             select(DroppedEvents.reason, DroppedEvents.count).where(DroppedEvents.project_id == project.id)
         ).all()
     )
-    queued = session.execute(
+    queued = queue.execute(
         select(
             func.count(QueuedRequest.id).filter(QueuedRequest.failed_at.is_(None)),
             func.coalesce(func.sum(case((QueuedRequest.failed_at.is_(None), QueuedRequest.event_count), else_=0)), 0),
@@ -154,15 +161,20 @@ def _objects_size(store: ObjectStore | None, keys: Sequence[str]) -> int | None:
 
 
 def installation_usage(
-    session: Session, engine: Engine, *, disk: DiskSpace | None, objects_folder: Path | None
+    session: Session, queue: Session, engine: Engine, *, disk: DiskSpace | None, objects_folder: Path | None
 ) -> InstallationUsage:
-    queued = session.execute(
+    """``queue``: a session on the queue's database (``Database.queue``), counted in the size
+    when it is a file of its own."""
+    queued = queue.execute(
         select(
             func.coalesce(func.sum(case((QueuedRequest.failed_at.is_(None), QueuedRequest.event_count), else_=0)), 0),
             func.count(QueuedRequest.id).filter(QueuedRequest.failed_at.is_not(None)),
         )
     ).one()
     size, free = _database_size(session, engine)
+    if queue.get_bind() is not session.get_bind() and size is not None:
+        queue_size, queue_free = _database_size(queue, engine)
+        size, free = size + (queue_size or 0), (free or 0) + (queue_free or 0)
     return InstallationUsage(
         database=engine.dialect.name,
         database_bytes=size,

@@ -1,0 +1,37 @@
+"""Opening the database: the engine, and on SQLite the queue's file beside it."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from trapline.db import vacuum
+from trapline.db.engine import Database, make_engine
+from trapline.events.queue_file import create_tables, queue_path
+
+__all__ = ["open_database"]
+
+
+def open_database(
+    url: str, *, busy_timeout_seconds: float = 10.0, pool_size: int = 10, reprocessable: bool = False
+) -> Database:
+    """The database at ``url``; a SQLite file gets its queue in a file of its own (see
+    ``trapline.events.queue_file``), created if missing, with any requests an older version
+    left queued in the database moved there."""
+
+    def engine(at: str) -> Engine:
+        return make_engine(
+            at, busy_timeout_seconds=busy_timeout_seconds, pool_size=pool_size, reprocessable=reprocessable
+        )
+
+    main = engine(url)
+    path = queue_path(url)
+    if path is None:
+        return Database(main)
+    queue_engine = engine(f"sqlite:///{path}")
+    vacuum.prepare_new(queue_engine)  # a drained backlog's pages can go back (retention)
+    create_tables(queue_engine)
+    db = Database(main, Database(queue_engine))
+    from trapline.events.queue import adopt_queued
+
+    adopt_queued(db)
+    return db
