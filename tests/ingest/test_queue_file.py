@@ -24,6 +24,7 @@ from trapline.events import queue
 from trapline.events.models import ExceptionEvent, QueueDone, QueuedRequest
 from trapline.events.queue_file import queue_path
 from trapline.issues.models import IssueFingerprint
+from trapline.retention import Retention, RetentionOptions
 from trapline.usage.models import UsageDay
 from trapline.worker import Worker, WorkerOptions
 
@@ -232,3 +233,23 @@ def test_session_signals_are_committed_before_their_request(
     with apart.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM session_signal").scalar_one() == 1
     assert queued_ids(apart) == []
+
+
+def test_retention_gives_back_the_space_a_drained_backlog_took(apart: Database, tenant: Tenant):
+    padded = orjson.dumps([{"event": "$exception", "padding": "x" * 3500}])
+    backlog = [
+        queue.NewRequest(project_id=tenant.project_id, received_at=utcnow(), sent_at=None, payload=padded)
+        for _ in range(3000)
+    ]
+    queue.enqueue(apart, backlog)
+    with apart.queue.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM ingest_queue")  # processed: the pages are free now
+
+    def free_pages() -> int:
+        with apart.queue.engine.connect() as connection:
+            return int(connection.exec_driver_sql("PRAGMA freelist_count").scalar_one())
+
+    assert free_pages() > 2000
+    purged = Retention(apart, RetentionOptions()).run(paced=False)
+    assert purged.pages_freed > 2000
+    assert free_pages() <= 1000  # SQLite keeps a little for the next inserts
