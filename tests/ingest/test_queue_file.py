@@ -253,3 +253,30 @@ def test_retention_gives_back_the_space_a_drained_backlog_took(apart: Database, 
     purged = Retention(apart, RetentionOptions()).run(paced=False)
     assert purged.pages_freed > 2000
     assert free_pages() <= 1000  # SQLite keeps a little for the next inserts
+
+
+def test_a_new_queue_file_does_not_inherit_the_done_marks_of_a_deleted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    url = f"sqlite:///{tmp_path / 'trapline.db'}"
+    db = open_database(url)
+    migrate.upgrade(db.engine)
+    with db.session(write=True) as session:
+        tenant = make_tenant(session)
+    enqueue(db, tenant.project_id, exception_event())
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "acked", lambda db, ids: None)  # a done mark is left behind
+        assert Worker(db).drain().stored == 1
+    db.dispose()
+    for leftover in tmp_path.glob("trapline.queue.db*"):
+        leftover.unlink()
+
+    db = open_database(url)
+    try:
+        later = exception_event()
+        enqueue(db, tenant.project_id, later)  # id 1 again, in the new file
+        assert Worker(db).drain().stored == 1
+        with db.session(write=False) as session:
+            assert str(later["uuid"]) in {str(u) for u in session.scalars(select(ExceptionEvent.uuid))}
+    finally:
+        db.dispose()

@@ -29,9 +29,13 @@ def open_database(
         return Database(main)
     queue_engine = engine(f"sqlite:///{path}")
     vacuum.prepare_new(queue_engine)  # a drained backlog's pages can go back (retention)
-    create_tables(queue_engine)
+    created = create_tables(queue_engine)
     db = Database(main, Database(queue_engine))
-    from trapline.events.queue import adopt_queued
+    from trapline.events.queue import adopt_queued, forget_done
 
+    if created:
+        # A new queue file hands out ids from 1 again: marks left from a queue file that was
+        # deleted would match its requests and drop them unprocessed.
+        forget_done(db)
     adopt_queued(db)
     return db

@@ -9,7 +9,9 @@ Guarantees:
   takes SQLite's write lock away from ingestion.
 * ``ack`` deletes the rows in the caller's transaction, the one that stores the processed
   events, and fails with ``LeaseLost`` if another worker has taken them over (this worker
-  was too slow): the caller rolls back and nothing is stored twice.
+  was too slow): the caller rolls back and nothing is stored twice. With the queue in a
+  SQLite file of its own (``queue_file.py``), ``ack`` marks them done in that transaction
+  instead and ``acked`` deletes them after it commits; a claim drops rows marked done.
 * A lease that runs out (the worker died) makes the rows claimable again, so a restart
   resumes where the crashed process stopped.
 """
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +49,7 @@ __all__ = [
     "claim",
     "claim_cut",
     "enqueue",
+    "forget_done",
     "record_failure",
     "release",
     "release_dead",
@@ -217,6 +221,23 @@ def _begin_immediate(cursor: Any, timeout_ms: int | None = None) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(own_ms)}")
 
 
+@contextmanager
+def _write_transaction(connection: Any, timeout_ms: int | None = None) -> Iterator[Any]:
+    """A cursor of a SQLite driver connection in a ``BEGIN IMMEDIATE`` transaction (see
+    ``_begin_immediate``), committed when the block ends and rolled back if it raises."""
+    cursor = connection.cursor()
+    _begin_immediate(cursor, timeout_ms)
+    try:
+        yield cursor
+        cursor.execute("COMMIT")
+    except BaseException:
+        # SQLite may have rolled back already (it does on some SQLITE_FULL errors): a second
+        # ROLLBACK would fail and hide why the first statement did.
+        if connection.in_transaction:
+            cursor.execute("ROLLBACK")
+        raise
+
+
 def _poll_begin_immediate(cursor: Any, timeout_ms: int) -> None:
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
@@ -285,9 +306,7 @@ def _enqueue_sqlite(
     *,
     ids_never_reused: bool = False,
 ) -> None:
-    cursor = connection.cursor()
-    _begin_immediate(cursor, timeout_ms)
-    try:
+    with _write_transaction(connection, timeout_ms) as cursor:
         if drops:
             now = sqlite_datetime(utcnow())
             cursor.executemany(
@@ -313,7 +332,6 @@ def _enqueue_sqlite(
                 ],
             )
         if not requests:
-            cursor.execute("COMMIT")
             return
         # Under the write lock nobody else inserts: ids are handed out from the current
         # maximum, in arrival order (the queue's own file: past every id it ever gave).
@@ -337,13 +355,6 @@ def _enqueue_sqlite(
             "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)",
             [(row_id, r.payload) for row_id, r in zip(ids, requests, strict=True)],
         )
-        cursor.execute("COMMIT")
-    except BaseException:
-        # SQLite may have rolled back already (it does on some SQLITE_FULL errors): a second
-        # ROLLBACK would fail and hide why the first statement did.
-        if connection.in_transaction:
-            cursor.execute("ROLLBACK")
-        raise
 
 
 def _enqueue_postgres(
@@ -619,23 +630,29 @@ def _not_done(db: Database, claimed: list[Claimed]) -> list[Claimed]:
 def _delete_sqlite(queue_db: Database, ids: Sequence[int]) -> None:
     connection = queue_db.engine.raw_connection()
     try:
-        cursor = connection.cursor()
-        _begin_immediate(cursor)
-        try:
+        with _write_transaction(connection) as cursor:
             for start in range(0, len(ids), _DELETE_CHUNK):
                 chunk = ids[start : start + _DELETE_CHUNK]
                 cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-            cursor.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                cursor.execute("ROLLBACK")
-            raise
     finally:
         connection.close()
 
 
 # SQLite binds at most 32,766 parameters a statement.
 _DELETE_CHUNK = 10_000
+
+
+def forget_done(db: Database) -> None:
+    """Delete every done mark (for a queue file that starts over; see ``open_database``)."""
+    connection = db.engine.raw_connection()
+    try:
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_done'"
+        if connection.cursor().execute(table).fetchone() is None:
+            return  # not migrated yet: no marks
+        with _write_transaction(connection) as cursor:
+            cursor.execute("DELETE FROM ingest_done")
+    finally:
+        connection.close()
 
 
 def adopt_queued(db: Database) -> None:
@@ -653,22 +670,15 @@ def adopt_queued(db: Database) -> None:
         if cursor.execute(table).fetchone() is None:
             return  # a new database, not migrated yet
         while True:
-            _begin_immediate(cursor)
-            try:
+            with _write_transaction(connection) as cursor:
                 rows = cursor.execute(_LEFT_IN_DATABASE).fetchall()
                 if not rows:
-                    cursor.execute("COMMIT")
                     return
                 _adopt_sqlite(queue_connection, rows)
                 if db.queue.path is not None:
                     sync_log(db.queue.path)
                 marks = ", ".join("?" * len(rows))
                 cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({marks})", [row[0] for row in rows])
-                cursor.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    cursor.execute("ROLLBACK")
-                raise
     finally:
         queue_connection.close()
         connection.close()
@@ -681,9 +691,7 @@ _LEFT_IN_DATABASE = (
 
 
 def _adopt_sqlite(connection: Any, rows: Sequence[Any]) -> None:
-    cursor = connection.cursor()
-    _begin_immediate(cursor)
-    try:
+    with _write_transaction(connection) as cursor:
         first = cursor.execute(_NEXT_ID_NEVER_REUSED).fetchone()[0]
         moved = [(first + n, *row[1:]) for n, row in enumerate(rows)]
         cursor.executemany(
@@ -694,11 +702,6 @@ def _adopt_sqlite(connection: Any, rows: Sequence[Any]) -> None:
         cursor.executemany(
             "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)", [(row[0], row[8]) for row in moved]
         )
-        cursor.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            cursor.execute("ROLLBACK")
-        raise
 
 
 def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str, *, max_attempts: int) -> int:

@@ -62,7 +62,12 @@ def queue_path(url: str) -> Path | None:
     return path.with_name(f"{path.stem}.queue{path.suffix or '.db'}")
 
 
-def create_tables(engine: Engine) -> None:
+def create_tables(engine: Engine) -> bool:
+    """Create the queue's tables if missing; returns whether they were (a new queue file)."""
     with engine.begin() as connection:
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
+        if connection.exec_driver_sql(exists).first() is not None:
+            return False
         for statement in QUEUE_DDL:
             connection.exec_driver_sql(statement)
+    return True
