@@ -5,7 +5,8 @@ keeps its length: an event a stage rejects stays in place, marked, and later sta
 over it (it is counted in ``dropped_events``). Errors of the infrastructure (the database,
 the symbol store) raise out of here; the worker then retries the batch, and nothing of it
 has been written, because everything the batch writes, including the removal of its
-requests from the queue, is one transaction.
+requests from the queue, is one transaction. (With SQLite's queue in a file of its own, the
+transaction marks the requests done and ``queue.acked`` removes them after it commits.)
 """
 
 from __future__ import annotations
