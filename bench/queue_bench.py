@@ -121,7 +121,7 @@ def _claimer(
     while rows := claim(db, worker_id, CLAIM_BATCH, timedelta(minutes=5)):
         claims += 1
         with db.session(write=True) as session:
-            ack(session, worker_id, [row.id for row in rows])
+            ack(db, session, worker_id, [row.id for row in rows])
             session.commit()
     results.put((claims, time.process_time() - own_before, (_cpu_seconds(backend) or 0.0) - backend_before))
     db.dispose()
