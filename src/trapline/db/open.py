@@ -8,7 +8,7 @@ from sqlalchemy import Engine, event
 
 from trapline.db import vacuum
 from trapline.db.engine import Database, make_engine
-from trapline.events.queue_file import create_tables, queue_path
+from trapline.events.queue_file import adopt_queued, create_tables, forget_done, queue_path
 
 __all__ = ["open_database"]
 
@@ -34,8 +34,6 @@ def open_database(
     vacuum.prepare_new(queue_engine)  # a drained backlog's pages can go back (retention)
     created = create_tables(queue_engine)
     db = Database(main, Database(queue_engine))
-    from trapline.events.queue import adopt_queued, forget_done
-
     if created:
         # A new queue file hands out ids from 1 again: marks left from a queue file that was
         # deleted would match its requests and drop them unprocessed.

@@ -19,9 +19,7 @@ Guarantees:
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +32,8 @@ from trapline.db.engine import Database
 from trapline.db.leases import release_dead_holders
 from trapline.db.types import sqlite_datetime, utcnow
 from trapline.events.models import QueuedPayload, QueuedRequest
+from trapline.events.queue_file import NEXT_ID_NEVER_REUSED
+from trapline.events.sqlite_lock import SqliteWriter, write_transaction
 
 __all__ = [
     "SIGNAL_LIFETIME",
@@ -45,11 +45,9 @@ __all__ = [
     "SqliteWriter",
     "ack",
     "acked",
-    "adopt_queued",
     "claim",
     "claim_cut",
     "enqueue",
-    "forget_done",
     "record_failure",
     "release",
     "release_dead",
@@ -196,105 +194,7 @@ _UPSERT_SIGNAL = (
 )
 
 
-# How often capture's commit looks again for SQLite's write lock while another writer (a worker
-# storing a batch) holds it.
-_LOCK_POLL_SECONDS = 0.0005
-
-
-def _begin_immediate(cursor: Any, timeout_ms: int | None = None) -> None:
-    """``BEGIN IMMEDIATE``, waiting for the write lock in steps of ``_LOCK_POLL_SECONDS`` up to
-    the busy timeout: ``timeout_ms`` on a connection whose own is 0 (``SqliteWriter``), else the
-    connection's own, set aside meanwhile.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries, so a request
-    waiting for a worker's batch to commit waited on average half a step more than needed, and
-    every request of the flush waited with it.
-    """
-    if timeout_ms is not None:
-        _poll_begin_immediate(cursor, timeout_ms)
-        return
-    own_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
-    cursor.execute("PRAGMA busy_timeout = 0")
-    try:
-        _poll_begin_immediate(cursor, own_ms)
-    finally:
-        cursor.execute(f"PRAGMA busy_timeout = {int(own_ms)}")
-
-
-@contextmanager
-def _write_transaction(connection: Any, timeout_ms: int | None = None) -> Iterator[Any]:
-    """A cursor of a SQLite driver connection in a ``BEGIN IMMEDIATE`` transaction (see
-    ``_begin_immediate``), committed when the block ends and rolled back if it raises."""
-    cursor = connection.cursor()
-    _begin_immediate(cursor, timeout_ms)
-    try:
-        yield cursor
-        cursor.execute("COMMIT")
-    except BaseException:
-        # SQLite may have rolled back already (it does on some SQLITE_FULL errors): a second
-        # ROLLBACK would fail and hide why the first statement did.
-        if connection.in_transaction:
-            cursor.execute("ROLLBACK")
-        raise
-
-
-def _poll_begin_immediate(cursor: Any, timeout_ms: int) -> None:
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                raise
-        time.sleep(_LOCK_POLL_SECONDS)
-
-
-class SqliteWriter:
-    """A pooled SQLite connection kept by capture's flusher for its life, its busy timeout 0
-    (``enqueue`` waits for the lock itself): no checkout, reset and busy-timeout switch per
-    flush, each a round trip through the driver that gives the interpreter lock away.
-
-    Its commits do not wait for the disk (``synchronous=NORMAL``); ``sync`` does, after the
-    write lock is given back. With ``FULL`` SQLite syncs the log while it holds the lock, and
-    that sync (~2 ms here) was most of the time capture held it: workers storing batches
-    waited behind it. Syncing the log file ourselves after the commit makes the transaction
-    as durable as ``FULL`` before its requests are answered. The log is replayed in order and
-    chained by checksums, so a later transaction (a worker's) never survives without this one.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.connection: Any = db.engine.raw_connection()
-        cursor = self.connection.cursor()
-        self.timeout_ms = int(cursor.execute("PRAGMA busy_timeout").fetchone()[0])
-        cursor.execute("PRAGMA busy_timeout = 0")
-        self._synchronous = int(cursor.execute("PRAGMA synchronous").fetchone()[0])
-        path = db.engine.url.database
-        journal = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        # Only a file in WAL mode has a log to sync; anything else keeps SQLite's own syncs.
-        self._path = path if path and path != ":memory:" and journal == "wal" else None
-        if self._path is not None:
-            cursor.execute("PRAGMA synchronous = NORMAL")
-
-    def sync(self) -> None:
-        """Make every transaction committed so far survive a power loss."""
-        if self._path is not None:
-            sync_log(self._path)
-
-    def close(self) -> None:
-        """Give the connection back to the pool as it was."""
-        cursor = self.connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
-        cursor.execute(f"PRAGMA synchronous = {self._synchronous}")
-        self.connection.close()
-
-
 _NEXT_ID = "SELECT coalesce(max(id), 0) + 1 FROM ingest_queue"
-# AUTOINCREMENT's high-water mark: ids of deleted rows are never handed out again.
-_NEXT_ID_NEVER_REUSED = (
-    "SELECT max(coalesce(max(id), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ingest_queue'), 0)) + 1 "
-    "FROM ingest_queue"
-)
 
 
 def _enqueue_sqlite(
@@ -306,7 +206,7 @@ def _enqueue_sqlite(
     *,
     ids_never_reused: bool = False,
 ) -> None:
-    with _write_transaction(connection, timeout_ms) as cursor:
+    with write_transaction(connection, timeout_ms) as cursor:
         if drops:
             now = sqlite_datetime(utcnow())
             cursor.executemany(
@@ -335,7 +235,7 @@ def _enqueue_sqlite(
             return
         # Under the write lock nobody else inserts: ids are handed out from the current
         # maximum, in arrival order (the queue's own file: past every id it ever gave).
-        first = cursor.execute(_NEXT_ID_NEVER_REUSED if ids_never_reused else _NEXT_ID).fetchone()[0]
+        first = cursor.execute(NEXT_ID_NEVER_REUSED if ids_never_reused else _NEXT_ID).fetchone()[0]
         ids = range(first, first + len(requests))
         cursor.executemany(
             "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts) "
@@ -630,7 +530,7 @@ def _not_done(db: Database, claimed: list[Claimed]) -> list[Claimed]:
 def _delete_sqlite(queue_db: Database, ids: Sequence[int]) -> None:
     connection = queue_db.engine.raw_connection()
     try:
-        with _write_transaction(connection) as cursor:
+        with write_transaction(connection) as cursor:
             for start in range(0, len(ids), _DELETE_CHUNK):
                 chunk = ids[start : start + _DELETE_CHUNK]
                 cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
@@ -640,68 +540,6 @@ def _delete_sqlite(queue_db: Database, ids: Sequence[int]) -> None:
 
 # SQLite binds at most 32,766 parameters a statement.
 _DELETE_CHUNK = 10_000
-
-
-def forget_done(db: Database) -> None:
-    """Delete every done mark (for a queue file that starts over; see ``open_database``)."""
-    connection = db.engine.raw_connection()
-    try:
-        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_done'"
-        if connection.cursor().execute(table).fetchone() is None:
-            return  # not migrated yet: no marks
-        with _write_transaction(connection) as cursor:
-            cursor.execute("DELETE FROM ingest_done")
-    finally:
-        connection.close()
-
-
-def adopt_queued(db: Database) -> None:
-    """Move requests an older version left queued in the database into the queue's own file,
-    oldest first, a chunk at a time (each synced into the queue before it leaves the database).
-    A crash between the two commits leaves a chunk in both: its events are stored once (by
-    uuid), though counts of drops and usage may see them twice; upgrades are rare."""
-    if not db.queue_apart:
-        return
-    connection = db.engine.raw_connection()
-    queue_connection = db.queue.engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
-        if cursor.execute(table).fetchone() is None:
-            return  # a new database, not migrated yet
-        while True:
-            with _write_transaction(connection) as cursor:
-                rows = cursor.execute(_LEFT_IN_DATABASE).fetchall()
-                if not rows:
-                    return
-                _adopt_sqlite(queue_connection, rows)
-                if db.queue.path is not None:
-                    sync_log(db.queue.path)
-                marks = ", ".join("?" * len(rows))
-                cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({marks})", [row[0] for row in rows])
-    finally:
-        queue_connection.close()
-        connection.close()
-
-
-_LEFT_IN_DATABASE = (
-    "SELECT q.id, q.project_id, q.received_at, q.sent_at, q.event_count, q.attempts, q.failed_at, q.last_error, "
-    "p.payload FROM ingest_queue q JOIN ingest_payload p ON p.id = q.id ORDER BY q.id LIMIT 1000"
-)
-
-
-def _adopt_sqlite(connection: Any, rows: Sequence[Any]) -> None:
-    with _write_transaction(connection) as cursor:
-        first = cursor.execute(_NEXT_ID_NEVER_REUSED).fetchone()[0]
-        moved = [(first + n, *row[1:]) for n, row in enumerate(rows)]
-        cursor.executemany(
-            "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts, failed_at, "
-            "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [row[:8] for row in moved],
-        )
-        cursor.executemany(
-            "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)", [(row[0], row[8]) for row in moved]
-        )
 
 
 def record_failure(db: Database, worker_id: str, ids: Sequence[int], error: str, *, max_attempts: int) -> int:

@@ -21,12 +21,18 @@ commit together.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-__all__ = ["QUEUE_DDL", "create_tables", "queue_path"]
+from trapline.db.checkpoint import sync_log
+from trapline.db.engine import Database
+from trapline.events.sqlite_lock import write_transaction
+
+__all__ = ["NEXT_ID_NEVER_REUSED", "QUEUE_DDL", "adopt_queued", "create_tables", "forget_done", "queue_path"]
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +77,72 @@ def create_tables(engine: Engine) -> bool:
         for statement in QUEUE_DDL:
             connection.exec_driver_sql(statement)
     return True
+
+
+# AUTOINCREMENT's high-water mark: ids of deleted rows are never handed out again.
+NEXT_ID_NEVER_REUSED = (
+    "SELECT max(coalesce(max(id), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ingest_queue'), 0)) + 1 "
+    "FROM ingest_queue"
+)
+
+
+def forget_done(db: Database) -> None:
+    """Delete every done mark (for a queue file that starts over; see ``open_database``)."""
+    connection = db.engine.raw_connection()
+    try:
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_done'"
+        if connection.cursor().execute(table).fetchone() is None:
+            return  # not migrated yet: no marks
+        with write_transaction(connection) as cursor:
+            cursor.execute("DELETE FROM ingest_done")
+    finally:
+        connection.close()
+
+
+def adopt_queued(db: Database) -> None:
+    """Move requests an older version left queued in the database into the queue's own file,
+    oldest first, a chunk at a time (each synced into the queue before it leaves the database).
+    A crash between the two commits leaves a chunk in both: its events are stored once (by
+    uuid), though counts of drops and usage may see them twice; upgrades are rare."""
+    if not db.queue_apart:
+        return
+    connection = db.engine.raw_connection()
+    queue_connection = db.queue.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
+        if cursor.execute(table).fetchone() is None:
+            return  # a new database, not migrated yet
+        while True:
+            with write_transaction(connection) as cursor:
+                rows = cursor.execute(_LEFT_IN_DATABASE).fetchall()
+                if not rows:
+                    return
+                _adopt_sqlite(queue_connection, rows)
+                if db.queue.path is not None:
+                    sync_log(db.queue.path)
+                marks = ", ".join("?" * len(rows))
+                cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({marks})", [row[0] for row in rows])
+    finally:
+        queue_connection.close()
+        connection.close()
+
+
+_LEFT_IN_DATABASE = (
+    "SELECT q.id, q.project_id, q.received_at, q.sent_at, q.event_count, q.attempts, q.failed_at, q.last_error, "
+    "p.payload FROM ingest_queue q JOIN ingest_payload p ON p.id = q.id ORDER BY q.id LIMIT 1000"
+)
+
+
+def _adopt_sqlite(connection: Any, rows: Sequence[Any]) -> None:
+    with write_transaction(connection) as cursor:
+        first = cursor.execute(NEXT_ID_NEVER_REUSED).fetchone()[0]
+        moved = [(first + n, *row[1:]) for n, row in enumerate(rows)]
+        cursor.executemany(
+            "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts, failed_at, "
+            "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [row[:8] for row in moved],
+        )
+        cursor.executemany(
+            "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)", [(row[0], row[8]) for row in moved]
+        )
