@@ -1,11 +1,13 @@
 """Processing rate of one worker on a prefilled queue: the pipeline alone, without HTTP.
 
-    .venv/bin/python bench/pipeline_bench.py [--events 20000] [--per-request 1] [--rate-limits] [--profile out.prof]
+    .venv/bin/python bench/pipeline_bench.py [--events 20000] [--per-request 1] [--batch-size 500] [--rate-limits]
+                                             [--profile out.prof]
 
 Fills a fresh SQLite database's queue with posthog-python-shaped ``$exception`` events (the
 bodies of bench/events.py: twenty exception kinds, so twenty issues) and times one worker
-draining it, in this process. Prints events/s overall and the time per stage from cProfile
-when --profile is given. ``--rate-limits`` gives the project a project and a per-issue rate
+draining it, in this process. Prints events/s overall, the drain's CPU time per event (this
+machine's speed drifts; CPU time drifts less), and the time per stage from cProfile when
+--profile is given. ``--rate-limits`` gives the project a project and a per-issue rate
 limit too high to drop anything: the cost of counting every batch against both budgets.
 Nothing is asserted.
 """
@@ -17,6 +19,7 @@ import cProfile
 import gc
 import json
 import pstats
+import resource
 import tempfile
 import time
 
@@ -58,6 +61,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--per-request", type=int, default=1)
     parser.add_argument("--rate-limits", action="store_true", help="count every batch against rate limits")
+    parser.add_argument("--batch-size", type=int, default=WorkerOptions.batch_size, help="requests per claim")
     parser.add_argument("--profile", help="write a cProfile of the drain here and print its top entries")
     args = parser.parse_args()
 
@@ -79,8 +83,9 @@ def main() -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 1000)  # as trapline worker does
-        worker = Worker(db, WorkerOptions())
+        worker = Worker(db, WorkerOptions(batch_size=args.batch_size))
         profiler = cProfile.Profile() if args.profile else None
+        before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -88,9 +93,14 @@ def main() -> None:
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
         db.dispose()
 
     print(f"pipeline: {result.stored:,} events stored in {elapsed:.2f} s = {result.stored / elapsed:,.0f} events/s")
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    per_event = 1e6 / max(1, result.stored)
+    cpu = (user + system) * per_event
+    print(f"  CPU {cpu:.0f} us/event (user {user * per_event:.0f}, system {system * per_event:.0f})")
     limits = ", rate limits counted" if args.rate_limits else ""
     print(
         f"  ({args.per_request} event(s) per queued request, {result.requests:,} requests, one worker, SQLite{limits})"

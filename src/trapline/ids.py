@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import string
 import time
 import uuid
 
-__all__ = ["new_token", "uuid7"]
+__all__ = ["new_token", "uuid7", "uuid7_text"]
 
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 # 43 characters from a 62-letter alphabet carry ~256 bits, the same length PostHog's tokens have.
@@ -29,6 +30,25 @@ def uuid7() -> uuid.UUID:
     value |= 0b10 << 62  # RFC 4122 variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
     return uuid.UUID(int=value)
+
+
+def uuid7_text() -> str:
+    """A UUIDv7 in its hyphenated form, for ids that only need to be unique (each exception of
+    every event gets one): its random bits come from ``random``, not from the system, and no
+    UUID object is made. That is a third of ``str(uuid7())``'s cost."""
+    rand = _ids_random.getrandbits(74)
+    value = (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_AND_VARIANT
+    value |= (rand >> 62) << 64 | (rand & _RAND_B)  # rand_a (12 bits), rand_b (62 bits)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
+_RAND_B = (1 << 62) - 1
+# Its own generator, seeded from the system: whoever seeds the module's (a test) does not
+# repeat these ids, and a forked child reseeds it, so two processes do not share a sequence.
+_ids_random = random.Random()
+os.register_at_fork(after_in_child=_ids_random.seed)
 
 
 def new_token(prefix: str) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import random
 import time
 import uuid
 
@@ -7,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trapline.accounts.api_keys import has_scope
-from trapline.ids import new_token, uuid7
+from trapline.ids import new_token, uuid7, uuid7_text
 
 
 def test_uuid7_is_version_7_and_time_ordered():
@@ -22,6 +24,37 @@ def test_uuid7_is_version_7_and_time_ordered():
 
 def test_uuid7_is_unique():
     assert len({uuid7() for _ in range(10_000)}) == 10_000
+
+
+def test_uuid7_text_is_a_hyphenated_version_7_uuid_of_now():
+    text = uuid7_text()
+    parsed = uuid.UUID(text)
+    assert str(parsed) == text
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert abs((parsed.int >> 80) - time.time() * 1000) < 5000
+
+
+def test_uuid7_text_is_unique_even_when_someone_seeds_random():
+    random.seed(1)
+    first = {uuid7_text() for _ in range(10_000)}
+    random.seed(1)
+    second = {uuid7_text() for _ in range(10_000)}
+    assert len(first | second) == 20_000
+
+
+def test_uuid7_text_differs_in_a_forked_child():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, uuid7_text().encode())
+        os._exit(0)
+    os.close(write)
+    mine = uuid7_text()
+    os.waitpid(pid, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    # Same millisecond or not, the random part is the child's own.
+    assert uuid.UUID(theirs).int & ((1 << 74) - 1) != uuid.UUID(mine).int & ((1 << 74) - 1)
 
 
 def test_tokens_have_prefix_and_entropy():

@@ -41,7 +41,7 @@ from typing import Literal, NotRequired, TypedDict, cast
 
 import orjson
 
-from trapline.ids import uuid7
+from trapline.ids import uuid7_text
 from trapline.pipeline._wire import WireError, get_bool, get_i32, get_str, invalid_type, missing_field
 from trapline.pipeline.frames import (
     STACK_MEMO_MAX_BYTES,
@@ -174,7 +174,7 @@ class ResolvedExceptions:
 
 def new_exception_id() -> str:
     """A fresh exception id: a UUIDv7 in its hyphenated form."""
-    return str(uuid7())
+    return uuid7_text()
 
 
 def wrong_event_type(event: str, event_uuid: uuid.UUID | str) -> Rejected:
