@@ -86,6 +86,7 @@ class Options:
     py_spy_gil: bool
     keep: Path | None
     trapline: str
+    settings: dict[str, str]
 
     @property
     def processing(self) -> bool:
@@ -124,7 +125,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="the trapline command to benchmark (default: the one next to this Python), e.g. another checkout's",
     )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep data dirs and logs in DIR instead of a temp dir")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Trapline setting for the server and workers, e.g. TRAPLINE_WORKER_NICE=0 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.set if "=" in item)
+    if len(settings) != len(args.set) or not all(name.startswith("TRAPLINE_") for name in settings):
+        parser.error("--set takes TRAPLINE_NAME=VALUE")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -144,6 +155,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         py_spy_gil=args.py_spy_gil,
         keep=args.keep,
         trapline=args.trapline,
+        settings=settings,
     )
 
 
@@ -449,7 +461,7 @@ def run_trapline(opts: Options, mode: str, loader: Loader, group: Processes, wor
     data_dir = workdir / f"data-{mode}"
     port = free_port()
     in_process = opts.workers if opts.worker_processes == 0 else 0
-    env = trapline_env(data_dir, port, in_process)
+    env = {**trapline_env(data_dir, port, in_process), **opts.settings}
     creds = bootstrap(opts.trapline, env)
     log = workdir / f"serve-{mode}.log"
     server = group.start([opts.trapline, "serve"], env=env, log=log)

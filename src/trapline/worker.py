@@ -65,7 +65,7 @@ def local_id() -> str:
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    batch_size: int = 500
+    batch_size: int = 1000
     batch_events: int = 1000
     # Long enough for a slow batch; a worker that dies holds its rows at most this long.
     lease: timedelta = timedelta(seconds=120)
