@@ -42,7 +42,7 @@ def test_a_flush_is_synced_after_its_commit_with_the_write_lock_free(
 ) -> None:
     database, path, project_id = sqlite_file
     seen: list[tuple[int, int, bool]] = []
-    real_fsync = os.fsync
+    real_fsync = os.fdatasync
 
     def watched_fsync(descriptor: int) -> None:
         # Another connection sees the rows (committed) and takes the write lock (free).
@@ -62,7 +62,7 @@ def test_a_flush_is_synced_after_its_commit_with_the_write_lock_free(
     writer = SqliteWriter(database)
     try:
         assert writer.connection.cursor().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-        monkeypatch.setattr(os, "fsync", watched_fsync)
+        monkeypatch.setattr(os, "fdatasync", watched_fsync)
         enqueue(database, [NewRequest(project_id, utcnow(), None, b'{"batch": []}')], writer=writer)
     finally:
         writer.close()

