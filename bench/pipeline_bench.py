@@ -32,6 +32,8 @@ from trapline.db.open import open_database
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest, enqueue
 from trapline.limits.service import update_settings
+from trapline.objects.memory import InMemoryStore
+from trapline.symbols.resolver import SymbolResolver
 from trapline.worker import Worker, WorkerOptions
 
 
@@ -83,7 +85,8 @@ def main() -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 1000)  # as trapline worker does
-        worker = Worker(db, WorkerOptions(batch_size=args.batch_size))
+        # With a symbol resolver, as `trapline worker` runs (its store is empty: Python frames need none).
+        worker = Worker(db, WorkerOptions(batch_size=args.batch_size), SymbolResolver(db, InMemoryStore()))
         profiler = cProfile.Profile() if args.profile else None
         before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
