@@ -110,6 +110,7 @@ def _empty_tables(db: Database) -> None:
     if db.queue_apart:
         with db.queue.engine.begin() as connection:
             connection.exec_driver_sql("DELETE FROM ingest_queue")
+            connection.exec_driver_sql("DELETE FROM session_signal")
 
 
 @pytest.fixture

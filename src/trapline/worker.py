@@ -210,7 +210,7 @@ class Worker:
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
                 try:
-                    prune_signals(self.db, utcnow())
+                    prune_signals(self.db.queue, utcnow())
                     prune_alert_state(self.db, utcnow())
                 except Exception:
                     log.exception("could not forget expired session signals")

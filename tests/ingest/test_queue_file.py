@@ -212,27 +212,81 @@ def test_requests_an_older_version_left_in_the_database_move_to_the_queue_file(t
         db.dispose()
 
 
-def test_session_signals_are_committed_before_their_request(
-    apart: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
-):
-    real = queue._enqueue_sqlite
+def test_session_signals_are_queued_with_their_request_in_one_transaction(apart: Database, tenant: Tenant):
+    request = queue.NewRequest(project_id=tenant.project_id, received_at=utcnow(), sent_at=None, payload=b"[]")
+    queue.enqueue(apart, [request], [queue.NewSignal(tenant.project_id, "session-1", "url", utcnow())])
+    assert len(queued_ids(apart)) == 1
+    assert signal_count(apart.queue) == 1
+    assert signal_count(apart) == 0
 
-    def queue_file_fails(connection: Any, requests: Any, *args: Any, **kwargs: Any) -> None:
-        if requests:
-            raise sqlite3.OperationalError("disk I/O error")
-        real(connection, requests, *args, **kwargs)
+    # A request that cannot be queued (its payload is written last) takes its signal with it:
+    # a worker never sees a signal of a request that was answered with an error, nor the reverse.
+    unwritable = queue.NewRequest(
+        project_id=tenant.project_id,
+        received_at=utcnow(),
+        sent_at=None,
+        payload=None,  # type: ignore[arg-type]
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        queue.enqueue(apart, [unwritable], [queue.NewSignal(tenant.project_id, "session-2", "url", utcnow())])
+    assert len(queued_ids(apart)) == 1
+    assert signal_count(apart.queue) == 1
 
-    monkeypatch.setattr(queue, "_enqueue_sqlite", queue_file_fails)
-    with pytest.raises(sqlite3.OperationalError):
-        queue.enqueue(
-            apart,
-            [queue.NewRequest(project_id=tenant.project_id, received_at=utcnow(), sent_at=None, payload=b"[]")],
-            [queue.NewSignal(tenant.project_id, "session-1", "url", utcnow())],
-        )
-    # Written first: a worker that sees the request (had it been queued) sees the signal too.
-    with apart.engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT count(*) FROM session_signal").scalar_one() == 1
-    assert queued_ids(apart) == []
+
+def test_capture_queues_session_signals_while_a_worker_holds_the_database_write_lock(tmp_path: Path):
+    db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}", busy_timeout_seconds=0.5)
+    try:
+        migrate.upgrade(db.engine)
+        writer = queue.SqliteWriter(db.queue)
+        holder = sqlite3.connect(tmp_path / "trapline.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # what a worker storing a batch holds
+        try:
+            started = time.monotonic()
+            request = queue.NewRequest(project_id=1, received_at=utcnow(), sent_at=None, payload=b"[]")
+            queue.enqueue(db, [request], [queue.NewSignal(1, "session-1", "url", utcnow())], writer=writer)
+            # Signals in the database waited for its lock (and failed after the busy timeout).
+            assert time.monotonic() - started < 0.4
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+            writer.close()
+        assert signal_count(db.queue) == 1
+    finally:
+        db.dispose()
+
+
+def test_session_signals_an_older_version_kept_in_the_database_move_to_the_queue_file(tmp_path: Path):
+    path = tmp_path / "trapline.db"
+    db = open_database(f"sqlite:///{path}")
+    migrate.upgrade(db.engine)
+    with db.session(write=True) as session:
+        tenant = make_tenant(session)
+    now = utcnow()
+    queue.enqueue(db, [], [queue.NewSignal(tenant.project_id, "s1", "url", now)])  # already in the queue file
+    db.dispose()
+    old = sqlite3.connect(path, isolation_level=None)
+    insert = "INSERT INTO session_signal (project_id, session_id, signal, first_at, expires_at) VALUES (?, ?, ?, ?, ?)"
+    earlier, later = sqlite_datetime(now - timedelta(minutes=5)), sqlite_datetime(now + timedelta(days=3))
+    old.execute(insert, (tenant.project_id, "s1", "url", earlier, later))
+    old.execute(insert, (tenant.project_id, "s2", "event:checkout", earlier, later))
+    old.close()
+
+    db = open_database(f"sqlite:///{path}")
+    try:
+        assert signal_count(db) == 0
+        with db.queue.engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT session_id, signal, first_at, expires_at FROM session_signal ORDER BY session_id"
+            ).all()
+        # Merged with what the queue file had: the earliest time, the latest expiry.
+        assert [tuple(row) for row in rows] == [("s1", "url", earlier, later), ("s2", "event:checkout", earlier, later)]
+    finally:
+        db.dispose()
+
+
+def signal_count(database: Database) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT count(*) FROM session_signal").scalar_one())
 
 
 def test_retention_gives_back_the_space_a_drained_backlog_took(apart: Database, tenant: Tenant):

@@ -160,13 +160,14 @@ def test_signals_are_kept_per_session_and_forgotten_when_they_expire(
         browser_event("checkout_started", "s1", f"{SHOP}/", 70),
         browser_event("$pageview", "s2", f"{SHOP}/", 5),
     )
-    with database.session(write=False) as session:
+    # Beside the queued requests (on SQLite in the queue's file; see trapline.events.queue_file).
+    with database.queue.session(write=False) as session:
         rows = session.scalars(select(SessionSignal).where(SessionSignal.project_id == tenant.project_id)).all()
     [row] = rows
     assert (row.session_id, row.signal) == ("s1", "event:checkout_started")
     assert row.first_at.replace(tzinfo=UTC) == START + timedelta(seconds=5)
-    assert prune_signals(database, START + timedelta(hours=1)) == 0
-    assert prune_signals(database, START + timedelta(days=2)) == 1
+    assert prune_signals(database.queue, START + timedelta(hours=1)) == 0
+    assert prune_signals(database.queue, START + timedelta(days=2)) == 1
 
 
 def test_a_linked_flag_keeps_events_that_carry_it(client: TestClient, tenant: Tenant, database: Database):

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, event
 
 from trapline.db import vacuum
 from trapline.db.engine import Database, make_engine
-from trapline.events.queue_file import adopt_queued, create_tables, forget_done, queue_path
+from trapline.events.queue_file import adopt_queued, adopt_signals, create_tables, forget_done, queue_path
 
 __all__ = ["open_database"]
 
@@ -18,7 +18,7 @@ def open_database(
 ) -> Database:
     """The database at ``url``; a SQLite file gets its queue in a file of its own (see
     ``trapline.events.queue_file``), created if missing, with any requests an older version
-    left queued in the database moved there."""
+    left queued in the database (and its session signals) moved there."""
 
     def engine(at: str) -> Engine:
         return make_engine(
@@ -38,6 +38,7 @@ def open_database(
         # A new queue file hands out ids from 1 again: marks left from a queue file that was
         # deleted would match its requests and drop them unprocessed.
         forget_done(db)
+    adopt_signals(db)  # before the requests: a worker that sees one sees its session's signals
     adopt_queued(db)
     return db
 

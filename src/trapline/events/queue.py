@@ -123,15 +123,15 @@ def enqueue(
         return
     signals, drops = _merged(signals), _merged_drops(drops)
     if db.queue_apart:
-        if signals or drops:
-            # In the database, committed before the requests are queued: a worker never sees
-            # an exception without what its session did before it.
-            _with_raw(db, lambda connection: _enqueue_sqlite(connection, [], signals, drops))
-        if requests and writer is not None:
-            _enqueue_sqlite(writer.connection, requests, [], [], writer.timeout_ms, ids_never_reused=True)
-            writer.sync()
-        elif requests:
-            _with_raw(db.queue, lambda connection: _enqueue_sqlite(connection, requests, [], [], ids_never_reused=True))
+        if drops:  # the database's counters (usage, dropped events)
+            _with_raw(db, lambda connection: _enqueue_sqlite(connection, [], [], drops))
+        if not requests and not signals:
+            return
+        if writer is None:  # signals go with their requests: see queue_file
+            _with_raw(db.queue, lambda c: _enqueue_sqlite(c, requests, signals, [], ids_never_reused=True))
+            return
+        _enqueue_sqlite(writer.connection, requests, signals, [], writer.timeout_ms, ids_never_reused=True)
+        writer.sync()
         return
     if writer is not None:
         _enqueue_sqlite(writer.connection, requests, signals, drops, writer.timeout_ms)

@@ -14,6 +14,11 @@ store of the same request fails there), the database's log is synced before the 
 go, and a claim drops rows already done. Ids in this file are never reused (AUTOINCREMENT),
 so a done mark cannot match a later request.
 
+Session signals (what a browser session did that an autocapture trigger waits for) are kept
+here too: capture writes them with the requests that carry them, in one transaction, so a
+worker that claims a request sees what its session did, and capture never waits for the
+database's lock (signals in the database had to be committed there first, behind a batch).
+
 PostgreSQL, and SQLite in memory, keep the queue in the database: their queue and batch
 commit together.
 """
@@ -32,7 +37,16 @@ from trapline.db.checkpoint import sync_log
 from trapline.db.engine import Database
 from trapline.events.sqlite_lock import write_transaction
 
-__all__ = ["NEXT_ID_NEVER_REUSED", "QUEUE_DDL", "adopt_queued", "create_tables", "forget_done", "queue_path"]
+__all__ = [
+    "NEXT_ID_NEVER_REUSED",
+    "QUEUE_DDL",
+    "SIGNAL_DDL",
+    "adopt_queued",
+    "adopt_signals",
+    "create_tables",
+    "forget_done",
+    "queue_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,21 @@ QUEUE_DDL = (
 )
 
 
+# The session_signal table of the database (migration 0008), without its project's foreign key:
+# a deleted project's signals expire with the rest.
+SIGNAL_DDL = (
+    """CREATE TABLE IF NOT EXISTS session_signal (
+        project_id INTEGER NOT NULL,
+        session_id VARCHAR(200) NOT NULL,
+        signal VARCHAR(300) NOT NULL,
+        first_at DATETIME NOT NULL,
+        expires_at DATETIME NOT NULL,
+        PRIMARY KEY (project_id, session_id, signal)
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_session_signal_expires_at ON session_signal (expires_at)",
+)
+
+
 def queue_path(url: str) -> Path | None:
     """The queue's file for a database URL: beside a SQLite file, else None (no file of its own)."""
     parsed = make_url(url)
@@ -69,8 +98,12 @@ def queue_path(url: str) -> Path | None:
 
 
 def create_tables(engine: Engine) -> bool:
-    """Create the queue's tables if missing; returns whether they were (a new queue file)."""
+    """Create the queue's tables if missing; returns whether the queue's were (a new queue file)."""
     with engine.begin() as connection:
+        signals = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'session_signal'"
+        if connection.exec_driver_sql(signals).first() is None:  # a new file, or one from before signals moved here
+            for statement in SIGNAL_DDL:
+                connection.exec_driver_sql(statement)
         exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
         if connection.exec_driver_sql(exists).first() is not None:
             return False
@@ -127,6 +160,41 @@ def adopt_queued(db: Database) -> None:
         queue_connection.close()
         connection.close()
 
+
+def adopt_signals(db: Database) -> None:
+    """Move session signals an older version kept in the database into the queue's file (merged
+    with any there: the earliest time, the latest expiry). Committed into the queue before they
+    leave the database; a crash between the two leaves them in both, which merges the same."""
+    if not db.queue_apart:
+        return
+    connection = db.engine.raw_connection()
+    queue_connection = db.queue.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'session_signal'"
+        if cursor.execute(table).fetchone() is None or cursor.execute(_ANY_SIGNAL).fetchone() is None:
+            return  # not migrated yet, or nothing to move (every start but the first)
+        with write_transaction(connection) as cursor:
+            rows = cursor.execute(
+                "SELECT project_id, session_id, signal, first_at, expires_at FROM session_signal"
+            ).fetchall()
+            with write_transaction(queue_connection) as queue_cursor:
+                queue_cursor.executemany(_MERGE_SIGNAL, rows)
+            if db.queue.path is not None:
+                sync_log(db.queue.path)
+            cursor.execute("DELETE FROM session_signal")
+    finally:
+        queue_connection.close()
+        connection.close()
+
+
+_ANY_SIGNAL = "SELECT 1 FROM session_signal LIMIT 1"
+_MERGE_SIGNAL = (
+    "INSERT INTO session_signal (project_id, session_id, signal, first_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (project_id, session_id, signal) DO UPDATE SET "
+    "first_at = min(session_signal.first_at, excluded.first_at), "
+    "expires_at = max(session_signal.expires_at, excluded.expires_at)"
+)
 
 _LEFT_IN_DATABASE = (
     "SELECT q.id, q.project_id, q.received_at, q.sent_at, q.event_count, q.attempts, q.failed_at, q.last_error, "

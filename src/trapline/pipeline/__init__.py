@@ -90,9 +90,12 @@ def process_batch(
         projects = {item.project_id for item in items}
         rules = load_rules(session, projects)
         controls = load_controls(session, projects)
-        signals = load_signals(session, sessions_to_read(items, controls)) if controls else {}
         alerts = load_alerts(session, projects, base_url)
         limits = load_limits(session, projects)
+    signals = {}
+    if controls:
+        with db.queue.session(write=False) as session:  # where capture keeps them, see queue_file
+            signals = load_signals(session, sessions_to_read(items, controls))
 
     # Stages outside any write transaction (SQLite has one writer, and ingestion waits for it);
     # resolution only reads.
