@@ -71,7 +71,10 @@ def test_requests_are_queued_in_the_queue_file_not_the_database(apart: Database,
         assert connection.exec_driver_sql("SELECT count(*) FROM ingest_queue").scalar_one() == 0
 
 
-def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: Path):
+# Signals too: they go with their requests into the queue's file (kept in the database, they
+# waited for its lock).
+@pytest.mark.parametrize("signals", [0, 1], ids=["requests", "with a session signal"])
+def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: Path, signals: int):
     db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}", busy_timeout_seconds=0.5)
     try:
         migrate.upgrade(db.engine)
@@ -81,7 +84,8 @@ def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: 
         try:
             started = time.monotonic()
             request = queue.NewRequest(project_id=1, received_at=utcnow(), sent_at=None, payload=b"[]")
-            queue.enqueue(db, [request], writer=writer)
+            signal = queue.NewSignal(1, "session-1", "url", utcnow())
+            queue.enqueue(db, [request], [signal] * signals, writer=writer)
             # With one file this waited out the busy timeout and failed (database is locked).
             assert time.monotonic() - started < 0.4
         finally:
@@ -89,6 +93,7 @@ def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: 
             holder.close()
             writer.close()
         assert len(queued_ids(db)) == 1
+        assert signal_count(db.queue) == signals
     finally:
         db.dispose()
 
@@ -231,28 +236,6 @@ def test_session_signals_are_queued_with_their_request_in_one_transaction(apart:
         queue.enqueue(apart, [unwritable], [queue.NewSignal(tenant.project_id, "session-2", "url", utcnow())])
     assert len(queued_ids(apart)) == 1
     assert signal_count(apart.queue) == 1
-
-
-def test_capture_queues_session_signals_while_a_worker_holds_the_database_write_lock(tmp_path: Path):
-    db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}", busy_timeout_seconds=0.5)
-    try:
-        migrate.upgrade(db.engine)
-        writer = queue.SqliteWriter(db.queue)
-        holder = sqlite3.connect(tmp_path / "trapline.db", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # what a worker storing a batch holds
-        try:
-            started = time.monotonic()
-            request = queue.NewRequest(project_id=1, received_at=utcnow(), sent_at=None, payload=b"[]")
-            queue.enqueue(db, [request], [queue.NewSignal(1, "session-1", "url", utcnow())], writer=writer)
-            # Signals in the database waited for its lock (and failed after the busy timeout).
-            assert time.monotonic() - started < 0.4
-        finally:
-            holder.execute("COMMIT")
-            holder.close()
-            writer.close()
-        assert signal_count(db.queue) == 1
-    finally:
-        db.dispose()
 
 
 def test_session_signals_an_older_version_kept_in_the_database_move_to_the_queue_file(tmp_path: Path):

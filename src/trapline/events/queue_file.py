@@ -26,7 +26,8 @@ commit together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,7 @@ def forget_done(db: Database) -> None:
     """Delete every done mark (for a queue file that starts over; see ``open_database``)."""
     connection = db.engine.raw_connection()
     try:
-        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_done'"
-        if connection.cursor().execute(table).fetchone() is None:
+        if not _has_table(connection, "ingest_done"):
             return  # not migrated yet: no marks
         with write_transaction(connection) as cursor:
             cursor.execute("DELETE FROM ingest_done")
@@ -139,12 +139,8 @@ def adopt_queued(db: Database) -> None:
     uuid), though counts of drops and usage may see them twice; upgrades are rare."""
     if not db.queue_apart:
         return
-    connection = db.engine.raw_connection()
-    queue_connection = db.queue.engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
-        if cursor.execute(table).fetchone() is None:
+    with _connections(db) as (connection, queue_connection):
+        if not _has_table(connection, "ingest_queue"):
             return  # a new database, not migrated yet
         while True:
             with write_transaction(connection) as cursor:
@@ -152,13 +148,9 @@ def adopt_queued(db: Database) -> None:
                 if not rows:
                     return
                 _adopt_sqlite(queue_connection, rows)
-                if db.queue.path is not None:
-                    sync_log(db.queue.path)
+                _sync(db.queue)
                 marks = ", ".join("?" * len(rows))
                 cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({marks})", [row[0] for row in rows])
-    finally:
-        queue_connection.close()
-        connection.close()
 
 
 def adopt_signals(db: Database) -> None:
@@ -167,12 +159,8 @@ def adopt_signals(db: Database) -> None:
     leave the database; a crash between the two leaves them in both, which merges the same."""
     if not db.queue_apart:
         return
-    connection = db.engine.raw_connection()
-    queue_connection = db.queue.engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'session_signal'"
-        if cursor.execute(table).fetchone() is None or cursor.execute(_ANY_SIGNAL).fetchone() is None:
+    with _connections(db) as (connection, queue_connection):
+        if not _has_table(connection, "session_signal") or connection.execute(_ANY_SIGNAL).fetchone() is None:
             return  # not migrated yet, or nothing to move (every start but the first)
         with write_transaction(connection) as cursor:
             rows = cursor.execute(
@@ -180,12 +168,30 @@ def adopt_signals(db: Database) -> None:
             ).fetchall()
             with write_transaction(queue_connection) as queue_cursor:
                 queue_cursor.executemany(_MERGE_SIGNAL, rows)
-            if db.queue.path is not None:
-                sync_log(db.queue.path)
+            _sync(db.queue)
             cursor.execute("DELETE FROM session_signal")
+
+
+@contextmanager
+def _connections(db: Database) -> Iterator[tuple[Any, Any]]:
+    """Driver connections to the database and to the queue's file."""
+    connection = db.engine.raw_connection()
+    queue_connection = db.queue.engine.raw_connection()
+    try:
+        yield connection, queue_connection
     finally:
         queue_connection.close()
         connection.close()
+
+
+def _has_table(connection: Any, name: str) -> bool:
+    found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
+
+
+def _sync(queue_db: Database) -> None:
+    if queue_db.path is not None:
+        sync_log(queue_db.path)
 
 
 _ANY_SIGNAL = "SELECT 1 FROM session_signal LIMIT 1"
