@@ -178,12 +178,17 @@ def test_done_marks_of_rows_gone_from_the_queue_are_forgotten(apart: Database, t
         assert list(session.scalars(select(QueueDone.queue_id))) == [ids[-1]]
 
 
-def test_requests_an_older_version_left_in_the_database_move_to_the_queue_file(tmp_path: Path):
-    path = tmp_path / "trapline.db"
+def migrated(path: Path) -> tuple[Database, Tenant]:
+    """A database file at ``path``, migrated, with a tenant: what an older version left there."""
     db = open_database(f"sqlite:///{path}")
     migrate.upgrade(db.engine)
     with db.session(write=True) as session:
-        tenant = make_tenant(session)
+        return db, make_tenant(session)
+
+
+def test_requests_an_older_version_left_in_the_database_move_to_the_queue_file(tmp_path: Path):
+    path = tmp_path / "trapline.db"
+    db, tenant = migrated(path)
     db.dispose()
     events = [exception_event(), exception_event()]
     old = sqlite3.connect(path, isolation_level=None)
@@ -240,10 +245,7 @@ def test_session_signals_are_queued_with_their_request_in_one_transaction(apart:
 
 def test_session_signals_an_older_version_kept_in_the_database_move_to_the_queue_file(tmp_path: Path):
     path = tmp_path / "trapline.db"
-    db = open_database(f"sqlite:///{path}")
-    migrate.upgrade(db.engine)
-    with db.session(write=True) as session:
-        tenant = make_tenant(session)
+    db, tenant = migrated(path)
     now = utcnow()
     queue.enqueue(db, [], [queue.NewSignal(tenant.project_id, "s1", "url", now)])  # already in the queue file
     db.dispose()
