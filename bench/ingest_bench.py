@@ -130,7 +130,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a Trapline setting for the server and workers, e.g. TRAPLINE_WORKER_NICE=0 (repeatable)",
+        help="a Trapline setting for the server and workers, e.g. TRAPLINE_WORKER_BATCH_SIZE=500 (repeatable)",
     )
     args = parser.parse_args(argv)
     settings = dict(item.split("=", 1) for item in args.set if "=" in item)

@@ -141,7 +141,8 @@ class SessionSignal(Base):
 
     ``signal`` is ``url`` (it was on a URL matching a URL trigger) or ``event:<name>`` (it sent
     that event). Written by capture, read by the worker to decide whether the session's
-    autocaptured exceptions are kept; sessions end, so rows expire.
+    autocaptured exceptions are kept; sessions end, so rows expire. On SQLite the rows are in
+    the queue's file (``trapline.events.queue_file``), beside the requests that carry them.
     """
 
     __tablename__ = "session_signal"

@@ -97,8 +97,8 @@ def process_batch(
         with db.queue.session(write=False) as session:  # where capture keeps them, see queue_file
             signals = load_signals(session, sessions_to_read(items, controls))
 
-    # Stages outside any write transaction (SQLite has one writer, and ingestion waits for it);
-    # resolution only reads.
+    # Stages outside any write transaction (SQLite has one writer, and the API's writes wait
+    # for it); resolution only reads.
     normalize(items)  # read $exception_list (or the legacy properties), or reject
     enforce_controls(items, controls, signals)  # autocapture controls: blocklist, triggers, sampling
     symbols = resolver.for_batch(items) if resolver is not None else None
