@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from tests.capture import exception_event
 from tests.factories import Tenant, make_tenant
 from trapline import pipeline
-from trapline.db import migrate
+from trapline.db import engine, migrate
 from trapline.db.engine import Database
 from trapline.db.open import open_database
 from trapline.db.types import sqlite_datetime, utcnow
@@ -148,7 +148,7 @@ def test_the_database_log_is_synced_before_the_queue_forgets_a_batch(
 ):
     enqueue(apart, tenant.project_id, exception_event())
     synced: list[tuple[str, list[int]]] = []
-    monkeypatch.setattr(queue, "sync_log", lambda path: synced.append((path, queued_ids(apart))))
+    monkeypatch.setattr(engine, "sync_log", lambda path: synced.append((path, queued_ids(apart))))
     assert Worker(apart).drain().stored == 1
     [(path, queued_then)] = synced
     # Synced while the request was still queued: a power cut cannot keep the deletion alone.

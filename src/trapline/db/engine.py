@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from trapline.db.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
+from trapline.db.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer, sync_log
 
 __all__ = ["Database", "make_engine"]
 
@@ -140,6 +140,12 @@ class Database:
         """The SQLite file (None on PostgreSQL and in memory)."""
         path = self.engine.url.database
         return path if self.is_sqlite and path and path != ":memory:" else None
+
+    def sync_log(self) -> None:
+        """Make what was committed to this SQLite file so far survive a power loss, whatever
+        ``synchronous`` it was committed with (nothing to do on PostgreSQL or in memory)."""
+        if self.path is not None:
+            sync_log(self.path)
 
     def checkpointers(self) -> list[WalCheckpointer]:
         """Background checkpointers for this SQLite file and the queue's (none on PostgreSQL)."""

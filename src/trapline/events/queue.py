@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from trapline.db.checkpoint import sync_log
 from trapline.db.engine import Database
 from trapline.db.leases import release_dead_holders
 from trapline.db.types import sqlite_datetime, utcnow
@@ -145,11 +144,8 @@ def enqueue(
 
 def _with_raw(db: Database, write: Callable[[Any], None]) -> None:
     """``write`` on a driver connection from ``db``'s pool."""
-    connection = db.engine.raw_connection()
-    try:
+    with db.engine.raw_connection() as connection:
         write(connection)
-    finally:
-        connection.close()
 
 
 def _merged(signals: Sequence[NewSignal]) -> list[NewSignal]:
@@ -465,19 +461,12 @@ def ack(db: Database, session: Session, worker_id: str, ids: Sequence[int]) -> N
 
 def _mark_done(db: Database, session: Session, worker_id: str, ids: Sequence[int]) -> None:
     marks = ", ".join("?" * len(ids))
-    queue_connection = db.queue.engine.raw_connection()
-    try:
-        held, floor = (
-            queue_connection.cursor()
-            .execute(
-                f"SELECT (SELECT count(*) FROM ingest_queue WHERE claimed_by = ? AND id IN ({marks})), "
-                "(SELECT min(id) FROM ingest_queue)",
-                (worker_id, *ids),
-            )
-            .fetchone()
-        )
-    finally:
-        queue_connection.close()
+    with db.queue.engine.raw_connection() as queue_connection:
+        held, floor = queue_connection.execute(
+            f"SELECT (SELECT count(*) FROM ingest_queue WHERE claimed_by = ? AND id IN ({marks})), "
+            "(SELECT min(id) FROM ingest_queue)",
+            (worker_id, *ids),
+        ).fetchone()
     if held != len(ids):
         raise LeaseLost(f"{len(ids) - held} of {len(ids)} rows were claimed by another worker")
     driver = session.connection().connection.driver_connection
@@ -500,8 +489,7 @@ def acked(db: Database, ids: Sequence[int]) -> None:
     """
     if not db.queue_apart or not ids:
         return
-    if db.path is not None:
-        sync_log(db.path)
+    db.sync_log()
     _delete_sqlite(db.queue, ids)
 
 
@@ -511,16 +499,11 @@ def _not_done(db: Database, claimed: list[Claimed]) -> list[Claimed]:
     if not claimed:
         return claimed
     ids = [row.id for row in claimed]
-    connection = db.engine.raw_connection()
-    try:
-        done = {
-            row_id
-            for (row_id,) in connection.cursor()
-            .execute(f"SELECT queue_id FROM ingest_done WHERE queue_id IN ({', '.join('?' * len(ids))})", ids)
-            .fetchall()
-        }
-    finally:
-        connection.close()
+    with db.engine.raw_connection() as connection:
+        found = connection.execute(
+            f"SELECT queue_id FROM ingest_done WHERE queue_id IN ({', '.join('?' * len(ids))})", ids
+        )
+        done = {row_id for (row_id,) in found}
     if not done:
         return claimed
     _delete_sqlite(db.queue, sorted(done))
@@ -528,14 +511,10 @@ def _not_done(db: Database, claimed: list[Claimed]) -> list[Claimed]:
 
 
 def _delete_sqlite(queue_db: Database, ids: Sequence[int]) -> None:
-    connection = queue_db.engine.raw_connection()
-    try:
-        with write_transaction(connection) as cursor:
-            for start in range(0, len(ids), _DELETE_CHUNK):
-                chunk = ids[start : start + _DELETE_CHUNK]
-                cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-    finally:
-        connection.close()
+    with queue_db.engine.raw_connection() as connection, write_transaction(connection) as cursor:
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
 
 
 # SQLite binds at most 32,766 parameters a statement.

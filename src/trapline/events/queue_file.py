@@ -26,15 +26,13 @@ commit together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from trapline.db.checkpoint import sync_log
 from trapline.db.engine import Database
 from trapline.events.sqlite_lock import write_transaction
 
@@ -101,12 +99,10 @@ def queue_path(url: str) -> Path | None:
 def create_tables(engine: Engine) -> bool:
     """Create the queue's tables if missing; returns whether the queue's were (a new queue file)."""
     with engine.begin() as connection:
-        signals = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'session_signal'"
-        if connection.exec_driver_sql(signals).first() is None:  # a new file, or one from before signals moved here
+        if not _has_table(connection.connection, "session_signal"):  # new, or from before signals moved here
             for statement in SIGNAL_DDL:
                 connection.exec_driver_sql(statement)
-        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_queue'"
-        if connection.exec_driver_sql(exists).first() is not None:
+        if _has_table(connection.connection, "ingest_queue"):
             return False
         for statement in QUEUE_DDL:
             connection.exec_driver_sql(statement)
@@ -122,14 +118,11 @@ NEXT_ID_NEVER_REUSED = (
 
 def forget_done(db: Database) -> None:
     """Delete every done mark (for a queue file that starts over; see ``open_database``)."""
-    connection = db.engine.raw_connection()
-    try:
+    with db.engine.raw_connection() as connection:
         if not _has_table(connection, "ingest_done"):
             return  # not migrated yet: no marks
         with write_transaction(connection) as cursor:
             cursor.execute("DELETE FROM ingest_done")
-    finally:
-        connection.close()
 
 
 def adopt_queued(db: Database) -> None:
@@ -139,7 +132,7 @@ def adopt_queued(db: Database) -> None:
     uuid), though counts of drops and usage may see them twice; upgrades are rare."""
     if not db.queue_apart:
         return
-    with _connections(db) as (connection, queue_connection):
+    with db.engine.raw_connection() as connection, db.queue.engine.raw_connection() as queue_connection:
         if not _has_table(connection, "ingest_queue"):
             return  # a new database, not migrated yet
         while True:
@@ -148,7 +141,7 @@ def adopt_queued(db: Database) -> None:
                 if not rows:
                     return
                 _adopt_sqlite(queue_connection, rows)
-                _sync(db.queue)
+                db.queue.sync_log()
                 marks = ", ".join("?" * len(rows))
                 cursor.execute(f"DELETE FROM ingest_queue WHERE id IN ({marks})", [row[0] for row in rows])
 
@@ -159,7 +152,7 @@ def adopt_signals(db: Database) -> None:
     leave the database; a crash between the two leaves them in both, which merges the same."""
     if not db.queue_apart:
         return
-    with _connections(db) as (connection, queue_connection):
+    with db.engine.raw_connection() as connection, db.queue.engine.raw_connection() as queue_connection:
         if not _has_table(connection, "session_signal") or connection.execute(_ANY_SIGNAL).fetchone() is None:
             return  # not migrated yet, or nothing to move (every start but the first)
         with write_transaction(connection) as cursor:
@@ -168,30 +161,13 @@ def adopt_signals(db: Database) -> None:
             ).fetchall()
             with write_transaction(queue_connection) as queue_cursor:
                 queue_cursor.executemany(_MERGE_SIGNAL, rows)
-            _sync(db.queue)
+            db.queue.sync_log()
             cursor.execute("DELETE FROM session_signal")
-
-
-@contextmanager
-def _connections(db: Database) -> Iterator[tuple[Any, Any]]:
-    """Driver connections to the database and to the queue's file."""
-    connection = db.engine.raw_connection()
-    queue_connection = db.queue.engine.raw_connection()
-    try:
-        yield connection, queue_connection
-    finally:
-        queue_connection.close()
-        connection.close()
 
 
 def _has_table(connection: Any, name: str) -> bool:
     found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
     return found.fetchone() is not None
-
-
-def _sync(queue_db: Database) -> None:
-    if queue_db.path is not None:
-        sync_log(queue_db.path)
 
 
 _ANY_SIGNAL = "SELECT 1 FROM session_signal LIMIT 1"

@@ -30,12 +30,12 @@ def _begin_immediate(cursor: Any, timeout_ms: int | None = None) -> None:
     every request of the flush waited with it.
     """
     if timeout_ms is not None:
-        _pollbegin_immediate(cursor, timeout_ms)
+        _poll_begin_immediate(cursor, timeout_ms)
         return
     own_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
     cursor.execute("PRAGMA busy_timeout = 0")
     try:
-        _pollbegin_immediate(cursor, own_ms)
+        _poll_begin_immediate(cursor, own_ms)
     finally:
         cursor.execute(f"PRAGMA busy_timeout = {int(own_ms)}")
 
@@ -57,7 +57,7 @@ def write_transaction(connection: Any, timeout_ms: int | None = None) -> Iterato
         raise
 
 
-def _pollbegin_immediate(cursor: Any, timeout_ms: int) -> None:
+def _poll_begin_immediate(cursor: Any, timeout_ms: int) -> None:
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         try:
