@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from trapline.db.engine import Database
 from trapline.db.leases import release_dead_holders
 from trapline.db.types import sqlite_datetime, utcnow
+from trapline.events import door_drops
 from trapline.events.models import QueuedPayload, QueuedRequest
 from trapline.events.queue_file import NEXT_ID_NEVER_REUSED
 from trapline.events.sqlite_lock import SqliteWriter, write_transaction
@@ -83,8 +84,8 @@ SIGNAL_LIFETIME = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class NewDrop:
-    """Accepted at the door but not queued (a Sentry envelope's transactions, sessions, …):
-    counted in ``dropped_events`` like the pipeline's drops."""
+    """Accepted at the door but not stored (a Sentry envelope's sessions, a project over its
+    limit, …): counted in ``dropped_events`` like the pipeline's drops (see ``door_drops``)."""
 
     project_id: int
     reason: str
@@ -122,8 +123,7 @@ def enqueue(
         return
     signals, drops = _merged(signals), _merged_drops(drops)
     if db.queue_apart:
-        if drops:  # the database's counters (usage, dropped events)
-            _with_raw(db, lambda connection: _enqueue_sqlite(connection, [], [], drops))
+        requests = [*requests, *_drops_queued(drops)]  # counted by a worker: see door_drops
         if not requests and not signals:
             return
         if writer is None:  # signals go with their requests: see queue_file
@@ -168,6 +168,18 @@ def _merged_drops(drops: Sequence[NewDrop]) -> list[NewDrop]:
             drop if seen is None else NewDrop(drop.project_id, drop.reason, seen.count + drop.count, drop.detail)
         )
     return [merged[key] for key in sorted(merged)]
+
+
+def _drops_queued(drops: Sequence[NewDrop]) -> list[NewRequest]:
+    """Drops as requests with no events, one per project (``drops`` merged and sorted)."""
+    by_project: dict[int, list[door_drops.Counted]] = {}
+    for drop in drops:
+        by_project.setdefault(drop.project_id, []).append((drop.reason, drop.count, drop.detail))
+    now = utcnow()
+    return [
+        NewRequest(project_id, now, None, door_drops.encode(counted), event_count=0)
+        for project_id, counted in by_project.items()
+    ]
 
 
 _UPSERT_DROP = (

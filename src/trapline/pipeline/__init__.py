@@ -24,7 +24,7 @@ from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.pipeline.alerting import load_alerts, raise_alerts
 from trapline.pipeline.autocapture import enforce_controls, sessions_to_read
-from trapline.pipeline.batch import Item, items_from_queue
+from trapline.pipeline.batch import Item, door_drops_from_queue, items_from_queue
 from trapline.pipeline.grouping import group
 from trapline.pipeline.linking import link_issues
 from trapline.pipeline.normalization import normalize
@@ -34,7 +34,7 @@ from trapline.pipeline.resolution import FrameResolver, resolve
 from trapline.pipeline.rules import load_rules, save_failures
 from trapline.pipeline.storage import count_drops, prepare_rows, store_events
 from trapline.pipeline.suppression import suppress
-from trapline.usage.counting import add_usage, outcomes
+from trapline.usage.counting import add_usage, door_outcomes, outcomes
 
 __all__ = ["BatchResult", "FrameResolver", "process_batch"]
 
@@ -86,6 +86,7 @@ def process_batch(
     Raises ``queue.LeaseLost`` (and writes nothing) if another worker took a request over.
     """
     items = items_from_queue(claimed)
+    door = door_drops_from_queue(claimed)  # counted at the door, see events.door_drops
     with db.session(write=False) as session:
         projects = {item.project_id for item in items}
         rules = load_rules(session, projects)
@@ -120,8 +121,10 @@ def process_batch(
         _linked(items)  # $exception_issue_id
         stored = store_events(session, items, prepared)
         due = raise_alerts(session, items, changes, alerts, now, seen_users)  # lifecycle, spikes, thresholds
-        dropped = count_drops(session, items)
+        dropped = count_drops(session, items, door)
         add_usage(session, outcomes(items), now.date())  # stored and dropped per project and day
+        for day, counts in door_outcomes(door).items():
+            add_usage(session, counts, day)
         save_failures(session, (failure for project in rules.values() for failure in project.failures))
         queue.ack(db, session, worker_id, [row.id for row in claimed])
         session.commit()

@@ -17,13 +17,14 @@ from uuid import UUID
 import orjson
 
 from trapline.db.types import storable_text
+from trapline.events import door_drops
 from trapline.events.queue import Claimed
 from trapline.events.times import event_time, parse_timestamp
 from trapline.ids import uuid7
 from trapline.pipeline.exceptions import ExceptionInfo, ExceptionProperties
 from trapline.pipeline.frames import FrameContext, RawFrame
 
-__all__ = ["Assignee", "Drop", "Item", "items_from_queue"]
+__all__ = ["Assignee", "DoorDrop", "Drop", "Item", "door_drops_from_queue", "items_from_queue"]
 
 Assignee = tuple[str, int | UUID]  # ("user", 42) or ("role", UUID)
 
@@ -79,10 +80,23 @@ class Drop:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class DoorDrop:
+    """Events capture counted and did not queue, queued as a count (``events.door_drops``)."""
+
+    project_id: int
+    at: datetime
+    reason: str
+    count: int
+    detail: str | None = None
+
+
 def items_from_queue(rows: Sequence[Claimed]) -> list[Item]:
-    """Unpack queued requests into one item per event, in queue order."""
+    """Unpack queued requests into one item per event, in queue order (drops aside)."""
     items: list[Item] = []
     for row in rows:
+        if door_drops.is_drops(row.payload):
+            continue
         sent_at = parse_timestamp(row.sent_at)
         events = orjson.loads(row.payload)
         if _ESCAPED_NUL in row.payload:  # the usual payload pays one byte search for this
@@ -90,6 +104,16 @@ def items_from_queue(rows: Sequence[Claimed]) -> list[Item]:
         for event in events:
             items.append(_item(row, event, sent_at))
     return items
+
+
+def door_drops_from_queue(rows: Sequence[Claimed]) -> list[DoorDrop]:
+    """The counts of drops queued at the door, in queue order."""
+    return [
+        DoorDrop(row.project_id, row.received_at, reason, count, detail)
+        for row in rows
+        if door_drops.is_drops(row.payload)
+        for reason, count, detail in door_drops.decode(row.payload)
+    ]
 
 
 # How orjson (which wrote the queued payload) writes a NUL inside a string.

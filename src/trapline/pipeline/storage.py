@@ -22,7 +22,7 @@ from trapline.db.types import sqlite_datetime, utcnow
 from trapline.db.upsert import dialect_insert, dialect_insert_for
 from trapline.events.models import DroppedEvents, ExceptionEvent
 from trapline.issues.models import IssueFingerprint
-from trapline.pipeline.batch import Item
+from trapline.pipeline.batch import DoorDrop, Item
 from trapline.search import record as search_summaries
 from trapline.volumes import record as volumes
 from trapline.volumes.record import Counted
@@ -194,17 +194,23 @@ def _insert_sqlite(connection: Connection, live: list[tuple[Item, Prepared]]) ->
     return [(item.project_id, cast(str, item.fingerprint), item.timestamp, item.uuid) for item, _values in fresh]
 
 
-def count_drops(session: Session, items: list[Item]) -> Counter[str]:
-    """Add the rejected items to their project's drop counters; returns the counts by reason."""
+def count_drops(session: Session, items: list[Item], door: Sequence[DoorDrop] = ()) -> Counter[str]:
+    """Add the rejected items, and the drops counted at the door, to their project's drop
+    counters; returns the items' counts by reason."""
     counts: Counter[tuple[int, str]] = Counter()
     details: dict[tuple[int, str], str | None] = {}
+    last: dict[tuple[int, str], datetime] = {}
+    now = utcnow()
     for item in items:
         if item.rejected is not None:
             key = (item.project_id, item.rejected.reason)
             counts[key] += 1
-            details[key] = item.rejected.detail
+            details[key], last[key] = item.rejected.detail, now
+    for drop in door:
+        key = (drop.project_id, drop.reason)
+        counts[key] += drop.count
+        details[key], last[key] = drop.detail, max(last.get(key, drop.at), drop.at)
     if counts:
-        now = utcnow()
         insert = dialect_insert(session, DroppedEvents)
         session.execute(
             insert.on_conflict_do_update(
@@ -220,16 +226,13 @@ def count_drops(session: Session, items: list[Item]) -> Counter[str]:
                     "project_id": pid,
                     "reason": why,
                     "count": n,
-                    "last_dropped_at": now,
+                    "last_dropped_at": last[(pid, why)],
                     "last_detail": details[(pid, why)],
                 }
                 for (pid, why), n in sorted(counts.items())  # one lock order for every worker
             ],
         )
-    by_reason: Counter[str] = Counter()
-    for (_, reason), n in counts.items():
-        by_reason[reason] += n
-    return by_reason
+    return Counter(item.rejected.reason for item in items if item.rejected is not None)
 
 
 def _bump_totals(session: Session, inserted: Sequence[Any]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import date
 from typing import cast
 
@@ -10,10 +11,10 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from trapline.db.upsert import dialect_insert
-from trapline.pipeline.batch import Item
+from trapline.pipeline.batch import DoorDrop, Item
 from trapline.usage.models import STORED, UsageDay
 
-__all__ = ["add_usage", "outcomes"]
+__all__ = ["add_usage", "door_outcomes", "outcomes"]
 
 _USAGE = cast(Table, UsageDay.__table__)
 
@@ -31,6 +32,14 @@ def outcomes(items: list[Item]) -> Counter[tuple[int, str]]:
         elif item.rejected is not None:
             counts[(item.project_id, item.rejected.reason)] += 1
     return counts
+
+
+def door_outcomes(drops: Sequence[DoorDrop]) -> dict[date, Counter[tuple[int, str]]]:
+    """Drops counted at the door, per project and reason, by the day capture counted them."""
+    by_day: dict[date, Counter[tuple[int, str]]] = defaultdict(Counter)
+    for drop in drops:
+        by_day[drop.at.date()][(drop.project_id, drop.reason)] += drop.count
+    return by_day
 
 
 def add_usage(session: Session, counts: Counter[tuple[int, str]], day: date) -> None:
