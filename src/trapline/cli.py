@@ -231,6 +231,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from trapline.app import create_app
+    from trapline.http_protocol import HttpProtocol
     from trapline.supervisor import WorkerProcesses
 
     db = _database(settings)
@@ -245,7 +246,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # httptools, each answer in one write
         log_config=None,
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
