@@ -1,13 +1,10 @@
 """Drops counted at the door (refusals, Sentry items that are not stored): on SQLite they
-travel through the queue's file, so capture never waits for the database's write lock, and a
-worker adds them to the counters exactly once (see trapline.events.door_drops)."""
+travel through the queue's file (capture's side: test_queue_file), and a worker adds them to
+the counters exactly once (see trapline.events.door_drops)."""
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -15,9 +12,7 @@ from sqlalchemy import select, update
 
 from tests.capture import exception_event
 from tests.factories import Tenant
-from trapline.db import migrate
 from trapline.db.engine import Database
-from trapline.db.open import open_database
 from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.events.models import DroppedEvents, QueuedRequest
@@ -33,29 +28,6 @@ def dropped(database: Database) -> dict[str, int]:
 def usage(database: Database) -> dict[str, int]:
     with database.session(write=False) as session:
         return {row.outcome: row.count for row in session.scalars(select(UsageDay))}
-
-
-def test_a_refusal_is_counted_while_a_worker_holds_the_database_write_lock(tmp_path: Path):
-    db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}", busy_timeout_seconds=0.5)
-    try:
-        migrate.upgrade(db.engine)
-        writer = queue.SqliteWriter(db.queue)
-        holder = sqlite3.connect(tmp_path / "trapline.db", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # what a worker storing a batch holds
-        try:
-            started = time.monotonic()
-            queue.enqueue(db, [], drops=[queue.NewDrop(1, "rate_limited_project", 5, "over")], writer=writer)
-            # In the database this waited out the busy timeout (the batch) and failed.
-            assert time.monotonic() - started < 0.4
-        finally:
-            holder.execute("COMMIT")
-            holder.close()
-            writer.close()
-        with db.queue.session(write=False) as session:
-            [row] = session.execute(select(QueuedRequest.project_id, QueuedRequest.event_count)).all()
-        assert tuple(row) == (1, 0)  # a count, not events
-    finally:
-        db.dispose()
 
 
 def test_a_worker_adds_the_door_drops_to_the_counters_and_the_days_usage(database: Database, tenant: Tenant):

@@ -72,9 +72,11 @@ def test_requests_are_queued_in_the_queue_file_not_the_database(apart: Database,
 
 
 # Signals too: they go with their requests into the queue's file (kept in the database, they
-# waited for its lock).
-@pytest.mark.parametrize("signals", [0, 1], ids=["requests", "with a session signal"])
-def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: Path, signals: int):
+# waited for its lock), and so do the counts of drops at the door (see door_drops).
+@pytest.mark.parametrize(
+    ("signals", "drops"), [(0, 0), (1, 0), (0, 1)], ids=["requests", "with a session signal", "with a refusal's count"]
+)
+def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: Path, signals: int, drops: int):
     db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}", busy_timeout_seconds=0.5)
     try:
         migrate.upgrade(db.engine)
@@ -85,14 +87,17 @@ def test_capture_commits_while_a_worker_holds_the_database_write_lock(tmp_path: 
             started = time.monotonic()
             request = queue.NewRequest(project_id=1, received_at=utcnow(), sent_at=None, payload=b"[]")
             signal = queue.NewSignal(1, "session-1", "url", utcnow())
-            queue.enqueue(db, [request], [signal] * signals, writer=writer)
+            drop = queue.NewDrop(1, "rate_limited_project", 5, "over its limit")
+            queue.enqueue(db, [request], [signal] * signals, [drop] * drops, writer=writer)
             # With one file this waited out the busy timeout and failed (database is locked).
             assert time.monotonic() - started < 0.4
         finally:
             holder.execute("COMMIT")
             holder.close()
             writer.close()
-        assert len(queued_ids(db)) == 1
+        with db.queue.session(write=False) as session:
+            events = list(session.scalars(select(QueuedRequest.event_count).order_by(QueuedRequest.id)))
+        assert events == [1] + [0] * drops  # a count of drops is queued as a request without events
         assert signal_count(db.queue) == signals
     finally:
         db.dispose()

@@ -104,11 +104,14 @@ async def test_closing_sends_what_is_gathered_first():
     assert b"".join(transport.writes).endswith(b"got bye")
 
 
+def gathering() -> tuple[RecordingTransport, GatheredWrites]:
+    transport = RecordingTransport()
+    return transport, GatheredWrites(transport, asyncio.get_running_loop())
+
+
 @pytest.mark.anyio
 async def test_writes_wait_for_the_round_and_a_large_body_goes_at_once():
-    loop = asyncio.get_running_loop()
-    transport = RecordingTransport()
-    gathered = GatheredWrites(transport, loop)
+    transport, gathered = gathering()
     gathered.write(b"head")
     gathered.write(b"body")
     assert transport.writes == [] and gathered.get_write_buffer_size() == 8
@@ -123,9 +126,7 @@ async def test_writes_wait_for_the_round_and_a_large_body_goes_at_once():
 
 @pytest.mark.anyio
 async def test_a_peer_that_left_gets_nothing():
-    loop = asyncio.get_running_loop()
-    transport = RecordingTransport()
-    gathered = GatheredWrites(transport, loop)
+    transport, gathered = gathering()
     gathered.write(b"late")
     transport.closed = True  # the peer closed the connection meanwhile
     await asyncio.sleep(0)
