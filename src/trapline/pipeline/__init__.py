@@ -28,6 +28,7 @@ from trapline.pipeline.batch import Item, door_drops_from_queue, items_from_queu
 from trapline.pipeline.grouping import group
 from trapline.pipeline.linking import link_issues
 from trapline.pipeline.normalization import normalize
+from trapline.pipeline.orphans import existing_projects, of_projects
 from trapline.pipeline.properties import grouped_output
 from trapline.pipeline.rate_limits import limit_issues, limit_projects, load_limits
 from trapline.pipeline.resolution import FrameResolver, resolve
@@ -88,7 +89,8 @@ def process_batch(
     items = items_from_queue(claimed)
     door = door_drops_from_queue(claimed)  # counted at the door, see events.door_drops
     with db.session(write=False) as session:
-        projects = {item.project_id for item in items}
+        projects = existing_projects(session, (row.project_id for row in claimed))
+        items, door = of_projects(items, door, projects)  # a deleted project's are discarded
         rules = load_rules(session, projects)
         controls = load_controls(session, projects)
         alerts = load_alerts(session, projects, base_url)
