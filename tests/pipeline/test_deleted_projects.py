@@ -39,4 +39,5 @@ def test_a_deleted_projects_queued_events_and_drop_counts_are_discarded(
         assert session.scalars(select(DroppedEvents)).all() == []
     with database.queue.session(write=False) as session:
         assert session.scalars(select(QueuedRequest.id)).all() == []  # nothing parked
-    assert "events of deleted projects discarded" in caplog.text
+    [record] = [r for r in caplog.records if r.getMessage() == "events of deleted projects discarded"]
+    assert record.__dict__["projects"] == [other_tenant.project_id]

@@ -31,7 +31,7 @@ def of_projects(items: list[Item], door: list[DoorDrop], projects: set[int]) -> 
     kept = [item for item in items if item.project_id in projects]
     kept_door = [drop for drop in door if drop.project_id in projects]
     if len(kept) < len(items) or len(kept_door) < len(door):
-        gone = sorted({item.project_id for item in items} | {drop.project_id for drop in door} - projects)
+        gone = sorted(({item.project_id for item in items} | {drop.project_id for drop in door}) - projects)
         log.warning(
             "events of deleted projects discarded",
             extra={"events": len(items) - len(kept), "drop_counts": len(door) - len(kept_door), "projects": gone},
