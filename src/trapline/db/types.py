@@ -31,7 +31,11 @@ def storable_text(value: str) -> str:
 
 def sqlite_datetime(moment: datetime) -> str:
     """An aware datetime as SQLite holds it (``SQLITE_DATETIME``)."""
-    return moment.astimezone(UTC).strftime(SQLITE_DATETIME)
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime leaves such years unpadded; stored text keeps that form
+        return utc.strftime(SQLITE_DATETIME)
+    # The same text as strftime, in a third of its time: capture formats one per request.
+    return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def utcnow() -> datetime:

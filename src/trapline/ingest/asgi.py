@@ -18,12 +18,13 @@ class ClientGone(Exception):
 
 def request_headers(scope: Scope, wanted: frozenset[bytes]) -> dict[str, str]:
     """The ``wanted`` headers (lower-case names) of a request; the others are not decoded at all."""
-    # ASGI servers give lower-case names (uvicorn does); lower() covers any other.
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in ((raw.lower(), value) for raw, value in scope["headers"])
-        if name in wanted
-    }
+    # ASGI servers give lower-case names (uvicorn does); lower() covers any other. A loop, not
+    # a generator: this runs for every header of every capture request.
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in wanted or (name := name.lower()) in wanted:
+            found[name.decode("latin-1")] = value.decode("latin-1")
+    return found
 
 
 async def read_body(receive: Receive, declared_length: str | None, limit: int) -> bytes:
