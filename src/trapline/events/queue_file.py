@@ -18,6 +18,8 @@ Session signals (what a browser session did that an autocapture trigger waits fo
 here too: capture writes them with the requests that carry them, in one transaction, so a
 worker that claims a request sees what its session did, and capture never waits for the
 database's lock (signals in the database had to be committed there first, behind a batch).
+For the same reason the counts of what capture refuses at the door travel here as requests
+without events (``door_drops``).
 
 PostgreSQL, and SQLite in memory, keep the queue in the database: their queue and batch
 commit together.
