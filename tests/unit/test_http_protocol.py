@@ -10,6 +10,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from trapline.http_protocol import GatheredWrites, HttpProtocol
+from trapline.ingest.asgi import Answer
 
 Message = dict[str, Any]
 
@@ -131,3 +132,159 @@ async def test_a_peer_that_left_gets_nothing():
     transport.closed = True  # the peer closed the connection meanwhile
     await asyncio.sleep(0)
     assert transport.writes == []
+
+
+class Handler:
+    """A direct handler that answers with what it was given, once ``release`` is set."""
+
+    direct_paths = frozenset({"/i/v0/e/"})
+    wanted_headers = frozenset({b"origin", b"content-length"})
+    max_body_bytes = 1000
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, bytes, dict[str, str], bytes]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def answer(self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes) -> Answer:
+        self.calls.append((method, path, query_string, headers, body))
+        await self.release.wait()
+        return Answer(200, b"direct " + body, [(b"x-origin", headers.get("origin", "").encode())])
+
+
+def connect(handler: Handler, *, access_log: bool = False) -> tuple[HttpProtocol, RecordingTransport]:
+    state = ServerState()
+    state.default_headers = [(b"date", b"today")]
+    protocol = HttpProtocol.answering(handler)(Config(app, lifespan="off", log_config=None), state, {})
+    protocol.access_log = access_log  # as `trapline serve` has it unless TRAPLINE_ACCESS_LOG is on
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def answers(transport: RecordingTransport, count: int) -> bytes:
+    for _ in range(200):
+        if b"".join(transport.writes).count(b"HTTP/1.1 ") >= count:
+            break
+        await asyncio.sleep(0.005)
+    return b"".join(transport.writes)
+
+
+@pytest.mark.anyio
+async def test_a_plain_post_to_a_direct_path_is_answered_by_the_handler_and_the_connection_kept():
+    handler = Handler()
+    protocol, transport = connect(handler)
+    protocol.data_received(request(b"one", "Origin: https://shop.example").replace(b"/i/v0/e/", b"/i/v0/e/?ver=1"))
+    sent = await answers(transport, 1)
+    assert handler.calls == [
+        ("POST", "/i/v0/e/", b"ver=1", {"origin": "https://shop.example", "content-length": "3"}, b"one")
+    ]
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n")
+    head, _, body = sent.partition(b"\r\n\r\n")
+    assert body == b"direct one"
+    lines = head.split(b"\r\n")[1:]
+    assert sorted(lines) == sorted(
+        [b"date: today", b"content-length: 10", b"x-origin: https://shop.example", b"content-type: application/json"]
+    )
+    assert len(transport.writes) == 1 and not transport.closed
+    protocol.data_received(request(b"two"))  # the same connection, the next request
+    assert (await answers(transport, 2)).endswith(b"direct two")
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(request(b"one", "Connection: close"), id="Connection: close"),
+        pytest.param(request(b"one").replace(b"HTTP/1.1", b"HTTP/1.0"), id="HTTP/1.0"),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_direct_answer_closes_the_connection_the_client_does_not_keep(data: bytes):
+    handler = Handler()
+    protocol, transport = connect(handler)
+    protocol.data_received(data)
+    sent = await answers(transport, 1)
+    assert b"\r\nconnection: close\r\n" in sent and sent.endswith(b"direct one")
+    assert transport.closed
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(request(b"one").replace(b"POST", b"PUT"), id="not a POST"),
+        pytest.param(request(b"one").replace(b"/i/v0/e/", b"/other/"), id="another path"),
+        pytest.param(request(b"one").replace(b"/i/v0/e/", b"/i/v0/%65/"), id="an escaped path"),
+        pytest.param(request(b"x" * 1001), id="over the handler's limit"),
+        pytest.param(request(b"one", "Expect: 100-continue"), id="Expect"),
+        pytest.param(
+            b"POST /i/v0/e/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n",
+            id="chunked",
+        ),
+    ],
+)
+@pytest.mark.anyio
+async def test_what_is_not_a_plain_post_goes_to_the_asgi_app(data: bytes):
+    handler = Handler()
+    protocol, transport = connect(handler)
+    protocol.data_received(data)
+    sent = await answers(transport, 1)
+    protocol.connection_lost(None)
+    assert handler.calls == []
+    assert b"\r\n\r\ngot " in sent
+
+
+@pytest.mark.anyio
+async def test_with_an_access_log_every_request_goes_to_the_asgi_app_which_logs_it():
+    handler = Handler()
+    protocol, transport = connect(handler, access_log=True)
+    protocol.data_received(request(b"one"))
+    sent = await answers(transport, 1)
+    protocol.connection_lost(None)
+    assert handler.calls == []
+    assert b"\r\n\r\ngot " in sent
+
+
+@pytest.mark.anyio
+async def test_pipelined_direct_and_asgi_requests_are_answered_in_order():
+    handler = Handler()
+    handler.release.clear()
+    protocol, transport = connect(handler)
+    other = request(b"two").replace(b"/i/v0/e/", b"/other/")
+    protocol.data_received(request(b"one") + other + request(b"three"))
+    await asyncio.sleep(0.02)
+    assert transport.writes == []  # the first waits for its handler, the others behind it
+    handler.release.set()
+    sent = await answers(transport, 3)
+    protocol.connection_lost(None)
+    assert sent.index(b"direct one") < sent.index(b"got two") < sent.index(b"three")
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_before_the_direct_answer_gets_nothing():
+    handler = Handler()
+    handler.release.clear()
+    protocol, transport = connect(handler)
+    protocol.data_received(request(b"one"))
+    await asyncio.sleep(0.01)
+    protocol.connection_lost(None)
+    transport.writes.clear()
+    transport.closed = False  # so that a late write would be seen rather than refused
+    handler.release.set()
+    await asyncio.sleep(0.02)
+    assert handler.calls and transport.writes == []
+
+
+@pytest.mark.anyio
+async def test_a_shutdown_during_a_direct_answer_closes_after_it():
+    handler = Handler()
+    handler.release.clear()
+    protocol, transport = connect(handler)
+    protocol.data_received(request(b"one"))
+    await asyncio.sleep(0.01)
+    protocol.shutdown()
+    assert not transport.closed  # it waits for the answer
+    handler.release.set()
+    sent = await answers(transport, 1)
+    assert b"\r\nconnection: close\r\n" in sent and sent.endswith(b"direct one")
+    assert transport.closed

@@ -3,9 +3,31 @@
 
 from __future__ import annotations
 
-from starlette.types import Receive, Scope, Send
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-__all__ = ["BodyTooLarge", "ClientGone", "cors_headers", "preflight_headers", "read_body", "request_headers", "respond"]
+from starlette.types import Receive, Send
+
+__all__ = [
+    "Answer",
+    "BodyTooLarge",
+    "ClientGone",
+    "cors_headers",
+    "preflight_headers",
+    "read_body",
+    "request_headers",
+    "respond",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer, whichever way it is sent (ASGI's messages, or ``http_protocol``'s direct path)."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    content_type: bytes | None = b"application/json"
 
 
 class BodyTooLarge(Exception):
@@ -16,12 +38,13 @@ class ClientGone(Exception):
     """The client disconnected before its body arrived."""
 
 
-def request_headers(scope: Scope, wanted: frozenset[bytes]) -> dict[str, str]:
-    """The ``wanted`` headers (lower-case names) of a request; the others are not decoded at all."""
+def request_headers(headers: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
+    """The ``wanted`` headers (lower-case names) of a request's ``headers`` (an ASGI scope's);
+    the others are not decoded at all."""
     # ASGI servers give lower-case names (uvicorn does); lower() covers any other. A loop, not
     # a generator: this runs for every header of every capture request.
     found: dict[str, str] = {}
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name in wanted or (name := name.lower()) in wanted:
             found[name.decode("latin-1")] = value.decode("latin-1")
     return found

@@ -30,6 +30,7 @@ from trapline.diskspace import disk_full_error
 from trapline.events.queue import NewDrop, NewRequest, NewSignal
 from trapline.events.times import event_time, parse_timestamp
 from trapline.ingest.asgi import (
+    Answer,
     BodyTooLarge,
     ClientGone,
     cors_headers,
@@ -43,7 +44,7 @@ from trapline.ingest.pressure import Pressure, Refusal
 from trapline.ingest.projects import ProjectTokens
 from trapline.ingest.spool import Spool, SpoolClosed
 
-__all__ = ["CAPTURE_PATHS", "V1_PATH", "Capture"]
+__all__ = ["CAPTURE_PATHS", "DIRECT_PATHS", "V1_PATH", "WANTED_HEADERS", "Capture"]
 
 log = logging.getLogger("trapline.ingest")
 
@@ -53,6 +54,8 @@ CAPTURE_PATHS = frozenset(p for base in ("/batch", "/e", "/i/v0/e", "/capture", 
 # posthog-python's opt-in v1 protocol: Bearer token, {"results": {...}} reply.
 V1_PATH = "/i/v1/analytics/events"
 _V1_PATHS = frozenset({V1_PATH, V1_PATH + "/"})
+# The paths ``http_protocol`` may hand to ``Capture.answer`` directly (see there).
+DIRECT_PATHS = CAPTURE_PATHS | _V1_PATHS
 # Bodies this large are decoded in a thread so one big batch cannot stall every other request.
 _DECODE_INLINE_LIMIT = 256 * 1024
 EXCEPTION_EVENT = "$exception"
@@ -63,10 +66,20 @@ _V0_REPLY = b'{"status":1}'
 # What posthog-js reads from a refusal to pause capturing exceptions (for 60 s).
 _QUOTA_LIMITED_EXCEPTIONS = ["exceptionEvent"]
 _RETRY_SECONDS = b"10"
+# The request headers capture reads; the others are not decoded at all.
+WANTED_HEADERS = frozenset(
+    {
+        b"content-type", b"content-encoding", b"content-length", b"authorization", b"origin",
+        b"access-control-request-headers", b"posthog-sdk-info",
+    }
+)  # fmt: skip
 
 
 class Capture:
     """The capture endpoints: ``handles`` says which paths, calling it answers them."""
+
+    direct_paths = DIRECT_PATHS  # for http_protocol's direct path
+    wanted_headers = WANTED_HEADERS
 
     def __init__(
         self,
@@ -83,42 +96,56 @@ class Capture:
         self.controls = controls
         self.pressure = pressure
 
+    @property
+    def max_body_bytes(self) -> int:
+        return self.limits.max_body_bytes
+
     @staticmethod
     def handles(scope: Scope) -> bool:
         return scope["type"] == "http" and (scope["path"] in CAPTURE_PATHS or scope["path"] in _V1_PATHS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = request_headers(scope, _WANTED)
-        cors = cors_headers(headers.get("origin"))
+        headers = request_headers(scope["headers"], WANTED_HEADERS)
         method = scope["method"]
+        body = b""
+        if method == "POST":
+            try:
+                body = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
+            except (BodyTooLarge, ClientGone) as exc:
+                reject = (
+                    _Reject(413, "invalid_request", "payload_too_large", str(exc))
+                    if isinstance(exc, BodyTooLarge)
+                    else _Reject(400, "invalid_request", "client_disconnected", "The client disconnected.")
+                )
+                answer = _rejected(reject, cors_headers(headers.get("origin")))
+                await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+                return
+        answer = await self.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
+        await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+
+    async def answer(self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes) -> Answer:
+        """The answer to a request to one of capture's paths, its ``body`` read whole; never raises.
+
+        ``headers`` are the request's ``WANTED_HEADERS``. The ASGI app above calls this, and so
+        does ``http_protocol``'s direct path, which answers capture's posts without ASGI.
+        """
+        cors = cors_headers(headers.get("origin"))
         if method == "OPTIONS":
             preflight = preflight_headers(headers.get("access-control-request-headers"))
-            await respond(send, 200, b"", cors + preflight, content_type=None)
-            return
+            return Answer(200, b"", cors + preflight, content_type=None)
         if method != "POST":
-            await _error(send, 405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.', cors)
-            return
+            return _error(405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.', cors)
         try:
-            status, body = await self._capture(scope, receive, headers, scope["path"] in _V1_PATHS)
+            status, reply = await self._capture(body, query_string, headers, path in _V1_PATHS)
         except _Reject as reject:
-            answer = cors + reject.headers
-            await _error(send, reject.status, reject.type, reject.code, reject.detail, answer, reject.quota_limited)
-            return
+            return _rejected(reject, cors)
         except Exception:
             # Outside FastAPI there is no handler of last resort but this one.
-            log.exception("capture failed", extra={"path": scope["path"]})
-            await _error(send, 500, "server_error", "error", "A server error occurred.", cors)
-            return
-        await respond(send, status, body, cors)
+            log.exception("capture failed", extra={"path": path})
+            return _error(500, "server_error", "error", "A server error occurred.", cors)
+        return Answer(status, reply, cors)
 
-    async def _capture(self, scope: Scope, receive: Receive, headers: dict[str, str], v1: bool) -> tuple[int, bytes]:
-        try:
-            raw = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
-        except BodyTooLarge as exc:
-            raise _Reject(413, "invalid_request", "payload_too_large", str(exc)) from exc
-        except ClientGone as exc:
-            raise _Reject(400, "invalid_request", "client_disconnected", "The client disconnected.") from exc
-        query_string = scope.get("query_string", b"")
+    async def _capture(self, raw: bytes, query_string: bytes, headers: dict[str, str], v1: bool) -> tuple[int, bytes]:
         query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
         bearer = _bearer(headers) if v1 else None
         decode: Callable[[], Any] = lambda: decode_capture(  # noqa: E731 - reused below, inline or threaded
@@ -269,29 +296,23 @@ def _add_sdk_info(events: list[dict[str, Any]], sdk_info: str | None) -> None:
             properties.setdefault("$lib_version", version)
 
 
-# The request headers capture reads; the others are not decoded at all.
-_WANTED = frozenset(
-    {
-        b"content-type", b"content-encoding", b"content-length", b"authorization", b"origin",
-        b"access-control-request-headers", b"posthog-sdk-info",
-    }
-)  # fmt: skip
-
-
 def _bearer(headers: dict[str, str]) -> str | None:
     scheme, _, token = headers.get("authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def _error(
-    send: Send,
+def _rejected(reject: _Reject, cors: list[tuple[bytes, bytes]]) -> Answer:
+    return _error(reject.status, reject.type, reject.code, reject.detail, cors + reject.headers, reject.quota_limited)
+
+
+def _error(
     status: int,
     type_: str,
     code: str,
     detail: str,
     extra: list[tuple[bytes, bytes]],
     quota_limited: list[str] | None = None,
-) -> None:
+) -> Answer:
     fields: dict[str, object] = {"type": type_, "code": code, "detail": detail, "attr": None}
     if quota_limited is not None:
         fields["quota_limited"] = quota_limited
@@ -299,4 +320,4 @@ async def _error(
     # posthog-python retries a 503 three times, Retry-After apart: give a restarting server time.
     wait = status == 503 and not any(name == b"retry-after" for name, _ in extra)
     retry = [(b"retry-after", _RETRY_SECONDS)] if wait else []
-    await respond(send, status, body, extra + retry)
+    return Answer(status, body, extra + retry)

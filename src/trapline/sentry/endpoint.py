@@ -111,7 +111,7 @@ class SentryIngest:
         return scope["type"] == "http" and scope["path"].startswith("/api/") and _PATH.match(scope["path"]) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = request_headers(scope, _WANTED)
+        headers = request_headers(scope["headers"], _WANTED)
         cors = cors_headers(headers.get("origin"))
         if scope["method"] == "OPTIONS":
             preflight = preflight_headers(
