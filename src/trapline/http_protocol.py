@@ -25,6 +25,7 @@ including a capture request that is not plain, takes uvicorn's way to the same h
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 import httptools
@@ -34,6 +35,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from trapline.ingest.asgi import Answer, request_headers
 
 __all__ = ["DirectHandler", "GatheredWrites", "HttpProtocol"]
+
+log = logging.getLogger("trapline.http")
 
 # Past this many bytes gathered, send at once rather than at the round's end.
 _SEND_AT = 64 * 1024
@@ -123,7 +126,14 @@ class HttpProtocol(HttpToolsProtocol):
     async def _answer(self, cycle: _DirectCycle) -> None:
         assert self.direct is not None
         body = cycle.chunks[0] if len(cycle.chunks) == 1 else b"".join(cycle.chunks)
-        answer = await self.direct.answer("POST", cycle.path, cycle.query, cycle.headers, body)
+        try:
+            answer = await self.direct.answer("POST", cycle.path, cycle.query, cycle.headers, body)
+        except Exception:
+            # A handler answers its own failures; this is one it could not. Uvicorn would answer
+            # 500 and close: closing alone tells the client as much, and it sends again.
+            log.exception("direct answer failed", extra={"path": cycle.path})
+            self.transport.close()
+            return
         if cycle.disconnected:
             return
         head = [STATUS_LINE[answer.status]]

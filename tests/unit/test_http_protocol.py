@@ -288,3 +288,23 @@ async def test_a_shutdown_during_a_direct_answer_closes_after_it():
     sent = await answers(transport, 1)
     assert b"\r\nconnection: close\r\n" in sent and sent.endswith(b"direct one")
     assert transport.closed
+
+
+@pytest.mark.anyio
+async def test_a_handler_that_fails_closes_the_connection_rather_than_leave_it_waiting(
+    caplog: pytest.LogCaptureFixture,
+):
+    handler = Handler()
+
+    async def broken(*args: Any) -> Answer:
+        raise RuntimeError("bug")
+
+    handler.answer = broken  # type: ignore[method-assign]
+    protocol, transport = connect(handler)
+    protocol.data_received(request(b"one"))
+    for _ in range(100):
+        if transport.closed:
+            break
+        await asyncio.sleep(0.005)
+    assert transport.closed and transport.writes == []
+    assert "direct answer failed" in caplog.text
