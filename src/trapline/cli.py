@@ -286,7 +286,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     from trapline.alerts import make_senders, outbox
     from trapline.alerts.dispatch import Dispatcher
-    from trapline.supervisor import exit_with_parent
+    from trapline.supervisor import StopSignals, exit_with_parent
     from trapline.worker import Worker, WorkerThreads, is_dead_local, local_id, worker_options
 
     if args.threads < 1:
@@ -317,7 +317,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             )
             return 1 if result.failed_requests else 0
         stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        signals = StopSignals(stop).install()
         exit_with_parent(stop)
         resolver = _symbols(db, settings)  # one per process: it keeps parsed source maps
         threads = WorkerThreads(
@@ -331,7 +331,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         threads.start()
         sender.start()
         try:
-            stop.wait()
+            signals.wait()
         finally:
             for checkpointer in checkpointers:
                 checkpointer.stop()
@@ -341,8 +341,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             dispatcher.wake()
             sender.join(timeout=settings.shutdown_grace_seconds + settings.alerts_timeout_seconds)
             dispatcher.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            signals.restore()
     finally:
         db.dispose()
     log.info("stopped")

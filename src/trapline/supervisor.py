@@ -18,8 +18,9 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["PARENT_PID_ENV", "WorkerProcesses", "exit_with_parent"]
+__all__ = ["PARENT_PID_ENV", "StopSignals", "WorkerProcesses", "exit_with_parent"]
 
 log = logging.getLogger("trapline.supervisor")
 
@@ -106,3 +107,41 @@ def exit_with_parent(stop: threading.Event) -> None:
                 stop.set()
 
     threading.Thread(target=watch, name="trapline-parent-watch", daemon=True).start()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT stop a worker process: ``wait`` returns once one arrived or ``stop``
+    is set elsewhere (the parent watch), and sets ``stop`` for the threads.
+
+    The handler only records the signal. A handler runs between two bytecodes of the main
+    thread, maybe while that thread holds the lock of the very ``Event`` it would set (on its
+    way into or out of ``Event.wait``); setting it there waits for that lock forever. A worker
+    hung so, asleep and never exiting, was found left over from a test run.
+    """
+
+    # How long a signal may wait to be noticed.
+    POLL_SECONDS = 0.2
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._signalled: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def restore(self) -> None:
+        """Put back the handlers there were before ``install``."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _record(self, signum: int, frame: object) -> None:
+        self._signalled.append(signum)  # no lock taken: see the class's docstring
+
+    def wait(self) -> None:
+        while not self._signalled and not self._stop.wait(self.POLL_SECONDS):
+            pass
+        self._stop.set()
