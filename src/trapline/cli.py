@@ -246,7 +246,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=HttpProtocol.answering(app.capture),  # httptools, each answer in one write, capture direct
+        http=HttpProtocol.answering(app.capture, app.sentry),  # httptools, answers in one write, ingest direct
         log_config=None,
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),

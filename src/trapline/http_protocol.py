@@ -13,13 +13,14 @@ CPU time (``docs/SCALING.md``).
 Nothing else changes: uvicorn parses, times out and closes as before. Closing sends what is
 gathered first; a connection the peer closed drops it, as a send would have failed.
 
-The protocol also answers capture's posts itself (``answering``), without ASGI: uvicorn's
-scope, request cycle, events and messages cost ~13 us a request here (a bare ASGI app: 20 us
-a request; the same answer from a plain httptools protocol: 5 to 8 us), a sixth of what a
-capture request costs in all. Only the plain case goes this way: a POST to one of the
-handler's paths with a Content-Length within its limit and uvicorn's flow-control mark, no
-``Expect``, no upgrade, nothing pipelined ahead of it, no access log. Everything else,
-including a capture request that is not plain, takes uvicorn's way to the same handler.
+The protocol also answers ingestion's posts itself (``answering``: PostHog's capture and
+Sentry's envelopes), without ASGI: uvicorn's scope, request cycle, events and messages cost
+~13 us a request here (a bare ASGI app: 20 us a request; the same answer from a plain
+httptools protocol: 5 to 8 us), a sixth of what a capture request costs in all. Only the
+plain case goes this way: a POST to one of a handler's paths with a Content-Length within
+its limit and uvicorn's flow-control mark, no ``Expect``, no upgrade, nothing pipelined
+ahead of it, no access log. Everything else, including an ingestion request that is not
+plain, takes uvicorn's way to the same handler.
 """
 
 from __future__ import annotations
@@ -38,15 +39,18 @@ __all__ = ["DirectHandler", "GatheredWrites", "HttpProtocol"]
 
 log = logging.getLogger("trapline.http")
 
+# Headers the direct path reads itself, besides the handler's: how the body is framed.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 # Past this many bytes gathered, send at once rather than at the round's end.
 _SEND_AT = 64 * 1024
 
 
 class DirectHandler(Protocol):
-    """Answers POSTs to ``direct_paths`` from their whole body (see ``Capture``)."""
+    """Answers POSTs to the paths it takes from their whole body (``Capture``, ``SentryIngest``)."""
 
-    direct_paths: frozenset[str]
     wanted_headers: frozenset[bytes]  # lower-case names of the headers ``answer`` reads
+
+    def takes_directly(self, path: str) -> bool: ...
 
     @property
     def max_body_bytes(self) -> int: ...
@@ -60,20 +64,20 @@ class HttpProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` writing through ``GatheredWrites``, and answering ``direct``'s
     plain posts itself (see the module's docstring)."""
 
-    direct: DirectHandler | None = None
-    _direct_headers: frozenset[bytes] = frozenset()
+    # Each handler, with the headers the direct path reads for it.
+    direct: tuple[tuple[DirectHandler, frozenset[bytes]], ...] = ()
 
     @classmethod
-    def answering(cls, handler: DirectHandler) -> type[HttpProtocol]:
-        """This protocol, with ``handler`` answering its paths' plain posts directly."""
-        wanted = handler.wanted_headers | {b"content-length", b"transfer-encoding"}
-        return type("DirectHttpProtocol", (cls,), {"direct": handler, "_direct_headers": wanted})
+    def answering(cls, *handlers: DirectHandler) -> type[HttpProtocol]:
+        """This protocol, with ``handlers`` answering the plain posts to their paths directly."""
+        direct = tuple((handler, handler.wanted_headers | _FRAMING) for handler in handlers)
+        return type("DirectHttpProtocol", (cls,), {"direct": direct})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
         super().connection_made(GatheredWrites(transport, self.loop))
 
     def on_headers_complete(self) -> None:
-        cycle = self._direct_cycle() if self.direct is not None else None
+        cycle = self._direct_cycle() if self.direct else None
         if cycle is None:
             super().on_headers_complete()
         else:
@@ -97,7 +101,6 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _direct_cycle(self) -> _DirectCycle | None:
         """The request whose head was just read, if it is one to answer directly."""
-        assert self.direct is not None
         parser = self.parser
         if (
             parser.get_method() != b"POST"
@@ -113,21 +116,22 @@ class HttpProtocol(HttpToolsProtocol):
         if b"%" in url.path:
             return None
         path = url.path.decode("ascii")
-        if path not in self.direct.direct_paths:
+        found = next(((handler, wanted) for handler, wanted in self.direct if handler.takes_directly(path)), None)
+        if found is None:
             return None
-        headers = request_headers(self.headers, self._direct_headers)
+        handler, wanted = found
+        headers = request_headers(self.headers, wanted)
         length = headers.get("content-length", "")
-        limit = min(self.direct.max_body_bytes, HIGH_WATER_LIMIT)
+        limit = min(handler.max_body_bytes, HIGH_WATER_LIMIT)
         if "transfer-encoding" in headers or not length.isdigit() or int(length) > limit:
             return None
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        return _DirectCycle(path, url.query or b"", headers, keep_alive)
+        return _DirectCycle(handler, path, url.query or b"", headers, keep_alive)
 
     async def _answer(self, cycle: _DirectCycle) -> None:
-        assert self.direct is not None
         body = cycle.chunks[0] if len(cycle.chunks) == 1 else b"".join(cycle.chunks)
         try:
-            answer = await self.direct.answer("POST", cycle.path, cycle.query, cycle.headers, body)
+            answer = await cycle.handler.answer("POST", cycle.path, cycle.query, cycle.headers, body)
         except Exception:
             # A handler answers its own failures; this is one it could not. Uvicorn would answer
             # 500 and close: closing alone tells the client as much, and it sends again.
@@ -168,10 +172,13 @@ _UNUSED = _Unused()
 class _DirectCycle:
     """A request answered directly, with the fields of uvicorn's cycle that its protocol reads."""
 
-    __slots__ = ("chunks", "disconnected", "headers", "keep_alive", "path", "query", "response_complete")
+    __slots__ = ("chunks", "disconnected", "handler", "headers", "keep_alive", "path", "query", "response_complete")
     message_event = _UNUSED
 
-    def __init__(self, path: str, query: bytes, headers: dict[str, str], keep_alive: bool) -> None:
+    def __init__(
+        self, handler: DirectHandler, path: str, query: bytes, headers: dict[str, str], keep_alive: bool
+    ) -> None:
+        self.handler = handler
         self.path = path
         self.query = query
         self.headers = headers

@@ -137,7 +137,9 @@ async def test_a_peer_that_left_gets_nothing():
 class Handler:
     """A direct handler that answers with what it was given, once ``release`` is set."""
 
-    direct_paths = frozenset({"/i/v0/e/"})
+    def takes_directly(self, path: str) -> bool:
+        return path == "/i/v0/e/"
+
     wanted_headers = frozenset({b"origin", b"content-length"})
     max_body_bytes = 1000
 
@@ -152,10 +154,10 @@ class Handler:
         return Answer(200, b"direct " + body, [(b"x-origin", headers.get("origin", "").encode())])
 
 
-def connect(handler: Handler, *, access_log: bool = False) -> tuple[HttpProtocol, RecordingTransport]:
+def connect(*handlers: Handler, access_log: bool = False) -> tuple[HttpProtocol, RecordingTransport]:
     state = ServerState()
     state.default_headers = [(b"date", b"today")]
-    protocol = HttpProtocol.answering(handler)(Config(app, lifespan="off", log_config=None), state, {})
+    protocol = HttpProtocol.answering(*handlers)(Config(app, lifespan="off", log_config=None), state, {})
     protocol.access_log = access_log  # as `trapline serve` has it unless TRAPLINE_ACCESS_LOG is on
     transport = RecordingTransport()
     protocol.connection_made(transport)
@@ -308,3 +310,21 @@ async def test_a_handler_that_fails_closes_the_connection_rather_than_leave_it_w
         await asyncio.sleep(0.005)
     assert transport.closed and transport.writes == []
     assert "direct answer failed" in caplog.text
+
+
+class EnvelopeHandler(Handler):
+    def takes_directly(self, path: str) -> bool:
+        return path.startswith("/api/")
+
+
+@pytest.mark.anyio
+async def test_each_direct_path_goes_to_the_handler_that_takes_it():
+    capture, envelopes = Handler(), EnvelopeHandler()
+    protocol, transport = connect(capture, envelopes)
+    protocol.data_received(request(b"one").replace(b"/i/v0/e/", b"/api/7/envelope/"))
+    await answers(transport, 1)
+    protocol.data_received(request(b"two"))
+    await answers(transport, 2)
+    protocol.connection_lost(None)
+    assert [call[1] for call in envelopes.calls] == ["/api/7/envelope/"]
+    assert [call[1] for call in capture.calls] == ["/i/v0/e/"]

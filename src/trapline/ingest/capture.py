@@ -78,8 +78,7 @@ WANTED_HEADERS = frozenset(
 class Capture:
     """The capture endpoints: ``handles`` says which paths, calling it answers them."""
 
-    direct_paths = DIRECT_PATHS  # for http_protocol's direct path
-    wanted_headers = WANTED_HEADERS
+    wanted_headers = WANTED_HEADERS  # for http_protocol's direct path
 
     def __init__(
         self,
@@ -95,6 +94,11 @@ class Capture:
         self.limits = limits
         self.controls = controls
         self.pressure = pressure
+
+    @staticmethod
+    def takes_directly(path: str) -> bool:
+        """For ``http_protocol``'s direct path: the paths ``answer`` takes."""
+        return path in DIRECT_PATHS
 
     @property
     def max_body_bytes(self) -> int:

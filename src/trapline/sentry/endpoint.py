@@ -33,6 +33,7 @@ from trapline.db.types import utcnow
 from trapline.diskspace import disk_full_error
 from trapline.events.queue import NewDrop, NewRequest
 from trapline.ingest.asgi import (
+    Answer,
     BodyTooLarge,
     ClientGone,
     cors_headers,
@@ -49,12 +50,12 @@ from trapline.sentry.auth import key_from_dsn, key_from_headers
 from trapline.sentry.envelope import EnvelopeError, parse_envelope
 from trapline.sentry.mapping import to_posthog_event
 
-__all__ = ["SentryIngest", "SentryLimits"]
+__all__ = ["WANTED_HEADERS", "SentryIngest", "SentryLimits"]
 
 log = logging.getLogger("trapline.ingest")
 
 _PATH = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
-_WANTED = frozenset(
+WANTED_HEADERS = frozenset(
     {
         b"content-type", b"content-encoding", b"content-length", b"x-sentry-auth", b"authorization", b"origin",
         b"access-control-request-headers",
@@ -93,6 +94,8 @@ class _Parsed:
 class SentryIngest:
     """``handles`` says which paths, calling it answers them."""
 
+    wanted_headers = WANTED_HEADERS  # for http_protocol's direct path
+
     def __init__(
         self,
         *,
@@ -110,43 +113,61 @@ class SentryIngest:
     def handles(scope: Scope) -> bool:
         return scope["type"] == "http" and scope["path"].startswith("/api/") and _PATH.match(scope["path"]) is not None
 
+    def takes_directly(self, path: str) -> bool:
+        """For ``http_protocol``'s direct path: the paths ``answer`` takes."""
+        return path.startswith("/api/") and _PATH.match(path) is not None
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.limits.max_body_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = request_headers(scope["headers"], _WANTED)
+        headers = request_headers(scope["headers"], WANTED_HEADERS)
+        method = scope["method"]
+        body = b""
+        if method == "POST":
+            try:
+                body = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
+            except (BodyTooLarge, ClientGone) as exc:
+                detail = str(exc) if isinstance(exc, BodyTooLarge) else "the client disconnected"
+                answer = _error(
+                    413 if isinstance(exc, BodyTooLarge) else 400, detail, cors_headers(headers.get("origin"))
+                )
+                await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+                return
+        answer = await self.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
+        await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+
+    async def answer(self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes) -> Answer:
+        """The answer to a request to one of the paths, its ``body`` read whole; never raises.
+
+        ``headers`` are the request's ``WANTED_HEADERS``. The ASGI app above calls this, and so
+        does ``http_protocol``'s direct path, which answers plain posts without ASGI.
+        """
         cors = cors_headers(headers.get("origin"))
-        if scope["method"] == "OPTIONS":
+        if method == "OPTIONS":
             preflight = preflight_headers(
                 headers.get("access-control-request-headers"), expose=b"retry-after, x-sentry-rate-limits"
             )
-            await respond(send, 200, b"", cors + preflight, content_type=None)
-            return
-        if scope["method"] != "POST":
-            await _error(send, 405, f"method {scope['method']} is not allowed: send POST", cors)
-            return
-        match = _PATH.match(scope["path"])
+            return Answer(200, b"", cors + preflight, content_type=None)
+        if method != "POST":
+            return _error(405, f"method {method} is not allowed: send POST", cors)
+        match = _PATH.match(path)
         assert match is not None
         project_id, kind = int(match.group(1)), match.group(2)
         try:
-            event_id = await self._ingest(scope, receive, headers, project_id, kind)
+            event_id = await self._ingest(body, query_string, headers, project_id, kind)
         except _Reject as reject:
-            await _error(send, reject.status, reject.detail, cors + reject.headers)
-            return
+            return _error(reject.status, reject.detail, cors + reject.headers)
         except Exception:
-            log.exception("sentry ingestion failed", extra={"path": scope["path"]})
-            await _error(send, 500, "internal server error", cors)
-            return
-        body = orjson.dumps({"id": event_id}) if event_id else b"{}"
-        await respond(send, 200, body, cors)
+            log.exception("sentry ingestion failed", extra={"path": path})
+            return _error(500, "internal server error", cors)
+        reply = orjson.dumps({"id": event_id}) if event_id else b"{}"
+        return Answer(200, reply, cors)
 
     async def _ingest(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], project_id: int, kind: str
+        self, raw: bytes, query_string: bytes, headers: dict[str, str], project_id: int, kind: str
     ) -> str | None:
-        try:
-            raw = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
-        except BodyTooLarge as exc:
-            raise _Reject(413, str(exc)) from exc
-        except ClientGone as exc:
-            raise _Reject(400, "the client disconnected") from exc
-        query_string = scope.get("query_string", b"")
         query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
         key = key_from_headers(headers, query)
         if key is None and not raw:
@@ -304,6 +325,6 @@ def sentry_rate_limit_headers(refusal: Refusal) -> list[tuple[bytes, bytes]]:
     return [(b"retry-after", seconds.encode()), (b"x-sentry-rate-limits", limit.encode())]
 
 
-async def _error(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+def _error(status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> Answer:
     retry = [(b"retry-after", b"10")] if status == 503 and not any(k == b"retry-after" for k, _ in extra) else []
-    await respond(send, status, orjson.dumps({"detail": detail}), extra + retry)
+    return Answer(status, orjson.dumps({"detail": detail}), extra + retry)
