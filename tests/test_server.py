@@ -193,3 +193,43 @@ def test_serve_on_postgresql(tmp_path: Path, postgres_admin_url: str):
             assert live.stop() == 0
     finally:
         drop_postgres_database(postgres_admin_url, url)
+
+
+def _exchange(server: Server, head: str, body: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """Send one request over a socket (Connection: close); its status line, headers and body."""
+    import socket
+
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head.encode() + body)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    status_and_headers, _, answer = received.partition(b"\r\n\r\n")
+    status, *headers = status_and_headers.split(b"\r\n")
+    return status, sorted(h.lower() for h in headers if not h.lower().startswith(b"date:")), answer
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body", "status"),
+    [
+        ("/i/v0/e/", "application/json", '{"api_key": "@token", "event": "$exception", "properties": {}}', 200),
+        ("/batch/", "application/json", '{"api_key": "phc_nobody", "batch": []}', 401),
+        ("/e/?ip=1", "application/json", "{not json", 400),
+        ("/api/@project/envelope/", "application/x-sentry-envelope", '{"dsn": "https://wrong@host/1"}\n', 403),
+    ],
+)
+def test_ingestion_answers_alike_whether_the_protocol_answers_it_directly_or_through_asgi(
+    server: Server, creds: dict[str, object], path: str, content_type: str, body: str, status: int
+):
+    # A Content-Length body is answered by the server's protocol itself; a chunked one (not
+    # "plain") goes through uvicorn's ASGI cycle to the same handler.
+    data = body.replace("@token", str(creds["project_api_token"])).encode()
+    path = path.replace("@project", str(creds["project_id"]))
+    common = f"POST {path} HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\nContent-Type: {content_type}\r\n"
+    direct = _exchange(server, f"{common}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n", data)
+    chunked = f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
+    through_asgi = _exchange(server, f"{common}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", chunked)
+    assert direct == through_asgi
+    assert direct[0].startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"access-control-allow-origin: https://app.example" in direct[1]
