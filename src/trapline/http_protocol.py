@@ -33,7 +33,7 @@ import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from trapline.ingest.asgi import Answer, request_headers
+from trapline.ingest.asgi import Answering, request_headers
 
 __all__ = ["DirectHandler", "GatheredWrites", "HttpProtocol"]
 
@@ -45,19 +45,10 @@ _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 _SEND_AT = 64 * 1024
 
 
-class DirectHandler(Protocol):
-    """Answers POSTs to the paths it takes from their whole body (``Capture``, ``SentryIngest``)."""
-
-    wanted_headers: frozenset[bytes]  # lower-case names of the headers ``answer`` reads
+class DirectHandler(Answering, Protocol):
+    """An ingestion endpoint that says which paths it answers (``Capture``, ``SentryIngest``)."""
 
     def takes_directly(self, path: str) -> bool: ...
-
-    @property
-    def max_body_bytes(self) -> int: ...
-
-    async def answer(
-        self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes
-    ) -> Answer: ...
 
 
 class HttpProtocol(HttpToolsProtocol):

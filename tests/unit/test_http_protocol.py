@@ -212,35 +212,27 @@ async def test_a_direct_answer_closes_the_connection_the_client_does_not_keep(da
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "access_log"),
     [
-        pytest.param(request(b"one").replace(b"POST", b"PUT"), id="not a POST"),
-        pytest.param(request(b"one").replace(b"/i/v0/e/", b"/other/"), id="another path"),
-        pytest.param(request(b"one").replace(b"/i/v0/e/", b"/i/v0/%65/"), id="an escaped path"),
-        pytest.param(request(b"x" * 1001), id="over the handler's limit"),
-        pytest.param(request(b"one", "Expect: 100-continue"), id="Expect"),
+        pytest.param(request(b"one").replace(b"POST", b"PUT"), False, id="not a POST"),
+        pytest.param(request(b"one").replace(b"/i/v0/e/", b"/other/"), False, id="another path"),
+        pytest.param(request(b"one").replace(b"/i/v0/e/", b"/i/v0/%65/"), False, id="an escaped path"),
+        pytest.param(request(b"x" * 1001), False, id="over the handler's limit"),
+        pytest.param(request(b"one", "Expect: 100-continue"), False, id="Expect"),
         pytest.param(
             b"POST /i/v0/e/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n",
+            False,
             id="chunked",
         ),
+        # The access log is uvicorn's: every request goes its way then, to be logged.
+        pytest.param(request(b"one"), True, id="with an access log"),
     ],
 )
 @pytest.mark.anyio
-async def test_what_is_not_a_plain_post_goes_to_the_asgi_app(data: bytes):
+async def test_what_is_not_a_plain_post_goes_to_the_asgi_app(data: bytes, access_log: bool):
     handler = Handler()
-    protocol, transport = connect(handler)
+    protocol, transport = connect(handler, access_log=access_log)
     protocol.data_received(data)
-    sent = await answers(transport, 1)
-    protocol.connection_lost(None)
-    assert handler.calls == []
-    assert b"\r\n\r\ngot " in sent
-
-
-@pytest.mark.anyio
-async def test_with_an_access_log_every_request_goes_to_the_asgi_app_which_logs_it():
-    handler = Handler()
-    protocol, transport = connect(handler, access_log=True)
-    protocol.data_received(request(b"one"))
     sent = await answers(transport, 1)
     protocol.connection_lost(None)
     assert handler.calls == []
@@ -262,13 +254,19 @@ async def test_pipelined_direct_and_asgi_requests_are_answered_in_order():
     assert sent.index(b"direct one") < sent.index(b"got two") < sent.index(b"three")
 
 
-@pytest.mark.anyio
-async def test_a_client_gone_before_the_direct_answer_gets_nothing():
+async def waiting_for_its_answer() -> tuple[Handler, HttpProtocol, RecordingTransport]:
+    """A connection whose direct request waits for its handler's answer."""
     handler = Handler()
     handler.release.clear()
     protocol, transport = connect(handler)
     protocol.data_received(request(b"one"))
     await asyncio.sleep(0.01)
+    return handler, protocol, transport
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_before_the_direct_answer_gets_nothing():
+    handler, protocol, transport = await waiting_for_its_answer()
     protocol.connection_lost(None)
     transport.writes.clear()
     transport.closed = False  # so that a late write would be seen rather than refused
@@ -279,11 +277,7 @@ async def test_a_client_gone_before_the_direct_answer_gets_nothing():
 
 @pytest.mark.anyio
 async def test_a_shutdown_during_a_direct_answer_closes_after_it():
-    handler = Handler()
-    handler.release.clear()
-    protocol, transport = connect(handler)
-    protocol.data_received(request(b"one"))
-    await asyncio.sleep(0.01)
+    handler, protocol, transport = await waiting_for_its_answer()
     protocol.shutdown()
     assert not transport.closed  # it waits for the answer
     handler.release.set()

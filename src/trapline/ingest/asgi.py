@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
 __all__ = [
     "Answer",
+    "Answering",
     "BodyTooLarge",
     "ClientGone",
     "cors_headers",
@@ -17,6 +19,7 @@ __all__ = [
     "read_body",
     "request_headers",
     "respond",
+    "serve",
 ]
 
 
@@ -36,6 +39,40 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client disconnected before its body arrived."""
+
+
+class Answering(Protocol):
+    """An ingestion endpoint (capture, Sentry's): answers a request from its whole body."""
+
+    wanted_headers: frozenset[bytes]  # lower-case names of the headers ``answer`` reads
+
+    @property
+    def max_body_bytes(self) -> int: ...
+
+    def unreadable(self, error: BodyTooLarge | ClientGone, cors: list[tuple[bytes, bytes]]) -> Answer:
+        """The answer to a body over ``max_body_bytes``, or one the client left before sending."""
+        ...
+
+    async def answer(self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes) -> Answer:
+        """The answer, with ``headers`` the request's ``wanted_headers``; never raises."""
+        ...
+
+
+async def serve(endpoint: Answering, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a request on ASGI: its body read whole (bounded), then ``endpoint``'s answer.
+    (``http_protocol`` answers plain requests without ASGI, from the same ``answer``.)"""
+    headers = request_headers(scope["headers"], endpoint.wanted_headers)
+    method = scope["method"]
+    body = b""
+    if method == "POST":
+        try:
+            body = await read_body(receive, headers.get("content-length"), endpoint.max_body_bytes)
+        except (BodyTooLarge, ClientGone) as exc:
+            answer = endpoint.unreadable(exc, cors_headers(headers.get("origin")))
+            await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+            return
+    answer = await endpoint.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
+    await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
 
 
 def request_headers(headers: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:

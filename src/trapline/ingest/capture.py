@@ -35,9 +35,7 @@ from trapline.ingest.asgi import (
     ClientGone,
     cors_headers,
     preflight_headers,
-    read_body,
-    request_headers,
-    respond,
+    serve,
 )
 from trapline.ingest.decode import DecodedBatch, DecodeError, Limits, TooLarge, decode_capture
 from trapline.ingest.pressure import Pressure, Refusal
@@ -109,23 +107,12 @@ class Capture:
         return scope["type"] == "http" and (scope["path"] in CAPTURE_PATHS or scope["path"] in _V1_PATHS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = request_headers(scope["headers"], WANTED_HEADERS)
-        method = scope["method"]
-        body = b""
-        if method == "POST":
-            try:
-                body = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
-            except (BodyTooLarge, ClientGone) as exc:
-                reject = (
-                    _Reject(413, "invalid_request", "payload_too_large", str(exc))
-                    if isinstance(exc, BodyTooLarge)
-                    else _Reject(400, "invalid_request", "client_disconnected", "The client disconnected.")
-                )
-                answer = _rejected(reject, cors_headers(headers.get("origin")))
-                await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
-                return
-        answer = await self.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
-        await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+        await serve(self, scope, receive, send)
+
+    def unreadable(self, error: BodyTooLarge | ClientGone, cors: list[tuple[bytes, bytes]]) -> Answer:
+        if isinstance(error, BodyTooLarge):
+            return _rejected(_Reject(413, "invalid_request", "payload_too_large", str(error)), cors)
+        return _rejected(_Reject(400, "invalid_request", "client_disconnected", "The client disconnected."), cors)
 
     async def answer(self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes) -> Answer:
         """The answer to a request to one of capture's paths, its ``body`` read whole; never raises.

@@ -38,9 +38,7 @@ from trapline.ingest.asgi import (
     ClientGone,
     cors_headers,
     preflight_headers,
-    read_body,
-    request_headers,
-    respond,
+    serve,
 )
 from trapline.ingest.decode import DecodeError, TooLarge, decompress
 from trapline.ingest.pressure import Pressure, Refusal
@@ -122,21 +120,12 @@ class SentryIngest:
         return self.limits.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = request_headers(scope["headers"], WANTED_HEADERS)
-        method = scope["method"]
-        body = b""
-        if method == "POST":
-            try:
-                body = await read_body(receive, headers.get("content-length"), self.limits.max_body_bytes)
-            except (BodyTooLarge, ClientGone) as exc:
-                detail = str(exc) if isinstance(exc, BodyTooLarge) else "the client disconnected"
-                answer = _error(
-                    413 if isinstance(exc, BodyTooLarge) else 400, detail, cors_headers(headers.get("origin"))
-                )
-                await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
-                return
-        answer = await self.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
-        await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+        await serve(self, scope, receive, send)
+
+    def unreadable(self, error: BodyTooLarge | ClientGone, cors: list[tuple[bytes, bytes]]) -> Answer:
+        if isinstance(error, BodyTooLarge):
+            return _error(413, str(error), cors)
+        return _error(400, "the client disconnected", cors)
 
     async def answer(self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes) -> Answer:
         """The answer to a request to one of the paths, its ``body`` read whole; never raises.
