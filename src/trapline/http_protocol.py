@@ -132,14 +132,8 @@ class HttpProtocol(HttpToolsProtocol):
         if cycle.disconnected:
             return
         head = [STATUS_LINE[answer.status]]
-        for name, value in (
-            *self.server_state.default_headers,
-            (b"content-length", str(len(answer.body)).encode()),
-            *answer.headers,
-        ):
+        for name, value in (*self.server_state.default_headers, *answer.response_headers()):
             head += (name, b": ", value, b"\r\n")
-        if answer.content_type is not None:
-            head += (b"content-type: ", answer.content_type, b"\r\n")
         if not cycle.keep_alive:  # HTTP/1.0, Connection: close, or a shutdown meanwhile
             head.append(b"connection: close\r\n")
         head += (b"\r\n", answer.body)

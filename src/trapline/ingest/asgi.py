@@ -32,6 +32,13 @@ class Answer:
     headers: list[tuple[bytes, bytes]]
     content_type: bytes | None = b"application/json"
 
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """All its headers, as both ways send them: the length, ``headers``, the type."""
+        headers = [(b"content-length", str(len(self.body)).encode()), *self.headers]
+        if self.content_type is not None:
+            headers.append((b"content-type", self.content_type))
+        return headers
+
 
 class BodyTooLarge(Exception):
     """The request body is over the limit (answer 413)."""
@@ -61,6 +68,10 @@ class Answering(Protocol):
 async def serve(endpoint: Answering, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer a request on ASGI: its body read whole (bounded), then ``endpoint``'s answer.
     (``http_protocol`` answers plain requests without ASGI, from the same ``answer``.)"""
+    await respond(send, await _answer(endpoint, scope, receive))
+
+
+async def _answer(endpoint: Answering, scope: Scope, receive: Receive) -> Answer:
     headers = request_headers(scope["headers"], endpoint.wanted_headers)
     method = scope["method"]
     body = b""
@@ -68,11 +79,8 @@ async def serve(endpoint: Answering, scope: Scope, receive: Receive, send: Send)
         try:
             body = await read_body(receive, headers.get("content-length"), endpoint.max_body_bytes)
         except (BodyTooLarge, ClientGone) as exc:
-            answer = endpoint.unreadable(exc, cors_headers(headers.get("origin")))
-            await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
-            return
-    answer = await endpoint.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
-    await respond(send, answer.status, answer.body, answer.headers, answer.content_type)
+            return endpoint.unreadable(exc, cors_headers(headers.get("origin")))
+    return await endpoint.answer(method, scope["path"], scope.get("query_string", b""), headers, body)
 
 
 def request_headers(headers: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
@@ -133,15 +141,6 @@ def preflight_headers(requested: str | None, *, expose: bytes = b"") -> list[tup
     return headers
 
 
-async def respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    extra: list[tuple[bytes, bytes]],
-    content_type: bytes | None = b"application/json",
-) -> None:
-    headers = [(b"content-length", str(len(body)).encode()), *extra]
-    if content_type is not None:
-        headers.append((b"content-type", content_type))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def respond(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.response_headers()})
+    await send({"type": "http.response.body", "body": answer.body})
