@@ -477,13 +477,13 @@ def run(url: str, args: argparse.Namespace) -> None:
         print(f"database: {mb(size_before)} before, {mb(size_after)} after ({meanwhile}; autovacuum makes the "
               f"deleted rows' space reusable)")  # fmt: skip
         return
-    freed = purged.get("pages_freed", 0) * 4096  # SQLite's default page size
+    freed = purged.get("bytes_freed", 0)
     print(f"database: {mb(size_before)} before, {mb(size_after)} after ({meanwhile}; the incremental vacuum gave "
           f"{mb(freed)} back, the rest of the freed pages held the new events)")  # fmt: skip
     if space is not None:
         before, after, second, seconds = space
         print(f"then, the worker stopped, a pass keeping {args.space_days} days (unpaced): "
-              f"{second.events_expired:,} events deleted in {seconds:.0f} s, {second.pages_freed:,} pages given back; "
+              f"{second.events_expired:,} events deleted in {seconds:.0f} s, {mb(second.bytes_freed)} given back; "
               f"the file went from {mb(before)} to {mb(after)}")  # fmt: skip
 
 

@@ -213,17 +213,21 @@ def _vacuum(settings: Settings, args: argparse.Namespace) -> int:
     db = _database(settings)
     try:
         migrate.upgrade(db.engine)
-        report = vacuum_full(db.engine)
+        reports = [("SQLite", vacuum_full(db.engine))]
+        if db.queue_apart:
+            reports.append(("its queue file", vacuum_full(db.queue.engine)))
     finally:
         db.dispose()
-    if report.bytes_before is None:
+    if reports[0][1].bytes_before is None:
         print("PostgreSQL: VACUUM (ANALYZE) done (autovacuum keeps deleted rows' space reusable by itself)")
         return 0
     mb = 1024 * 1024
-    print(
-        f"SQLite: {(report.bytes_before or 0) / mb:,.1f} MB → {(report.bytes_after or 0) / mb:,.1f} MB; "
-        f"auto_vacuum {report.mode_before} → {report.mode_after}: retention now gives freed space back"
-    )
+    for name, report in reports:
+        print(
+            f"{name}: {(report.bytes_before or 0) / mb:,.1f} MB → {(report.bytes_after or 0) / mb:,.1f} MB; "
+            f"pages {(report.page_size_before or 0) // 1024} kB → {(report.page_size_after or 0) // 1024} kB; "
+            f"auto_vacuum {report.mode_before} → {report.mode_after}: retention now gives freed space back"
+        )
     return 0
 
 

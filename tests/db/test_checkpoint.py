@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from trapline.db.checkpoint import AUTOCHECKPOINT_PAGES
+from trapline.db.checkpoint import AUTOCHECKPOINT_BYTES
 from trapline.db.engine import Database, make_engine
 from trapline.db.open import open_database
 
-ROWS = 2000  # ~2,000 pages of 4 kB: past SQLite's default of 1,000, under ours
+ROWS = 5000  # ~1,250 pages of 16 kB (20 MB): past SQLite's default of 1,000 pages, under our 64 MB
 
 
 def _fill(db: Database, *, create: bool = True) -> None:
@@ -34,7 +34,8 @@ def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
     db = Database(make_engine(f"sqlite:///{path}"))
     try:
         with db.engine.connect() as connection:
-            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_PAGES
+            page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() * page_size == AUTOCHECKPOINT_BYTES
         _fill(db)
         # Past 1,000 pages SQLite's default would have copied them in a commit by now.
         assert os.path.getsize(path) < 100 * 4096

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -9,7 +10,9 @@ from sqlalchemy import func, select
 
 from trapline.accounts.models import Organization
 from trapline.db import migrate
-from trapline.db.engine import Database, make_engine
+from trapline.db.checkpoint import AUTOCHECKPOINT_BYTES
+from trapline.db.engine import PAGE_SIZE, Database, make_engine
+from trapline.db.open import open_database
 
 
 def test_concurrent_read_then_write_transactions_do_not_deadlock(tmp_path: Path):
@@ -50,3 +53,36 @@ def test_objects_stay_readable_after_their_session_closes(tmp_path: Path):
         loaded = session.scalars(select(Organization)).one()
     assert loaded.name == "kept" and loaded.created_at.tzinfo is not None
     db.dispose()
+
+
+def _pragma(path: Path, name: str) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        value: int = connection.execute(f"PRAGMA {name}").fetchone()[0]
+        return value
+    finally:
+        connection.close()
+
+
+def test_new_files_get_large_pages_and_old_files_keep_theirs(tmp_path: Path):
+    db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}")
+    try:
+        migrate.upgrade(db.engine)
+    finally:
+        db.dispose()
+    assert _pragma(tmp_path / "trapline.db", "page_size") == PAGE_SIZE
+    assert _pragma(tmp_path / "trapline.queue.db", "page_size") == PAGE_SIZE
+
+    old = tmp_path / "old.db"
+    connection = sqlite3.connect(old)
+    connection.execute("PRAGMA page_size = 4096")
+    connection.execute("CREATE TABLE t (x)")
+    connection.close()
+    engine = make_engine(f"sqlite:///{old}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+            # The log's bound is the same in bytes whatever the file's pages.
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_BYTES // 4096
+    finally:
+        engine.dispose()

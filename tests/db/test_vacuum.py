@@ -13,7 +13,7 @@ import pytest
 from tests.factories import make_issue, make_tenant
 from trapline.cli import main
 from trapline.db import migrate, vacuum
-from trapline.db.engine import Database, make_engine
+from trapline.db.engine import PAGE_SIZE, Database, make_engine
 from trapline.db.types import utcnow
 from trapline.events.models import ExceptionEvent
 from trapline.retention import Retention, RetentionOptions, runner
@@ -62,15 +62,15 @@ def test_a_new_database_is_made_to_vacuum_incrementally(tmp_path: Path):
 def test_retention_gives_the_pages_of_deleted_events_back(tmp_path: Path):
     path = tmp_path / "space.db"
     db = fresh(path)
-    fill(db, 3000, days_old=100)
+    fill(db, 6000, days_old=100)
     before = page_count(path)
 
     purged = Retention(db, RetentionOptions(batch_size=500)).run(paced=False)
 
-    assert purged.events_expired == 3000
-    assert purged.pages_freed > 0
+    assert purged.events_expired == 6000
+    assert purged.bytes_freed > 0
     assert page_count(path) < before / 2
-    assert vacuum.free_pages(db.engine) <= runner.VACUUM_PAGES
+    assert vacuum.free_bytes(db.engine) <= runner.VACUUM_BYTES
     db.dispose()
 
 
@@ -91,7 +91,7 @@ def test_an_old_database_keeps_its_size_and_says_how_to_fix_it_once(
     with caplog.at_level(logging.WARNING, logger="trapline.retention"):
         for _ in range(2):
             fill(db, 10, days_old=100)
-            assert Retention(db, RetentionOptions()).run(paced=False).pages_freed == 0
+            assert Retention(db, RetentionOptions()).run(paced=False).bytes_freed == 0
     assert sum("trapline vacuum" in record.getMessage() for record in caplog.records) == 1
     db.dispose()
 
@@ -111,8 +111,13 @@ def test_trapline_vacuum_switches_an_old_database_and_shrinks_it(
 
     assert main(["vacuum"]) == 0
 
-    assert "auto_vacuum none → incremental" in capsys.readouterr().out
-    assert page_count(path) < before / 2
+    out = capsys.readouterr().out
+    assert "auto_vacuum none → incremental" in out
+    assert "pages 4 kB → 16 kB" in out
+    assert page_count(path) * PAGE_SIZE < before * 4096 / 2
     db = fresh(path)
     assert vacuum.auto_vacuum_mode(db.engine) == "incremental"
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == PAGE_SIZE
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     db.dispose()

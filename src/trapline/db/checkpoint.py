@@ -6,7 +6,7 @@ writes ~6 MB (500 events of ~12 kB), so nearly every batch paid a checkpoint whi
 one write lock (~17% of its time, `bench/symbolication_bench.py`). Here a thread of each worker
 process checkpoints in the background instead; PASSIVE checkpoints take no writer's lock, so
 capture and the workers keep committing meanwhile. Connections still checkpoint by themselves
-past ``AUTOCHECKPOINT_PAGES``, so the log stays bounded when no worker runs.
+past ``AUTOCHECKPOINT_BYTES`` of log, so the log stays bounded when no worker runs.
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ import os
 import sqlite3
 import threading
 
-__all__ = ["AUTOCHECKPOINT_PAGES", "WalCheckpointer", "sync_log"]
+__all__ = ["AUTOCHECKPOINT_BYTES", "WalCheckpointer", "autocheckpoint_pages", "sync_log"]
 
 log = logging.getLogger(__name__)
 
-# 64 MB of 4 kB pages: ten worker batches between a checkpoint in the background and the
-# commit that would do one itself.
-AUTOCHECKPOINT_PAGES = 16_384
+# Ten worker batches between a checkpoint in the background and the commit that would do one
+# itself; SQLite counts the bound in pages, of the file's own size (``autocheckpoint_pages``).
+AUTOCHECKPOINT_BYTES = 64 * 1024 * 1024
+
+
+def autocheckpoint_pages(page_size: int) -> int:
+    """``wal_autocheckpoint`` for a file of ``page_size`` pages: ``AUTOCHECKPOINT_BYTES`` of log."""
+    return max(1, AUTOCHECKPOINT_BYTES // page_size)
 
 
 class WalCheckpointer:

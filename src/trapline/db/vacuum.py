@@ -22,7 +22,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-__all__ = ["SpaceReport", "auto_vacuum_mode", "checkpoint", "free_pages", "prepare_new", "vacuum_full", "vacuum_step"]
+from trapline.db.engine import PAGE_SIZE
+
+__all__ = ["SpaceReport", "auto_vacuum_mode", "checkpoint", "free_bytes", "prepare_new", "vacuum_full", "vacuum_step"]
 
 _MODES = {0: "none", 1: "full", 2: "incremental"}
 
@@ -67,20 +69,21 @@ def prepare_new(engine: Engine) -> bool:
     return True
 
 
-def free_pages(engine: Engine) -> int:
-    """Pages on SQLite's free list (0 on PostgreSQL)."""
+def free_bytes(engine: Engine) -> int:
+    """The size of the pages on SQLite's free list (0 on PostgreSQL)."""
     if engine.dialect.name != "sqlite":
         return 0
     with _driver(engine) as connection:
-        return _pragma(connection, "freelist_count")
+        return _pragma(connection, "freelist_count") * _pragma(connection, "page_size")
 
 
-def vacuum_step(engine: Engine, pages: int) -> int:
-    """Give up to ``pages`` free pages back to the file system (SQLite, ``incremental``
-    mode; one short write transaction); returns the pages still free after it."""
+def vacuum_step(engine: Engine, max_bytes: int) -> int:
+    """Give up to ``max_bytes`` of free pages back to the file system (SQLite, ``incremental``
+    mode; one short write transaction); returns the bytes of pages still free after it."""
     with _driver(engine) as connection:
-        connection.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
-        return _pragma(connection, "freelist_count")
+        page_size = _pragma(connection, "page_size")
+        connection.executescript(f"PRAGMA incremental_vacuum({max(1, int(max_bytes) // page_size)})")
+        return _pragma(connection, "freelist_count") * page_size
 
 
 def checkpoint(engine: Engine) -> None:
@@ -104,12 +107,15 @@ class SpaceReport:
     # The database file's size (SQLite; None on PostgreSQL), after a checkpoint of the WAL.
     bytes_before: int | None
     bytes_after: int | None
+    # SQLite's page size, which the rewrite brings to a new file's (``engine.PAGE_SIZE``).
+    page_size_before: int | None = None
+    page_size_after: int | None = None
 
 
 def vacuum_full(engine: Engine) -> SpaceReport:
-    """Rewrite an SQLite database compactly, in ``incremental`` mode from then on (it needs
-    free disk space as large as the database, and blocks writers until done); on PostgreSQL,
-    ``VACUUM (ANALYZE)``."""
+    """Rewrite an SQLite database compactly, in ``incremental`` mode from then on and with a new
+    file's page size (it needs free disk space as large as the database, and blocks writers
+    until done); on PostgreSQL, ``VACUUM (ANALYZE)``."""
     if engine.dialect.name != "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM (ANALYZE)")
@@ -119,8 +125,20 @@ def vacuum_full(engine: Engine) -> SpaceReport:
         before = _MODES.get(_pragma(connection, "auto_vacuum"), "none")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size_before = path.stat().st_size if path.is_file() else None
+        page_before = _pragma(connection, "page_size")
+        # A file in WAL mode keeps its page size through a VACUUM: only one with a rollback
+        # journal takes a new one. Leaving WAL needs the file to itself; with another
+        # connection open it stays in WAL, and keeps its pages.
+        resized = page_before != PAGE_SIZE and connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        if resized:
+            connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
         connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
         connection.execute("VACUUM")
+        if resized:
+            connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         after = _MODES.get(_pragma(connection, "auto_vacuum"), "none")
-    return SpaceReport(before, after, size_before, path.stat().st_size if path.is_file() else None)
+        page_after = _pragma(connection, "page_size")
+    return SpaceReport(
+        before, after, size_before, path.stat().st_size if path.is_file() else None, page_before, page_after
+    )

@@ -48,10 +48,11 @@ log = logging.getLogger("trapline.retention")
 # backlog goes (deleting about 1,000 events/s on SQLite; a day's worth of a busy project's
 # events in minutes).
 BUSY_SHARE = 0.1
-# Free pages given back per statement: 8 MB with 4 kB pages, a few tens of milliseconds.
-VACUUM_PAGES = 2000
+# Free pages given back per statement, in bytes (files' pages differ in size): a few tens of
+# milliseconds.
+VACUUM_BYTES = 8 * 1024 * 1024
 # Free pages left for the next inserts (the queue's rows come and go all the time).
-_FREE_SLACK_PAGES = 1000
+_FREE_SLACK_BYTES = 4 * 1024 * 1024
 # Any constant works; it only has to be the same in every Trapline process (migrate.py
 # uses another).
 _PG_LOCK_KEY = 0x7472_6170_7265_74  # "trapret"
@@ -74,11 +75,11 @@ class Purged:
     rate_limit_counters: int = 0
     usage_days: int = 0
     # SQLite pages given back to the file system.
-    pages_freed: int = 0
+    bytes_freed: int = 0
 
     @property
     def rows(self) -> int:
-        return sum(value for key, value in asdict(self).items() if key != "pages_freed")
+        return sum(value for key, value in asdict(self).items() if key != "bytes_freed")
 
 
 Pass = Generator[None, None, Purged]
@@ -127,10 +128,10 @@ def purge_pass(db: Database, options: RetentionOptions, now: datetime, capped: C
         old = functools.partial(purge.old_usage, before=the_plan.usage_before)
         purged.usage_days += yield from _until_done(db, old, limit)
         if purged.rows:
-            purged.pages_freed += yield from _give_space_back(db.engine)
+            purged.bytes_freed += yield from _give_space_back(db.engine)
         if db.queue_apart:
             # The queue's own file: what a drained backlog took (capture's commits reuse it anyway).
-            purged.pages_freed += yield from _give_space_back(db.queue.engine)
+            purged.bytes_freed += yield from _give_space_back(db.queue.engine)
     return purged
 
 
@@ -204,12 +205,12 @@ def _give_space_back(engine: Engine) -> Generator[None, None, int]:
     if mode != "incremental":
         return 0
     freed = 0
-    free = vacuum.free_pages(engine)
+    free = vacuum.free_bytes(engine)
     # Bounded by what was free at the start: pages freed meanwhile wait for the next pass.
-    for _ in range(max(0, free - _FREE_SLACK_PAGES) // VACUUM_PAGES + 1):
-        if free <= _FREE_SLACK_PAGES:
+    for _ in range(max(0, free - _FREE_SLACK_BYTES) // VACUUM_BYTES + 1):
+        if free <= _FREE_SLACK_BYTES:
             break
-        left = vacuum.vacuum_step(engine, min(VACUUM_PAGES, free - _FREE_SLACK_PAGES))
+        left = vacuum.vacuum_step(engine, min(VACUUM_BYTES, free - _FREE_SLACK_BYTES))
         freed += max(0, free - left)
         free = left
         yield
