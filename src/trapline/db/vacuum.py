@@ -43,6 +43,14 @@ def _driver(engine: Engine) -> Iterator[sqlite3.Connection]:
         raw.close()
 
 
+def _leave_wal(connection: sqlite3.Connection) -> bool:
+    """Switch to a rollback journal; whether it could (not while another connection is open)."""
+    try:
+        return str(connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0]).lower() == "delete"
+    except sqlite3.OperationalError:
+        return False
+
+
 def _pragma(connection: sqlite3.Connection, name: str) -> int:
     row = connection.execute(f"PRAGMA {name}").fetchone()
     return int(row[0]) if row else 0
@@ -129,7 +137,7 @@ def vacuum_full(engine: Engine) -> SpaceReport:
         # A file in WAL mode keeps its page size through a VACUUM: only one with a rollback
         # journal takes a new one. Leaving WAL needs the file to itself; with another
         # connection open it stays in WAL, and keeps its pages.
-        resized = page_before != PAGE_SIZE and connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        resized = page_before != PAGE_SIZE and _leave_wal(connection)
         if resized:
             connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
         connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
