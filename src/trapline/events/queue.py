@@ -418,14 +418,21 @@ def _claim_sqlite(
                 f"WHERE id IN ({marks}) RETURNING id, project_id, received_at, sent_at, attempts",
                 (worker_id, sqlite_datetime(now + lease), *ids),
             ).fetchall()
-            payloads: dict[int, bytes] = dict(
-                cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({marks})", ids).fetchall()
-            )
             cursor.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 cursor.execute("ROLLBACK")
             raise
+        # Read once the write lock is given back: capture's flushes wait for it, and reading a
+        # batch's payloads (megabytes) was most of the time a claim held it. The rows are this
+        # worker's now, for the lease; nobody else removes them meanwhile.
+        cursor.execute("BEGIN")
+        try:
+            payloads: dict[int, bytes] = dict(
+                cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({marks})", ids).fetchall()
+            )
+        finally:
+            cursor.execute("COMMIT")
     finally:
         connection.close()
     claimed = [
