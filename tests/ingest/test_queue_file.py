@@ -148,6 +148,25 @@ def test_two_workers_storing_one_request_store_it_once(apart: Database, tenant: 
     assert scalar(apart, select(func.count()).select_from(ExceptionEvent)) == 1
 
 
+def test_a_claim_leaves_out_requests_removed_before_it_read_them(
+    apart: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+):
+    enqueue(apart, tenant.project_id, exception_event(), exception_event())
+    first, second = queued_ids(apart)
+    read = queue._payloads
+
+    def removed_meanwhile(cursor: Any, ids: list[int]) -> dict[int, bytes]:
+        # A worker whose lease on it ran out stored it and removes it, between this claim's
+        # commit and its read of the payloads.
+        queue._delete_sqlite(apart.queue, [first])
+        return read(cursor, ids)
+
+    monkeypatch.setattr(queue, "_payloads", removed_meanwhile)
+    claimed = queue.claim(apart, "w", 10, timedelta(seconds=60))
+    assert [row.id for row in claimed] == [second]
+    assert orjson.loads(claimed[0].payload)[0]["event"] == "$exception"
+
+
 def test_the_database_log_is_synced_before_the_queue_forgets_a_batch(
     apart: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ):

@@ -425,22 +425,27 @@ def _claim_sqlite(
             raise
         # Read once the write lock is given back: capture's flushes wait for it, and reading a
         # batch's payloads (megabytes) was most of the time a claim held it. The rows are this
-        # worker's now, for the lease; nobody else removes them meanwhile.
-        cursor.execute("BEGIN")
-        try:
-            payloads: dict[int, bytes] = dict(
-                cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({marks})", ids).fetchall()
-            )
-        finally:
-            cursor.execute("COMMIT")
+        # worker's now; only a worker whose lease on them ran out may still remove them, once
+        # it has stored them: those are left out below, as done.
+        payloads = _payloads(cursor, ids)
     finally:
         connection.close()
     claimed = [
         Claimed(row_id, project, _sqlite_moment(received), sent, payloads[row_id], attempts)
         for row_id, project, received, sent, attempts in leased
+        if row_id in payloads
     ]
     claimed.sort(key=lambda c: c.id)
     return claimed
+
+
+def _payloads(cursor: Any, ids: Sequence[int]) -> dict[int, bytes]:
+    cursor.execute("BEGIN")
+    try:
+        found = cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({', '.join('?' * len(ids))})", ids)
+        return dict(found.fetchall())
+    finally:
+        cursor.execute("COMMIT")
 
 
 def _sqlite_moment(text: str) -> datetime:

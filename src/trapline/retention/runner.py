@@ -74,7 +74,7 @@ class Purged:
     stack_frames: int = 0
     rate_limit_counters: int = 0
     usage_days: int = 0
-    # SQLite pages given back to the file system.
+    # Bytes of SQLite pages given back to the file system.
     bytes_freed: int = 0
 
     @property
