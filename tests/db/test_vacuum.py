@@ -76,9 +76,13 @@ def test_retention_gives_the_pages_of_deleted_events_back(tmp_path: Path):
 
 def old_style_database(path: Path) -> Database:
     """A database as made before auto_vacuum was chosen (mode NONE)."""
-    with sqlite3.connect(path) as connection:
+    connection = sqlite3.connect(path)
+    try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE early (x)")  # a table first: too late for the mode
+        connection.commit()
+    finally:
+        connection.close()  # not left to the garbage collector: it would keep the file open
     return fresh(path)
 
 

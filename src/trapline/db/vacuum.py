@@ -129,6 +129,9 @@ def vacuum_full(engine: Engine) -> SpaceReport:
             connection.exec_driver_sql("VACUUM (ANALYZE)")
         return SpaceReport(None, None, None, None)
     path = Path(engine.url.database or "")
+    # The pool's idle connections keep the file open, and a file open elsewhere keeps its page
+    # size (see below): close them first.
+    engine.dispose()
     with _driver(engine) as connection:
         before = _MODES.get(_pragma(connection, "auto_vacuum"), "none")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
