@@ -440,12 +440,9 @@ def _claim_sqlite(
 
 
 def _payloads(cursor: Any, ids: Sequence[int]) -> dict[int, bytes]:
-    cursor.execute("BEGIN")
-    try:
-        found = cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({', '.join('?' * len(ids))})", ids)
-        return dict(found.fetchall())
-    finally:
-        cursor.execute("COMMIT")
+    # One statement, outside any transaction: it reads one snapshot of the file by itself.
+    found = cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({', '.join('?' * len(ids))})", ids)
+    return dict(found.fetchall())
 
 
 def _sqlite_moment(text: str) -> datetime:
