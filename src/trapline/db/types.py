@@ -11,11 +11,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["SQLITE_DATETIME", "JSONType", "TextDecimal", "UTCDateTime", "sqlite_datetime", "storable_text", "utcnow"]
+__all__ = [
+    "INTEGER_RANGE",
+    "SQLITE_DATETIME",
+    "JSONType",
+    "TextDecimal",
+    "UTCDateTime",
+    "sqlite_datetime",
+    "storable_text",
+    "utcnow",
+]
 
 # How SQLAlchemy's DATETIME writes on SQLite (naive UTC, always with microseconds): the hot
 # paths that talk to the driver write and compare datetimes in this form.
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+# What an INTEGER column holds on PostgreSQL (ids of users, limits): a bound parameter outside it
+# fails the whole statement ("integer out of range"), where SQLite would only find no row.
+INTEGER_RANGE = range(-(2**31), 2**31)
 
 # JSONB on PostgreSQL (indexable, compact); SQLite stores the JSON text. Python None is SQL
 # NULL, not the JSON value null: "disabled_data IS NULL" must be true after `= None`.

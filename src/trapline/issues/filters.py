@@ -17,12 +17,13 @@ from sqlalchemy import (
     FromClause,
     Select,
     and_,
+    false,
     func,
     select,
 )
 
 from trapline.db.sets import in_values
-from trapline.db.types import storable_text, utcnow
+from trapline.db.types import INTEGER_RANGE, storable_text, utcnow
 from trapline.errors import InvalidInput
 from trapline.events.models import ExceptionEvent
 from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
@@ -331,8 +332,11 @@ def issue_conditions(project_id: int, flt: IssueFilter, *, sqlite_unindexed: boo
         conditions.append(_issue.c.status == flt.status)
     if flt.assignee is not None:
         kind, ident = flt.assignee
-        column = _assignment.c.user_id if kind == "user" else _assignment.c.role_id
-        conditions.append(column == ident)
+        if kind == "user" and ident not in INTEGER_RANGE:
+            conditions.append(false())  # no user has such an id
+        else:
+            column = _assignment.c.user_id if kind == "user" else _assignment.c.role_id
+            conditions.append(column == ident)
     if flt.unassigned:
         conditions.append(_assignment.c.id.is_(None))
     return conditions

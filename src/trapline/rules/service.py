@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from trapline.accounts.models import Membership, Role
-from trapline.db.types import utcnow
+from trapline.db.types import INTEGER_RANGE, utcnow
 from trapline.errors import InvalidInput, NotFound
 from trapline.issues.models import Issue, IssueFingerprint
 from trapline.rules.models import AssignmentRule, GroupingRule, Rule, SuppressionRule
@@ -31,10 +31,6 @@ __all__ = [
 
 R = TypeVar("R", GroupingRule, AssignmentRule, SuppressionRule)
 Assignee = tuple[Literal["user", "role"], int | uuid.UUID]
-
-# user.id is a 32-bit integer column; PostgreSQL refuses to compare it with a larger number
-# (and SQLite with one over 64 bits), so such an id is answered before it reaches the query.
-_USER_ID_MIN, _USER_ID_MAX = -(2**31), 2**31 - 1
 
 
 def custom_rule_fingerprint(rule_id: uuid.UUID) -> str:
@@ -64,7 +60,8 @@ def resolve_assignee(
             session.scalar(
                 select(Membership.id).where(Membership.organization_id == organization_id, Membership.user_id == ident)
             )
-            if isinstance(ident, int) and _USER_ID_MIN <= ident <= _USER_ID_MAX
+            # A larger number would fail the query on PostgreSQL: no user has it anyway.
+            if isinstance(ident, int) and ident in INTEGER_RANGE
             else None
         )
         if member is None:
