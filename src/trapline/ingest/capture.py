@@ -95,7 +95,7 @@ class Capture:
 
     @staticmethod
     def takes_directly(path: str) -> bool:
-        """For ``http_protocol``'s direct path: the paths ``answer`` takes."""
+        """The paths ``answer`` takes (``http_protocol``'s direct path asks too)."""
         return path in DIRECT_PATHS
 
     @property
@@ -104,7 +104,7 @@ class Capture:
 
     @staticmethod
     def handles(scope: Scope) -> bool:
-        return scope["type"] == "http" and (scope["path"] in CAPTURE_PATHS or scope["path"] in _V1_PATHS)
+        return scope["type"] == "http" and Capture.takes_directly(scope["path"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve(self, scope, receive, send)

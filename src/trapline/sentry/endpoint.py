@@ -109,10 +109,11 @@ class SentryIngest:
 
     @staticmethod
     def handles(scope: Scope) -> bool:
-        return scope["type"] == "http" and scope["path"].startswith("/api/") and _PATH.match(scope["path"]) is not None
+        return scope["type"] == "http" and SentryIngest.takes_directly(scope["path"])
 
-    def takes_directly(self, path: str) -> bool:
-        """For ``http_protocol``'s direct path: the paths ``answer`` takes."""
+    @staticmethod
+    def takes_directly(path: str) -> bool:
+        """The paths ``answer`` takes (``http_protocol``'s direct path asks too)."""
         return path.startswith("/api/") and _PATH.match(path) is not None
 
     @property
