@@ -13,13 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trapline.accounts.models import Membership, Role, User
+from trapline.db.types import INTEGER_RANGE
 from trapline.errors import InvalidInput
 from trapline.rules.service import Assignee
 
 __all__ = ["Assignable", "assignable", "form_value", "parse_form_value"]
-
-# user.id is a 32-bit column: a larger number is no user, and PostgreSQL refuses to compare it.
-_USER_ID_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,8 @@ def parse_form_value(value: str) -> Assignee | None:
     if not value:
         return None
     kind, _, ident = value.partition(":")
-    if kind == "user" and ident.isascii() and ident.isdigit() and int(ident) <= _USER_ID_MAX:
+    # A number past user.id's column is no user (and PostgreSQL refuses to compare with it).
+    if kind == "user" and ident.isascii() and ident.isdigit() and int(ident) in INTEGER_RANGE:
         return ("user", int(ident))
     if kind == "role":
         try:
