@@ -12,9 +12,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, or_, select, update
 
 from trapline.db.types import utcnow
 from trapline.db.upsert import dialect_insert_for
@@ -92,11 +92,7 @@ def remove(connection: Connection, events: Iterable[Counted]) -> None:
         )
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
-            connection.execute(
-                delete(table).where(
-                    tuple_(table.c.project_id, table.c.fingerprint, table.c[column]).in_(chunk), table.c.events <= 0
-                )
-            )
+            connection.execute(delete(table).where(_keys_in(table, column, chunk), table.c.events <= 0))
     recent.refresh(connection, {key: -count for key, count in days.items()}, utcnow())
 
 
@@ -130,7 +126,7 @@ def _merge_sketches(
         chunk = keys[start : start + _CHUNK]
         rows = connection.execute(
             select(_DAY.c.project_id, _DAY.c.fingerprint, _DAY.c.day, _DAY.c.users, _DAY.c.sessions).where(
-                _conditions_for(chunk)
+                _keys_in(_DAY, "day", chunk)
             )
         )
         stored.update({(row[0], row[1], row[2]): (row[3], row[4]) for row in rows})
@@ -162,15 +158,17 @@ def _merge_sketches(
         )
 
 
-def _conditions_for(keys: Sequence[tuple[int, str, datetime]]) -> Any:
-    # A row-value IN over (project, fingerprint, day): both backends take it, and the primary
-    # key serves it.
-    by_project: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
-    for project_id, fingerprint, day in keys:
-        by_project[project_id].append((fingerprint, day))
+def _keys_in(table: Table, column: str, keys: Sequence[tuple[int, str, datetime]]) -> ColumnElement[bool]:
+    """The rows of ``keys`` (project, fingerprint, bucket), one (project, bucket, fingerprints)
+    group each: SQLite looks each fingerprint up in the primary key then. For a row-value IN
+    over a list of keys it reads every row of the project instead (at 1,000,000 events, 80,000
+    day rows: 16 ms a batch, against 0.4), and a batch's keys share a bucket or two."""
+    groups: dict[tuple[int, datetime], list[str]] = defaultdict(list)
+    for project_id, fingerprint, bucket in keys:
+        groups[(project_id, bucket)].append(fingerprint)
     return or_(
         *(
-            and_(_DAY.c.project_id == project_id, tuple_(_DAY.c.fingerprint, _DAY.c.day).in_(pairs))
-            for project_id, pairs in by_project.items()
+            and_(table.c.project_id == project_id, table.c[column] == bucket, table.c.fingerprint.in_(fingerprints))
+            for (project_id, bucket), fingerprints in groups.items()
         )
     )
