@@ -208,6 +208,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _vacuum(settings: Settings, args: argparse.Namespace) -> int:
+    from trapline.db.engine import QUEUE_PAGE_SIZE
     from trapline.db.vacuum import vacuum_full
 
     db = _database(settings)
@@ -215,7 +216,7 @@ def _vacuum(settings: Settings, args: argparse.Namespace) -> int:
         migrate.upgrade(db.engine)
         reports = [("SQLite", vacuum_full(db.engine))]
         if db.queue_apart:
-            reports.append(("its queue file", vacuum_full(db.queue.engine)))
+            reports.append(("its queue file", vacuum_full(db.queue.engine, QUEUE_PAGE_SIZE)))
     finally:
         db.dispose()
     if reports[0][1].bytes_before is None:

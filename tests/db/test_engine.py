@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from trapline.accounts.models import Organization
 from trapline.db import migrate
 from trapline.db.checkpoint import AUTOCHECKPOINT_BYTES
-from trapline.db.engine import PAGE_SIZE, Database, make_engine
+from trapline.db.engine import PAGE_SIZE, QUEUE_PAGE_SIZE, Database, make_engine
 from trapline.db.open import open_database
 
 
@@ -64,25 +64,27 @@ def _pragma(path: Path, name: str) -> int:
         connection.close()
 
 
-def test_new_files_get_large_pages_and_old_files_keep_theirs(tmp_path: Path):
+def test_new_files_get_their_pages_and_old_files_keep_theirs(tmp_path: Path):
     db = open_database(f"sqlite:///{tmp_path / 'trapline.db'}")
     try:
         migrate.upgrade(db.engine)
     finally:
         db.dispose()
-    assert _pragma(tmp_path / "trapline.db", "page_size") == PAGE_SIZE
-    assert _pragma(tmp_path / "trapline.queue.db", "page_size") == PAGE_SIZE
+    # The database's indexes take entries all over them: small pages; the queue's rows come
+    # and go in order: large ones.
+    assert _pragma(tmp_path / "trapline.db", "page_size") == PAGE_SIZE == 4096
+    assert _pragma(tmp_path / "trapline.queue.db", "page_size") == QUEUE_PAGE_SIZE == 16_384
 
     old = tmp_path / "old.db"
     connection = sqlite3.connect(old)
-    connection.execute("PRAGMA page_size = 4096")
+    connection.execute("PRAGMA page_size = 16384")  # as the previous version made databases
     connection.execute("CREATE TABLE t (x)")
     connection.close()
     engine = make_engine(f"sqlite:///{old}")
     try:
         with engine.connect() as connection:
-            assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+            assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 16_384
             # The log's bound is the same in bytes whatever the file's pages.
-            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_BYTES // 4096
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_BYTES // 16_384
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ import pytest
 from tests.factories import make_issue, make_tenant
 from trapline.cli import main
 from trapline.db import migrate, vacuum
-from trapline.db.engine import PAGE_SIZE, Database, make_engine
+from trapline.db.engine import PAGE_SIZE, QUEUE_PAGE_SIZE, Database, make_engine
 from trapline.db.types import utcnow
 from trapline.events.models import ExceptionEvent
 from trapline.retention import Retention, RetentionOptions, runner
@@ -74,15 +74,22 @@ def test_retention_gives_the_pages_of_deleted_events_back(tmp_path: Path):
     db.dispose()
 
 
-def old_style_database(path: Path) -> Database:
-    """A database as made before auto_vacuum was chosen (mode NONE)."""
+def old_style_file(path: Path, page_size: int) -> None:
+    """A SQLite file in WAL mode with ``page_size`` pages and auto_vacuum NONE, as made before
+    the mode was chosen."""
     connection = sqlite3.connect(path)
     try:
+        connection.execute(f"PRAGMA page_size={page_size}")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE early (x)")  # a table first: too late for the mode
         connection.commit()
     finally:
         connection.close()  # not left to the garbage collector: it would keep the file open
+
+
+def old_style_database(path: Path, page_size: int = PAGE_SIZE) -> Database:
+    """A database as made before auto_vacuum was chosen (mode NONE)."""
+    old_style_file(path, page_size)
     return fresh(path)
 
 
@@ -100,12 +107,15 @@ def test_an_old_database_keeps_its_size_and_says_how_to_fix_it_once(
     db.dispose()
 
 
-def test_trapline_vacuum_switches_an_old_database_and_shrinks_it(
+def test_trapline_vacuum_switches_old_files_and_shrinks_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     path = tmp_path / "data" / "trapline.db"
     path.parent.mkdir()
-    db = old_style_database(path)
+    # The database with the 16 kB pages, and the queue's file with the 4 kB pages, that earlier
+    # versions gave them.
+    db = old_style_database(path, page_size=16_384)
+    old_style_file(path.parent / "trapline.queue.db", 4096)
     fill(db, 2000, days_old=100)
     Retention(db, RetentionOptions()).run(paced=False)
     db.dispose()
@@ -117,11 +127,18 @@ def test_trapline_vacuum_switches_an_old_database_and_shrinks_it(
 
     out = capsys.readouterr().out
     assert "auto_vacuum none → incremental" in out
-    assert "pages 4 kB → 16 kB" in out
-    assert page_count(path) * PAGE_SIZE < before * 4096 / 2
+    assert "SQLite: " in out and "pages 16 kB → 4 kB" in out.split("SQLite: ")[1].splitlines()[0], out
+    assert "pages 4 kB → 16 kB" in out.split("its queue file: ")[1].splitlines()[0], out
+    assert page_count(path) * PAGE_SIZE < before * 16_384 / 2
     db = fresh(path)
     assert vacuum.auto_vacuum_mode(db.engine) == "incremental"
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA page_size").scalar() == PAGE_SIZE
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     db.dispose()
+    queue = sqlite3.connect(path.parent / "trapline.queue.db")
+    try:
+        assert queue.execute("PRAGMA page_size").fetchone()[0] == QUEUE_PAGE_SIZE
+        assert queue.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        queue.close()

@@ -27,16 +27,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trapline.db.checkpoint import WalCheckpointer, autocheckpoint_pages, sync_log
 
-__all__ = ["Database", "make_engine"]
+__all__ = ["PAGE_SIZE", "QUEUE_PAGE_SIZE", "Database", "make_engine"]
 
 _SQLITE_BEGIN = "trapline_sqlite_begin"
-# SQLite's page for new files: 16 kB rather than its default 4 kB. A queued request (~3 kB of
-# JSON) or a stored event fills most of a small page, so every commit wrote a page, and a
-# system call, per row or two: the kernel's share of capture's flushes and of the worker's
-# batches. Measured (bench/pipeline_bench.py, capture's flush apart): system time per event
-# 19 → 12 µs in the worker, per request 10 → 4 µs in capture's flusher; 8 and 32 kB did no
-# better, and 64 kB made the log's checkpoints stall capture.
-PAGE_SIZE = 16_384
+# SQLite's page for a new database file: its default, 4 kB. Every stored event adds an entry
+# to each of exception_event's indexes, and the entries of a batch land on pages all over them
+# (the uuid index: posthog-python's uuids are random; the fingerprint index: one place per
+# issue), so once the indexes outgrow a batch, a commit writes about one page per event per
+# index, and a page as large again to the database file at the checkpoint. Measured with
+# 1,000,000 events stored and random uuids (bench/pipeline_bench.py's batches): 176 µs of CPU
+# per event with 4 kB pages against 198 with 16 kB, and the gap grows with the indexes. On an
+# empty database 16 kB pages cost ~3% less (150 against 154 µs).
+PAGE_SIZE = 4096
+# The queue's file (``events.queue_file``) takes 16 kB pages: its rows come and go in id order,
+# so a commit fills whole pages, and a queued request (~3 kB of JSON) or a stored event fills
+# most of a 4 kB page, a page and a system call per row. Measured apart: capture's flush
+# 20 → 13.5 µs of CPU per request (system time 10 → 4); 8 and 32 kB did no better, and with
+# 64 kB the log's checkpoints stalled capture.
+QUEUE_PAGE_SIZE = 16_384
 
 
 def _json_dumps(value: Any) -> str:
@@ -44,7 +52,12 @@ def _json_dumps(value: Any) -> str:
 
 
 def make_engine(
-    url: str, *, busy_timeout_seconds: float = 10.0, pool_size: int = 10, reprocessable: bool = False
+    url: str,
+    *,
+    busy_timeout_seconds: float = 10.0,
+    pool_size: int = 10,
+    reprocessable: bool = False,
+    page_size: int = PAGE_SIZE,
 ) -> Engine:
     """An engine for ``url`` with Trapline's connection settings applied.
 
@@ -62,7 +75,7 @@ def make_engine(
             pool_size=pool_size,
             max_overflow=pool_size * 2,
         )
-        _configure_sqlite(engine, busy_timeout_seconds, "NORMAL" if reprocessable else "FULL")
+        _configure_sqlite(engine, busy_timeout_seconds, "NORMAL" if reprocessable else "FULL", page_size)
         return engine
     # Bound how long a request waits on a lock or a runaway query before failing loudly.
     options = f"-c lock_timeout={int(busy_timeout_seconds * 1000)}"
@@ -78,22 +91,22 @@ def make_engine(
     )
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_seconds: float, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_seconds: float, synchronous: str, page_size: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see module doc
         cursor = dbapi_connection.cursor()
         # Only a file without content yet takes it (before WAL mode fixes the size for good);
         # an existing file keeps its own.
-        cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        cursor.execute(f"PRAGMA page_size={page_size}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         # FULL: a transaction that reported success is on disk even if the machine loses power.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         # Workers checkpoint in the background (db/checkpoint.py); this bounds the log without them.
-        page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
-        cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages(page_size)}")
+        pages = cursor.execute("PRAGMA page_size").fetchone()[0]
+        cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages(pages)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -7,7 +7,7 @@ import sqlite3
 from sqlalchemy import Engine, event
 
 from trapline.db import vacuum
-from trapline.db.engine import Database, make_engine
+from trapline.db.engine import PAGE_SIZE, QUEUE_PAGE_SIZE, Database, make_engine
 from trapline.events.queue_file import adopt_queued, adopt_signals, create_tables, forget_done, queue_path
 
 __all__ = ["open_database"]
@@ -20,16 +20,20 @@ def open_database(
     ``trapline.events.queue_file``), created if missing, with any requests an older version
     left queued in the database (and its session signals) moved there."""
 
-    def engine(at: str) -> Engine:
+    def engine(at: str, page_size: int) -> Engine:
         return make_engine(
-            at, busy_timeout_seconds=busy_timeout_seconds, pool_size=pool_size, reprocessable=reprocessable
+            at,
+            busy_timeout_seconds=busy_timeout_seconds,
+            pool_size=pool_size,
+            reprocessable=reprocessable,
+            page_size=page_size,
         )
 
-    main = engine(url)
+    main = engine(url, PAGE_SIZE)
     path = queue_path(url)
     if path is None:
         return Database(main)
-    queue_engine = engine(f"sqlite:///{path}")
+    queue_engine = engine(f"sqlite:///{path}", QUEUE_PAGE_SIZE)
     event.listen(queue_engine, "connect", _overwrite_only_for_free)
     vacuum.prepare_new(queue_engine)  # a drained backlog's pages can go back (retention)
     created = create_tables(queue_engine)

@@ -115,14 +115,15 @@ class SpaceReport:
     # The database file's size (SQLite; None on PostgreSQL), after a checkpoint of the WAL.
     bytes_before: int | None
     bytes_after: int | None
-    # SQLite's page size, which the rewrite brings to a new file's (``engine.PAGE_SIZE``).
+    # SQLite's page size, which the rewrite brings to a new file's (``engine.PAGE_SIZE``, or the
+    # queue file's ``QUEUE_PAGE_SIZE``).
     page_size_before: int | None = None
     page_size_after: int | None = None
 
 
-def vacuum_full(engine: Engine) -> SpaceReport:
-    """Rewrite an SQLite database compactly, in ``incremental`` mode from then on and with a new
-    file's page size (it needs free disk space as large as the database, and blocks writers
+def vacuum_full(engine: Engine, page_size: int = PAGE_SIZE) -> SpaceReport:
+    """Rewrite an SQLite database compactly, in ``incremental`` mode from then on and with
+    ``page_size``, a new file's (it needs free disk space as large as the database, and blocks writers
     until done); on PostgreSQL, ``VACUUM (ANALYZE)``."""
     if engine.dialect.name != "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -140,9 +141,9 @@ def vacuum_full(engine: Engine) -> SpaceReport:
         # A file in WAL mode keeps its page size through a VACUUM: only one with a rollback
         # journal takes a new one. Leaving WAL needs the file to itself; with another
         # connection open it stays in WAL, and keeps its pages.
-        resized = page_before != PAGE_SIZE and _leave_wal(connection)
+        resized = page_before != page_size and _leave_wal(connection)
         if resized:
-            connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            connection.execute(f"PRAGMA page_size={page_size}")
         connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
         connection.execute("VACUUM")
         if resized:
