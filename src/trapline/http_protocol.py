@@ -64,15 +64,77 @@ class HttpProtocol(HttpToolsProtocol):
         direct = tuple((handler, handler.wanted_headers | _FRAMING) for handler in handlers)
         return type("DirectHttpProtocol", (cls,), {"direct": direct})
 
+    # When the connection last went idle, None while a request is being read or answered.
+    _idle_since: float | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
         super().connection_made(GatheredWrites(transport, self.loop))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+
+    def on_message_begin(self) -> None:
+        # Uvicorn's, but for the ASGI scope (a dict of ten entries and a copy of the app's
+        # state), which a request answered directly never reads: ``on_headers_complete``
+        # makes it for the others.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         cycle = self._direct_cycle() if self.direct else None
         if cycle is None:
+            self._make_scope()
             super().on_headers_complete()
         else:
             self.cycle = cycle  # type: ignore[assignment]  # uvicorn reads the few fields it has
+
+    def _make_scope(self) -> None:
+        """The scope uvicorn's ``on_message_begin`` makes, holding what was read since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)  # the scope's list
+
+    # Keep-alive. Uvicorn arms a timer when an answer is complete and cancels it when the next
+    # request's bytes arrive: a timer made and cancelled per request. Measured with the scope
+    # made only when needed (above), interleaved: capture alone accepted 9,574-9,991 requests/s
+    # against 8,694-9,207; with a worker beside it 8,512-9,279 against 8,449-8,797 (the two
+    # share the cores then). Here an answer notes when the connection went idle, and one
+    # timer per connection, armed again for the rest when it fires early, closes it once idle
+    # for ``timeout_keep_alive``.
+
+    def _unset_keepalive_if_required(self) -> None:
+        # Uvicorn calls this when bytes arrive (and from the two methods overridden here).
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        # Uvicorn's, but for the keep-alive timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # a request is in hand: its answer arms the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+        else:
+            self.timeout_keep_alive_handler()
 
     def on_body(self, body: bytes) -> None:
         cycle: Any = self.cycle

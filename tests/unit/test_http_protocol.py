@@ -322,3 +322,74 @@ async def test_each_direct_path_goes_to_the_handler_that_takes_it():
     protocol.connection_lost(None)
     assert [call[1] for call in envelopes.calls] == ["/api/7/envelope/"]
     assert [call[1] for call in capture.calls] == ["/i/v0/e/"]
+
+
+def keeping_alive(seconds: float, *handlers: Handler) -> tuple[HttpProtocol, RecordingTransport]:
+    config = Config(app, lifespan="off", log_config=None, timeout_keep_alive=seconds)  # type: ignore[arg-type]
+    protocol = HttpProtocol.answering(*handlers)(config, ServerState(), {})
+    protocol.access_log = False
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+@pytest.mark.parametrize("path", [b"/i/v0/e/", b"/other/"], ids=["direct", "asgi"])
+@pytest.mark.anyio
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_one_is_not(path: bytes):
+    protocol, transport = keeping_alive(0.2, Handler())
+    for n in range(6):  # 0.3 s of requests 0.05 s apart: never idle for the timeout
+        protocol.data_received(request(b"x").replace(b"/i/v0/e/", path))
+        await answers(transport, n + 1)
+        await asyncio.sleep(0.05)
+    assert not transport.closed
+    await asyncio.sleep(0.1)  # 0.15 s idle
+    assert not transport.closed
+    await asyncio.sleep(0.1)  # past 0.2 s
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
+@pytest.mark.anyio
+async def test_a_request_still_being_answered_is_not_cut_by_the_keep_alive_timeout():
+    handler = Handler()
+    protocol, transport = keeping_alive(0.1, handler)
+    protocol.data_received(request(b"one"))
+    await answers(transport, 1)
+    handler.release.clear()
+    await asyncio.sleep(0.05)
+    protocol.data_received(request(b"two"))  # in hand when the first idle spell's timer fires
+    await asyncio.sleep(0.2)
+    assert not transport.closed
+    handler.release.set()
+    assert (await answers(transport, 2)).endswith(b"direct two")
+    assert not transport.closed
+    await asyncio.sleep(0.15)
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
+@pytest.mark.anyio
+async def test_the_asgi_app_gets_the_whole_scope_of_a_request_not_answered_directly():
+    scopes: list[Message] = []
+
+    async def recording(scope: Message, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await app(scope, receive, send)
+
+    protocol = HttpProtocol.answering(Handler())(Config(recording, lifespan="off", log_config=None), ServerState(), {})
+    protocol.access_log = False
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(request(b"one", "X-Thing: a", "Expect: 100-continue").replace(b"/i/v0/e/", b"/other/?q=1"))
+    await answers(transport, 1)
+    protocol.connection_lost(None)
+    [scope] = scopes
+    assert (scope["type"], scope["method"], scope["path"], scope["query_string"]) == ("http", "POST", "/other/", b"q=1")
+    assert scope["headers"] == [
+        (b"host", b"trapline"),
+        (b"content-length", b"3"),
+        (b"x-thing", b"a"),
+        (b"expect", b"100-continue"),
+    ]
+    assert scope["client"] == ("127.0.0.1", 5000) and scope["server"] == ("127.0.0.1", 8000)
+    assert b"HTTP/1.1 100 Continue" in b"".join(transport.writes)  # uvicorn saw the Expect
