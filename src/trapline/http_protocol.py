@@ -108,7 +108,8 @@ class HttpProtocol(HttpToolsProtocol):
     # for ``timeout_keep_alive``.
 
     def _unset_keepalive_if_required(self) -> None:
-        # Uvicorn calls this when bytes arrive (and from the two methods overridden here).
+        # Uvicorn calls this when a request's bytes arrive: busy. (And from connection_lost,
+        # where the override above cancels the timer.)
         self._idle_since = None
 
     def on_response_complete(self) -> None:
