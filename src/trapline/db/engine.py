@@ -35,9 +35,9 @@ _SQLITE_BEGIN = "trapline_sqlite_begin"
 # (the uuid index: posthog-python's uuids are random; the fingerprint index: one place per
 # issue), so once the indexes outgrow a batch, a commit writes about one page per event per
 # index, and a page as large again to the database file at the checkpoint. Measured with
-# 1,000,000 events stored and random uuids (bench/pipeline_bench.py's batches): 176 µs of CPU
-# per event with 4 kB pages against 198 with 16 kB, and the gap grows with the indexes. On an
-# empty database 16 kB pages cost ~3% less (150 against 154 µs).
+# 1,000,000 events stored and random uuids (bench/pipeline_bench.py's batches): 159-185 µs of
+# CPU per event with 4 kB pages against 186-213 with 16 kB; with 10,000,000, 160-197 against
+# 173-201. On an empty database 16 kB pages cost ~3% less (150 against 154 µs).
 PAGE_SIZE = 4096
 # The queue's file (``events.queue_file``) takes 16 kB pages: its rows come and go in id order,
 # so a commit fills whole pages, and a queued request (~3 kB of JSON) fills most of a 4 kB
