@@ -16,6 +16,7 @@ from typing import cast
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, or_, select, update
 
+from trapline.db.sets import in_values
 from trapline.db.types import utcnow
 from trapline.db.upsert import dialect_insert_for
 from trapline.volumes import recent, sketch
@@ -168,7 +169,11 @@ def _keys_in(table: Table, column: str, keys: Sequence[tuple[int, str, datetime]
         groups[(project_id, bucket)].append(fingerprint)
     return or_(
         *(
-            and_(table.c.project_id == project_id, table.c[column] == bucket, table.c.fingerprint.in_(fingerprints))
+            and_(
+                table.c.project_id == project_id,
+                table.c[column] == bucket,
+                in_values(table.c.fingerprint, fingerprints),
+            )
             for (project_id, bucket), fingerprints in groups.items()
         )
     )
