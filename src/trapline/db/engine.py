@@ -105,8 +105,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float, synchronous: 
         # FULL: a transaction that reported success is on disk even if the machine loses power.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         # Workers checkpoint in the background (db/checkpoint.py); this bounds the log without them.
-        pages = cursor.execute("PRAGMA page_size").fetchone()[0]
-        cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages(pages)}")
+        file_page_size = cursor.execute("PRAGMA page_size").fetchone()[0]  # an old file keeps its own
+        cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages(file_page_size)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
