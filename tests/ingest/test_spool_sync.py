@@ -1,12 +1,14 @@
 """Capture's commits are synced to disk after SQLite's write lock is given back, and before
 the requests are answered: as durable as ``synchronous=FULL``, without making workers wait
-for the disk."""
+for the disk. The spool commits a flush while the one before it syncs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
 from trapline.db.types import utcnow
 from trapline.events.queue import NewRequest, SqliteWriter, enqueue
+from trapline.ingest.spool import Spool, SpoolClosed
 from trapline.projects.models import Project
 
 
@@ -82,3 +85,147 @@ def test_the_writers_connection_goes_back_to_the_pool_as_it_came(sqlite_file: tu
         assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] > 0
     finally:
         connection.close()
+
+
+# --- the spool: commits and syncs overlap, answers wait for both ------------------------------------
+
+
+class HeldSyncs:
+    """``SqliteWriter.sync`` that waits for the test to let each call through."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+        self.fail_next = False
+        real = SqliteWriter.sync
+
+        def held(writer: SqliteWriter) -> None:
+            self.started.release()
+            assert self.release.acquire(timeout=10), "the test never let the sync through"
+            if self.fail_next:
+                self.fail_next = False
+                raise OSError(5, "Input/output error")
+            real(writer)
+
+        monkeypatch.setattr(SqliteWriter, "sync", held)
+
+    async def wait_started(self) -> None:
+        assert await asyncio.to_thread(self.started.acquire, True, 10), "no sync started"
+
+
+def queued(path: Path) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        return int(connection.execute("SELECT count(*) FROM ingest_queue").fetchone()[0])
+    finally:
+        connection.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+def request(project_id: int) -> NewRequest:
+    return NewRequest(project_id, utcnow(), None, b"[]")
+
+
+def test_a_request_is_answered_only_once_the_log_is_synced_past_its_commit(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, path, project_id = sqlite_file
+    syncs = HeldSyncs(monkeypatch)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        try:
+            answered = asyncio.ensure_future(spool.append([request(project_id)]))
+            await syncs.wait_started()
+            assert queued(path) == 1  # committed...
+            await asyncio.sleep(0.05)
+            assert not answered.done()  # ...but not answered before its sync
+            syncs.release.release()
+            await asyncio.wait_for(answered, 10)
+        finally:
+            syncs.release.release()
+            await spool.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_flush_commits_while_the_one_before_it_syncs(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, path, project_id = sqlite_file
+    syncs = HeldSyncs(monkeypatch)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        try:
+            first = asyncio.ensure_future(spool.append([request(project_id)]))
+            await syncs.wait_started()
+            second = asyncio.ensure_future(spool.append([request(project_id), request(project_id)]))
+            # The first flush's sync is held, and the second commits all the same.
+            await until(lambda: queued(path) == 3)
+            assert not first.done() and not second.done()
+            syncs.release.release()
+            await asyncio.wait_for(first, 10)
+            await syncs.wait_started()
+            assert not second.done()  # it waits for a sync begun after its commit
+            syncs.release.release()
+            await asyncio.wait_for(second, 10)
+        finally:
+            for _ in range(3):
+                syncs.release.release()
+            await spool.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_sync_fails_its_requests_and_the_spool_goes_on(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, _path, project_id = sqlite_file
+    syncs = HeldSyncs(monkeypatch)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        try:
+            syncs.fail_next = True
+            failed = asyncio.ensure_future(spool.append([request(project_id)]))
+            syncs.release.release()
+            with pytest.raises(OSError, match="Input/output error"):
+                await asyncio.wait_for(failed, 10)
+            later = asyncio.ensure_future(spool.append([request(project_id)]))
+            syncs.release.release()
+            await asyncio.wait_for(later, 10)
+        finally:
+            syncs.release.release()
+            await spool.stop()
+
+    asyncio.run(scenario())
+
+
+def test_stopping_answers_what_waits_and_refuses_what_comes_after(
+    sqlite_file: tuple[Database, Path, int],
+) -> None:
+    database, path, project_id = sqlite_file
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        waiting = [asyncio.ensure_future(spool.append([request(project_id)])) for _ in range(20)]
+        await asyncio.sleep(0)  # they are all in the spool
+        await spool.stop()
+        assert all(future.done() and future.exception() is None for future in waiting)
+        assert queued(path) == 20
+        with pytest.raises(SpoolClosed):
+            await spool.append([request(project_id)])
+
+    asyncio.run(scenario())

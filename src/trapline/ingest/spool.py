@@ -2,17 +2,26 @@
 
 A capture request may only be answered 200 once its events are durably queued. Committing
 one transaction per request would cap ingestion at the disk's fsync rate; instead each
-request hands its rows to the spool and waits, and a single flusher writes everything that
-arrived since the last flush in one transaction. Under load, flushes grow; when idle, a
-request waits for just its own commit.
+request hands its rows to the spool and waits, and one thread commits everything that arrived
+since its last commit in one transaction. Under load, commits grow; when idle, a request
+waits for just its own.
+
+On SQLite the commit does not wait for the disk (``SqliteWriter``): a second thread syncs the
+log, and answers the requests of every commit made before that sync began. The two overlap: a
+flush commits while the one before it syncs. Measured one after the other in one thread, the
+cycle was commit 0.9 ms, sync 0.6 ms and 0.7 ms more for the event loop to learn of it, and
+capture alone (64 connections) was bound by that cycle with half a core idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from trapline.db.engine import Database
 from trapline.diskspace import disk_full_cause
@@ -24,6 +33,10 @@ log = logging.getLogger("trapline.ingest")
 
 # What one request hands over: its queued requests, its sessions' signals, its drop counts.
 _Write = tuple[tuple[NewRequest, ...], tuple[NewSignal, ...], tuple[NewDrop, ...]]
+_Waiting = tuple[_Write, asyncio.Future[None]]
+# Put on a thread's queue behind everything else: the thread finishes what is ahead and ends.
+_STOP = None
+_T = TypeVar("_T")
 
 
 class SpoolClosed(Exception):
@@ -33,88 +46,115 @@ class SpoolClosed(Exception):
 class Spool:
     """Durably queues accepted requests, batching concurrent ones into one commit."""
 
-    def __init__(
-        self,
-        db: Database,
-        *,
-        max_batch: int = 2000,
-    ) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 2000) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._pending: list[tuple[_Write, asyncio.Future[None]]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: SqliteWriter | None = None
+        self._to_commit: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._to_sync: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._stopped: asyncio.Future[None] | None = None
+        self._closing = True
 
     async def start(self) -> None:
-        # One thread: flushes are sequential by design, and SQLite has one writer anyway.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trapline-spool")
+        loop = asyncio.get_running_loop()
         if self._db.queue.is_sqlite:
-            loop = asyncio.get_running_loop()
-            self._writer = await loop.run_in_executor(self._executor, SqliteWriter, self._db.queue)
-        self._wakeup = asyncio.Event()
+            # Opened here so that a file that cannot be opened fails the start, not a request.
+            self._writer = await asyncio.to_thread(SqliteWriter, self._db.queue)
+        self._loop = loop
+        self._stopped = loop.create_future()
+        self._threads = [threading.Thread(target=self._commit_lane, name="trapline-spool", daemon=True)]
+        if self._writer is not None:
+            self._threads.append(threading.Thread(target=self._sync_lane, name="trapline-spool-sync", daemon=True))
         self._closing = False
-        self._task = asyncio.create_task(self._run(), name="trapline-spool")
+        for thread in self._threads:
+            thread.start()
 
     async def stop(self) -> None:
         """Flush what is pending, then stop accepting."""
+        if self._closing or self._stopped is None:
+            return
         self._closing = True
-        if self._wakeup is not None:
-            self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        if self._executor is not None:
-            if self._writer is not None:
-                self._executor.submit(self._writer.close)
-                self._writer = None
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        self._wakeup = None
+        self._to_commit.put(_STOP)
+        await self._stopped
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+            self._writer = None
 
     async def append(
         self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = (), drops: Sequence[NewDrop] = ()
     ) -> None:
         """Return once ``requests``, ``signals`` and ``drops`` are committed; raise if the commit failed."""
-        if self._closing or self._wakeup is None:
+        if self._closing or self._loop is None:
             raise SpoolClosed()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(((tuple(requests), tuple(signals), tuple(drops)), future))
-        self._wakeup.set()
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._to_commit.put(((tuple(requests), tuple(signals), tuple(drops)), future))
         await future
 
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
+    def _commit_lane(self) -> None:
+        """Commit whatever waits, one transaction at a time, until told to stop."""
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            batch, stop = _take(self._to_commit, self._max_batch)
+            if batch:
                 try:
-                    await loop.run_in_executor(self._executor, self._write, [write for write, _ in batch])
+                    self._write([write for write, _ in batch])
                 except Exception as exc:
-                    # The requests are answered 503 and their SDKs send them again; the flusher
-                    # goes on with whatever arrives next.
-                    full = disk_full_cause(exc)
-                    if full is not None:
-                        log.error(
-                            "could not queue accepted events: the disk is full",
-                            extra={"requests": len(batch), "error": str(full)},
-                        )
+                    self._failed(batch, exc)
+                else:
+                    if self._writer is not None:
+                        self._to_sync.put(batch)
                     else:
-                        log.exception("could not queue accepted events", extra={"requests": len(batch)})
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-            if self._closing:
+                        self._settle(batch, None)
+            if stop:
+                if self._writer is not None:
+                    self._to_sync.put(_STOP)
+                else:
+                    self._settle([], None, last=True)
                 return
+
+    def _sync_lane(self) -> None:
+        """Sync the log for every commit made so far, then answer their requests."""
+        assert self._writer is not None
+        while True:
+            # Everything taken was committed before the sync starts, so the sync covers it.
+            batches, stop = _take(self._to_sync, None)
+            batch = [waiting for committed in batches for waiting in committed]
+            if batch:
+                try:
+                    self._writer.sync()
+                except Exception as exc:
+                    self._failed(batch, exc)
+                else:
+                    self._settle(batch, None)
+            if stop:
+                self._settle([], None, last=True)
+                return
+
+    def _failed(self, batch: list[_Waiting], exc: Exception) -> None:
+        # The requests are answered 503 and their SDKs send them again; the spool goes on with
+        # whatever arrives next.
+        full = disk_full_cause(exc)
+        if full is not None:
+            log.error(
+                "could not queue accepted events: the disk is full",
+                extra={"requests": len(batch), "error": str(full)},
+            )
+        else:
+            log.exception("could not queue accepted events", extra={"requests": len(batch)})
+        self._settle(batch, exc)
+
+    def _settle(self, batch: list[_Waiting], exc: Exception | None, *, last: bool = False) -> None:
+        """Answer ``batch``'s requests on the event loop (from a lane's thread)."""
+        assert self._loop is not None
+        # A closed loop has nobody left waiting for an answer.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(
+                _resolve, [future for _, future in batch], exc, self._stopped if last else None
+            )
 
     def _write(self, writes: list[_Write]) -> None:
         enqueue(
@@ -123,4 +163,33 @@ class Spool:
             [signal for _, signals, _ in writes for signal in signals],
             [drop for _, _, drops in writes for drop in drops],
             writer=self._writer,
+            sync=False,
         )
+
+
+def _take(source: queue.SimpleQueue[_T | None], limit: int | None) -> tuple[list[_T], bool]:
+    """Wait for the first item of ``source``, then take what else is there, up to ``limit``
+    items; and whether the stop mark came (nothing is behind it)."""
+    items: list[_T] = []
+    item = source.get()
+    while item is not _STOP:
+        items.append(item)
+        if limit is not None and len(items) >= limit:
+            return items, False
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            return items, False
+    return items, True
+
+
+def _resolve(futures: list[asyncio.Future[None]], exc: Exception | None, stopped: asyncio.Future[None] | None) -> None:
+    for future in futures:
+        if future.done():  # its request went away (the client hung up)
+            continue
+        if exc is None:
+            future.set_result(None)
+        else:
+            future.set_exception(exc)
+    if stopped is not None and not stopped.done():
+        stopped.set_result(None)
