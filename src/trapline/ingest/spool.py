@@ -88,7 +88,8 @@ class Spool:
     async def append(
         self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = (), drops: Sequence[NewDrop] = ()
     ) -> None:
-        """Return once ``requests``, ``signals`` and ``drops`` are committed; raise if the commit failed."""
+        """Return once ``requests``, ``signals`` and ``drops`` are committed (and on SQLite the log
+        synced past the commit); raise if either failed."""
         if self._closing or self._loop is None:
             raise SpoolClosed()
         future: asyncio.Future[None] = self._loop.create_future()
