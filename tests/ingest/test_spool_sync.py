@@ -229,3 +229,42 @@ def test_stopping_answers_what_waits_and_refuses_what_comes_after(
             await spool.append([request(project_id)])
 
     asyncio.run(scenario())
+
+
+def test_overlapping_lifespans_on_two_event_loops_share_one_spool(sqlite_file: tuple[Database, Path, int]) -> None:
+    # A test client opened while another is open starts the app's lifespan again, on a loop of
+    # its own; closing it must neither stop the spool under the first nor hang.
+    database, path, project_id = sqlite_file
+    spool = Spool(database)
+    outer_started, inner_closed = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    async def outer() -> None:
+        await spool.start()
+        await spool.append([request(project_id)])
+        outer_started.set()
+        assert await asyncio.to_thread(inner_closed.wait, 10)
+        await spool.append([request(project_id)])  # still running
+        await spool.stop()
+        outcome.append("outer stopped")
+
+    async def inner() -> None:
+        await spool.start()
+        await spool.append([request(project_id)])
+        await spool.stop()
+        outcome.append("inner stopped")
+
+    first = threading.Thread(target=lambda: asyncio.run(outer()))
+    first.start()
+    assert outer_started.wait(10)
+    asyncio.run(asyncio.wait_for(inner(), 10))
+    inner_closed.set()
+    first.join(10)
+    assert outcome == ["inner stopped", "outer stopped"]
+    assert queued(path) == 3
+
+    async def after() -> None:
+        with pytest.raises(SpoolClosed):
+            await spool.append([request(project_id)])
+
+    asyncio.run(after())

@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import TypeVar
 
 from trapline.db.engine import Database
@@ -49,21 +50,30 @@ class Spool:
     def __init__(self, db: Database, *, max_batch: int = 2000) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: SqliteWriter | None = None
         self._to_commit: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._to_sync: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._stopped: asyncio.Future[None] | None = None
+        # Set by the last lane to finish once told to stop: everything before the stop is answered.
+        self._finished: Future[None] = Future()
         self._closing = True
+        # Starts not yet matched by a stop: an application's lifespans may overlap (tests open a
+        # second client while the first is open), each on its own event loop; the lanes run
+        # from the first start to the last stop.
+        self._starts = 0
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._db.queue.is_sqlite:
-            # Opened here so that a file that cannot be opened fails the start, not a request.
-            self._writer = await asyncio.to_thread(SqliteWriter, self._db.queue)
-        self._loop = loop
-        self._stopped = loop.create_future()
+        self._starts += 1
+        if self._starts > 1:
+            return
+        try:
+            if self._db.queue.is_sqlite:
+                # Opened here so that a file that cannot be opened fails the start, not a request.
+                self._writer = await asyncio.to_thread(SqliteWriter, self._db.queue)
+        except BaseException:
+            self._starts -= 1
+            raise
+        self._finished = Future()
         self._threads = [threading.Thread(target=self._commit_lane, name="trapline-spool", daemon=True)]
         if self._writer is not None:
             self._threads.append(threading.Thread(target=self._sync_lane, name="trapline-spool-sync", daemon=True))
@@ -72,14 +82,17 @@ class Spool:
             thread.start()
 
     async def stop(self) -> None:
-        """Flush what is pending, then stop accepting."""
-        if self._closing or self._stopped is None:
+        """Flush what is pending, then stop accepting (at the stop that matches the first start)."""
+        if self._starts == 0:
+            return
+        self._starts -= 1
+        if self._starts:
             return
         self._closing = True
         self._to_commit.put(_STOP)
-        await self._stopped
+        await asyncio.wrap_future(self._finished)
         for thread in self._threads:
-            thread.join()
+            await asyncio.to_thread(thread.join)
         self._threads = []
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
@@ -90,9 +103,9 @@ class Spool:
     ) -> None:
         """Return once ``requests``, ``signals`` and ``drops`` are committed (and on SQLite the log
         synced past the commit); raise if either failed."""
-        if self._closing or self._loop is None:
+        if self._closing:
             raise SpoolClosed()
-        future: asyncio.Future[None] = self._loop.create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._to_commit.put(((tuple(requests), tuple(signals), tuple(drops)), future))
         await future
 
@@ -114,7 +127,7 @@ class Spool:
                 if self._writer is not None:
                     self._to_sync.put(_STOP)
                 else:
-                    self._settle([], None, last=True)
+                    self._finished.set_result(None)
                 return
 
     def _sync_lane(self) -> None:
@@ -132,7 +145,7 @@ class Spool:
                 else:
                     self._settle(batch, None)
             if stop:
-                self._settle([], None, last=True)
+                self._finished.set_result(None)
                 return
 
     def _failed(self, batch: list[_Waiting], exc: Exception) -> None:
@@ -148,14 +161,15 @@ class Spool:
             log.exception("could not queue accepted events", extra={"requests": len(batch)})
         self._settle(batch, exc)
 
-    def _settle(self, batch: list[_Waiting], exc: Exception | None, *, last: bool = False) -> None:
-        """Answer ``batch``'s requests on the event loop (from a lane's thread)."""
-        assert self._loop is not None
-        # A closed loop has nobody left waiting for an answer.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(
-                _resolve, [future for _, future in batch], exc, self._stopped if last else None
-            )
+    def _settle(self, batch: list[_Waiting], exc: Exception | None) -> None:
+        """Answer ``batch``'s requests, each on its own event loop (from a lane's thread)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, future in batch:
+            by_loop.setdefault(future.get_loop(), []).append(future)
+        for loop, futures in by_loop.items():
+            # A closed loop has nobody left waiting for an answer.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, futures, exc)
 
     def _write(self, writes: list[_Write]) -> None:
         enqueue(
@@ -184,7 +198,7 @@ def _take(source: queue.SimpleQueue[_T | None], limit: int | None) -> tuple[list
     return items, True
 
 
-def _resolve(futures: list[asyncio.Future[None]], exc: Exception | None, stopped: asyncio.Future[None] | None) -> None:
+def _resolve(futures: list[asyncio.Future[None]], exc: Exception | None) -> None:
     for future in futures:
         if future.done():  # its request went away (the client hung up)
             continue
@@ -192,5 +206,3 @@ def _resolve(futures: list[asyncio.Future[None]], exc: Exception | None, stopped
             future.set_result(None)
         else:
             future.set_exception(exc)
-    if stopped is not None and not stopped.done():
-        stopped.set_result(None)
