@@ -8,7 +8,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -133,83 +133,82 @@ def request(project_id: int) -> NewRequest:
     return NewRequest(project_id, utcnow(), None, b"[]")
 
 
-def test_a_request_is_answered_only_once_the_log_is_synced_past_its_commit(
-    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database, path, project_id = sqlite_file
-    syncs = HeldSyncs(monkeypatch)
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> HeldSyncs:
+    return HeldSyncs(monkeypatch)
 
-    async def scenario() -> None:
+
+def with_spool(database: Database, syncs: HeldSyncs, scenario: Callable[[Spool], Awaitable[None]]) -> None:
+    """``scenario`` on a started spool, stopped at the end with every sync still held let through."""
+
+    async def run() -> None:
         spool = Spool(database)
         await spool.start()
         try:
-            answered = asyncio.ensure_future(spool.append([request(project_id)]))
-            await syncs.wait_started()
-            assert queued(path) == 1  # committed...
-            await asyncio.sleep(0.05)
-            assert not answered.done()  # ...but not answered before its sync
-            syncs.release.release()
-            await asyncio.wait_for(answered, 10)
-        finally:
-            syncs.release.release()
-            await spool.stop()
-
-    asyncio.run(scenario())
-
-
-def test_a_flush_commits_while_the_one_before_it_syncs(
-    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database, path, project_id = sqlite_file
-    syncs = HeldSyncs(monkeypatch)
-
-    async def scenario() -> None:
-        spool = Spool(database)
-        await spool.start()
-        try:
-            first = asyncio.ensure_future(spool.append([request(project_id)]))
-            await syncs.wait_started()
-            second = asyncio.ensure_future(spool.append([request(project_id), request(project_id)]))
-            # The first flush's sync is held, and the second commits all the same.
-            await until(lambda: queued(path) == 3)
-            assert not first.done() and not second.done()
-            syncs.release.release()
-            await asyncio.wait_for(first, 10)
-            await syncs.wait_started()
-            assert not second.done()  # it waits for a sync begun after its commit
-            syncs.release.release()
-            await asyncio.wait_for(second, 10)
+            await scenario(spool)
         finally:
             for _ in range(3):
                 syncs.release.release()
             await spool.stop()
 
-    asyncio.run(scenario())
+    asyncio.run(run())
+
+
+def test_a_request_is_answered_only_once_the_log_is_synced_past_its_commit(
+    sqlite_file: tuple[Database, Path, int], syncs: HeldSyncs
+) -> None:
+    database, path, project_id = sqlite_file
+
+    async def scenario(spool: Spool) -> None:
+        answered = asyncio.ensure_future(spool.append([request(project_id)]))
+        await syncs.wait_started()
+        assert queued(path) == 1  # committed...
+        await asyncio.sleep(0.05)
+        assert not answered.done()  # ...but not answered before its sync
+        syncs.release.release()
+        await asyncio.wait_for(answered, 10)
+
+    with_spool(database, syncs, scenario)
+
+
+def test_a_flush_commits_while_the_one_before_it_syncs(
+    sqlite_file: tuple[Database, Path, int], syncs: HeldSyncs
+) -> None:
+    database, path, project_id = sqlite_file
+
+    async def scenario(spool: Spool) -> None:
+        first = asyncio.ensure_future(spool.append([request(project_id)]))
+        await syncs.wait_started()
+        second = asyncio.ensure_future(spool.append([request(project_id), request(project_id)]))
+        # The first flush's sync is held, and the second commits all the same.
+        await until(lambda: queued(path) == 3)
+        assert not first.done() and not second.done()
+        syncs.release.release()
+        await asyncio.wait_for(first, 10)
+        await syncs.wait_started()
+        assert not second.done()  # it waits for a sync begun after its commit
+        syncs.release.release()
+        await asyncio.wait_for(second, 10)
+
+    with_spool(database, syncs, scenario)
 
 
 def test_a_failed_sync_fails_its_requests_and_the_spool_goes_on(
-    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+    sqlite_file: tuple[Database, Path, int], syncs: HeldSyncs
 ) -> None:
     database, _path, project_id = sqlite_file
-    syncs = HeldSyncs(monkeypatch)
 
-    async def scenario() -> None:
-        spool = Spool(database)
-        await spool.start()
-        try:
-            syncs.fail_next = True
-            failed = asyncio.ensure_future(spool.append([request(project_id)]))
-            syncs.release.release()
-            with pytest.raises(OSError, match="Input/output error"):
-                await asyncio.wait_for(failed, 10)
-            later = asyncio.ensure_future(spool.append([request(project_id)]))
-            syncs.release.release()
-            await asyncio.wait_for(later, 10)
-        finally:
-            syncs.release.release()
-            await spool.stop()
+    async def scenario(spool: Spool) -> None:
+        syncs.fail_next = True
+        failed = asyncio.ensure_future(spool.append([request(project_id)]))
+        syncs.release.release()
+        with pytest.raises(OSError, match="Input/output error"):
+            await asyncio.wait_for(failed, 10)
+        later = asyncio.ensure_future(spool.append([request(project_id)]))
+        syncs.release.release()
+        await asyncio.wait_for(later, 10)
 
-    asyncio.run(scenario())
+    with_spool(database, syncs, scenario)
 
 
 def test_stopping_answers_what_waits_and_refuses_what_comes_after(
