@@ -10,7 +10,7 @@ On SQLite the commit does not wait for the disk (``SqliteWriter``): a second thr
 log, and answers the requests of every commit made before that sync began. The two overlap: a
 flush commits while the one before it syncs. Measured one after the other in one thread, the
 cycle was commit 0.9 ms, sync 0.6 ms and 0.7 ms more for the event loop to learn of it, and
-capture alone (64 connections) was bound by that cycle with half a core idle.
+capture alone (64 connections) was bound by that cycle, the server using 0.77 of a core.
 """
 
 from __future__ import annotations
