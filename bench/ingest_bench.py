@@ -643,6 +643,16 @@ def _rate(n: float, seconds: float) -> float:
     return n / seconds if seconds > 0 else 0.0
 
 
+def machine_speed() -> float:
+    """Seconds of CPU for a fixed pure-Python loop: the development machine's speed drifts by
+    half within a session, and every figure (the floor too) moves with it."""
+    started = time.process_time()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return time.process_time() - started
+
+
 def print_header(opts: Options, loader: Loader) -> None:
     where = (
         f"TRAPLINE_WORKERS={opts.workers} (worker processes started by serve)"
@@ -652,6 +662,7 @@ def print_header(opts: Options, loader: Loader) -> None:
     print("Trapline ingest benchmark (SQLite; capture syncs each commit before answering)")
     print(f"  load generator: {loader.name}, {opts.threads} thread(s), {opts.connections} connections")
     print(f"  {opts.duration:g} s of load per run; {where}; {os.cpu_count()} CPUs")
+    print(f"  machine speed now: {machine_speed():.2f} s of CPU for a Python loop of 10,000,000 additions")
     print(
         f"  bodies: posthog-python 7.91.1 $exception events, {len(KINDS)} exception kinds, plain JSON to /batch/;"
         " sentry: one sentry-sdk 2.75.0 envelope per request to /api/<id>/envelope/"
@@ -755,6 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mode in opts.modes:
                 run = run_trapline(opts, mode, loader, group, workdir)
                 print_mode(mode, floors.get(mode), run, opts.threads)
+        print(f"\nmachine speed at the end: {machine_speed():.2f} s (see the header)")
     except KeyboardInterrupt:
         print("\ninterrupted; every process started by the benchmark has been stopped", file=sys.stderr)
         return 130
