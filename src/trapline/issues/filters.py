@@ -57,6 +57,7 @@ __all__ = [
     "project_of",
     "rollups_serve",
     "search_tokens",
+    "with_assignment",
     "with_issue",
 ]
 
@@ -340,6 +341,17 @@ def issue_conditions(project_id: int, flt: IssueFilter, *, sqlite_unindexed: boo
     if flt.unassigned:
         conditions.append(_assignment.c.id.is_(None))
     return conditions
+
+
+def with_assignment(source: Any, flt: IssueFilter) -> Any:
+    """``source`` (holding the issue table) outer-joined to the issue's assignment when
+    ``issue_conditions`` reads it (an assignee filter). Otherwise not joined at all: SQLite
+    looks the assignment up for every issue the statement reads, and the page's count reads
+    every issue in the range (8,001 of them in ``bench/ui_bench.py``'s database of 1,000,000
+    events: 44.5-45.7 ms of CPU a count with the join, 39.1-41.5 without)."""
+    if flt.assignee is None and not flt.unassigned:
+        return source
+    return source.outerjoin(_assignment, _assignment.c.issue_id == _issue.c.id)
 
 
 def rollups_serve(flt: IssueFilter) -> bool:

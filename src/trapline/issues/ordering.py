@@ -45,9 +45,10 @@ from trapline.issues.filters import (
     issue_first_seen,
     project_of,
     rollups_serve,
+    with_assignment,
     with_issue,
 )
-from trapline.issues.models import Issue, IssueAssignment, IssueFingerprint
+from trapline.issues.models import Issue, IssueFingerprint
 from trapline.search import summary as text_summary
 from trapline.search.models import FingerprintText
 from trapline.volumes import counts
@@ -59,7 +60,6 @@ _fingerprint = IssueFingerprint.__table__
 _issue = Issue.__table__
 _newer_fingerprint = _fingerprint.alias("newer_fingerprint")  # built once: ~150 µs each
 _text = FingerprintText.__table__
-_assignment = IssueAssignment.__table__
 
 
 def _measured_events(conditions: Sequence[ColumnElement[bool]], order_by: OrderKey, name: str) -> Any:
@@ -275,9 +275,7 @@ def issue_order(
         select(_issue.c.id)
         .select_from(
             # (At most one assignment per issue: grouping over the join counts nothing twice.)
-            _issue.join(ordered.source, ordered.source.c.issue_id == _issue.c.id).outerjoin(
-                _assignment, _assignment.c.issue_id == _issue.c.id
-            )
+            with_assignment(_issue.join(ordered.source, ordered.source.c.issue_id == _issue.c.id), flt)
         )
         .where(*issue_conditions(project_id, flt))
     )
@@ -347,11 +345,7 @@ def _latest_first(project_id: int, flt: IssueFilter, *, sqlite: bool) -> Select[
         in_range.append(own.c.last_seen <= flt.end)
     return (
         select(_issue.c.id)
-        .select_from(
-            own.join(_issue, _issue.c.id == own.c.issue_id).outerjoin(
-                _assignment, _assignment.c.issue_id == _issue.c.id
-            )
-        )
+        .select_from(with_assignment(own.join(_issue, _issue.c.id == own.c.issue_id), flt))
         .where(*in_range, *issue_conditions(project_id, flt, sqlite_unindexed=sqlite))
         .order_by(own.c.last_seen.desc(), _issue.c.id)
     )
