@@ -67,6 +67,7 @@ def test_a_flush_is_synced_after_its_commit_with_the_write_lock_free(
         assert writer.connection.cursor().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         monkeypatch.setattr(os, "fdatasync", watched_fsync)
         enqueue(database, [NewRequest(project_id, utcnow(), None, b'{"batch": []}')], writer=writer)
+        writer.sync()  # what the spool does once the commit is made
     finally:
         writer.close()
     assert seen == [(os.stat(f"{path}-wal").st_ino, 1, True)]

@@ -110,7 +110,6 @@ def enqueue(
     drops: Sequence[NewDrop] = (),
     *,
     writer: SqliteWriter | None = None,
-    sync: bool = True,
 ) -> None:
     """Add accepted requests (and session signals, and drop counts), and commit: when this
     returns, they survive a crash. Signals go in the same transaction, so a worker never sees
@@ -119,8 +118,8 @@ def enqueue(
     This runs for every capture request, so it talks to the driver directly: SQLAlchemy's
     session and statement machinery cost several times the inserts themselves. ``writer`` is
     capture's own SQLite connection (see ``SqliteWriter``); without it one is taken from the pool.
-    ``sync=False`` with a ``writer``: the caller syncs it (``writer.sync()``) before it counts
-    the rows as durable.
+    A writer's commit does not wait for the disk: its owner calls ``writer.sync()`` before it
+    counts the rows as durable (the spool syncs while it commits the next flush).
     """
     if not requests and not signals and not drops:
         return
@@ -133,13 +132,9 @@ def enqueue(
             _with_raw(db.queue, lambda c: _enqueue_sqlite(c, requests, signals, [], ids_never_reused=True))
             return
         _enqueue_sqlite(writer.connection, requests, signals, [], writer.timeout_ms, ids_never_reused=True)
-        if sync:
-            writer.sync()
         return
     if writer is not None:
         _enqueue_sqlite(writer.connection, requests, signals, drops, writer.timeout_ms)
-        if sync:
-            writer.sync()
         return
     if db.is_sqlite:
         _with_raw(db, lambda connection: _enqueue_sqlite(connection, requests, signals, drops))

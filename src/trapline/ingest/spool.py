@@ -178,7 +178,6 @@ class Spool:
             [signal for _, signals, _ in writes for signal in signals],
             [drop for _, _, drops in writes for drop in drops],
             writer=self._writer,
-            sync=False,
         )
 
 
