@@ -10,9 +10,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from trapline import __version__, demo
+from trapline.activity import Activity
 from trapline.db import migrate
 from trapline.db.engine import Database
 from trapline.db.open import open_database
@@ -28,6 +30,7 @@ from trapline.sourcemap import command as sourcemap_command
 from trapline.sourcemap import mobile as mobile_command
 
 if TYPE_CHECKING:
+    from trapline.idle_worker import IdleWorker
     from trapline.symbols.resolver import SymbolResolver
 
 __all__ = ["main"]
@@ -244,6 +247,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings, db)
     workers = WorkerProcesses(settings.workers, ["--data-dir", str(settings.data_dir)])
     workers.start()
+    activity = Activity()
+    idle = _idle_worker(settings, activity)
     _tune_gc()
     log.info("serving", extra={"url": settings.public_url, "host": settings.host, "port": settings.port})
     config = uvicorn.Config(
@@ -251,7 +256,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=HttpProtocol.answering(app.capture, app.sentry),  # httptools, answers in one write, ingest direct
+        # httptools, answers in one write, ingest direct, each request noted for the idle worker
+        http=HttpProtocol.answering(app.capture, app.sentry, activity=activity),
         log_config=None,
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
@@ -261,6 +267,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # handler that was installed before it started; ours turns that into a clean exit 0
     # instead of a kill by signal (SIGTERM) or a KeyboardInterrupt traceback (Ctrl-C).
     previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if idle is not None:
+        idle.start()
     try:
         uvicorn.Server(config).run()
     except _Stopped:
@@ -268,9 +276,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if idle is not None:
+            idle.stop(timeout=settings.shutdown_grace_seconds)
+            idle.worker.db.dispose()
         workers.stop(timeout=settings.shutdown_grace_seconds)
     log.info("stopped")
     return 0
+
+
+def _idle_worker(settings: Settings, activity: Activity) -> IdleWorker | None:
+    """The server's idle worker (``idle_worker.py``), unless turned off."""
+    enabled = settings.idle_worker if settings.idle_worker is not None else settings.workers > 0
+    if not enabled:
+        return None
+    from trapline.idle_worker import BATCH_REQUESTS, MAP_CACHE_BYTES, IdleWorker
+    from trapline.worker import Worker, worker_options
+
+    # Its own connections, committing as the worker processes do (see _worker).
+    db = _database(settings, reprocessable=True)
+    options = replace(
+        worker_options(settings),
+        batch_size=min(BATCH_REQUESTS, settings.worker_batch_size),
+        batch_events=min(BATCH_REQUESTS, settings.worker_batch_events),
+    )
+    resolver = _symbols(db, settings, max_map_bytes=MAP_CACHE_BYTES)
+    return IdleWorker(Worker(db, options, resolver), activity, poll_seconds=settings.worker_poll_seconds)
 
 
 def _tune_gc() -> None:
@@ -353,11 +383,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _symbols(db: Database, settings: Settings) -> SymbolResolver:
+def _symbols(db: Database, settings: Settings, *, max_map_bytes: int | None = None) -> SymbolResolver:
     from trapline.objects.store import open_store
     from trapline.symbols.resolver import SymbolResolver
 
-    return SymbolResolver(db, open_store(settings))
+    if max_map_bytes is None:
+        return SymbolResolver(db, open_store(settings))
+    return SymbolResolver(db, open_store(settings), max_map_bytes=max_map_bytes)
 
 
 def _reprocess(settings: Settings, args: argparse.Namespace) -> int:

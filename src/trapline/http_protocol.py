@@ -33,6 +33,7 @@ import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from trapline.activity import Activity
 from trapline.ingest.asgi import Answering, request_headers
 
 __all__ = ["DirectHandler", "GatheredWrites", "HttpProtocol"]
@@ -58,11 +59,15 @@ class HttpProtocol(HttpToolsProtocol):
     # Each handler, with the headers the direct path reads for it.
     direct: tuple[tuple[DirectHandler, frozenset[bytes]], ...] = ()
 
+    # Told of every request begun (the idle worker runs only while none is).
+    activity: Activity | None = None
+
     @classmethod
-    def answering(cls, *handlers: DirectHandler) -> type[HttpProtocol]:
-        """This protocol, with ``handlers`` answering the plain posts to their paths directly."""
+    def answering(cls, *handlers: DirectHandler, activity: Activity | None = None) -> type[HttpProtocol]:
+        """This protocol, with ``handlers`` answering the plain posts to their paths directly,
+        touching ``activity`` at every request."""
         direct = tuple((handler, handler.wanted_headers | _FRAMING) for handler in handlers)
-        return type("DirectHttpProtocol", (cls,), {"direct": direct})
+        return type("DirectHttpProtocol", (cls,), {"direct": direct, "activity": activity})
 
     # When the connection last went idle, None while a request is being read or answered.
     _idle_since: float | None = None
@@ -80,6 +85,8 @@ class HttpProtocol(HttpToolsProtocol):
         # Uvicorn's, but for the ASGI scope (a dict of ten entries and a copy of the app's
         # state), which a request answered directly never reads: ``on_headers_complete``
         # makes it for the others.
+        if self.activity is not None:
+            self.activity.touch()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     # `trapline worker` processes. Processes, not threads: a worker thread would share the
     # GIL with the event loop and cut the rate at which events are accepted by half or more.
     workers: int = Field(default=1, ge=0, le=64)
+    # A worker thread in `trapline serve` that processes queued requests only while the server
+    # has begun no request for a moment (see idle_worker.py): a backlog left by a burst drains
+    # on the server's idle core too. Unset: on when the server starts worker processes (one
+    # box), off when it starts none (servers of a larger deployment, sized on their own).
+    idle_worker: bool | None = None
     # A worker's batch: at most this many queued requests and (but at least one request) this
     # many events. Bigger batches amortise what every batch costs (its reads of rules and
     # alerts, ~20 statements, two commits and a log sync: ~10 ms); smaller ones hold SQLite's

@@ -79,8 +79,11 @@ def sourcemap_process(server_url: str, project: Project, dist: Path, data_dir: P
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def poll(fetch: Callable[[], T], done: Callable[[T], bool], what: str, timeout: float = DEADLINE_SECONDS) -> T:
-    """Fetch until ``done`` holds; fail with the last value seen after ``timeout`` seconds."""
+def poll(
+    fetch: Callable[[], T], done: Callable[[T], bool], what: str, timeout: float = DEADLINE_SECONDS, every: float = 0.05
+) -> T:
+    """Fetch every ``every`` seconds until ``done`` holds; fail with the last value seen after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = fetch()
@@ -88,7 +91,7 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], what: str, timeout: 
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what}; last seen: {value!r}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 class Api:

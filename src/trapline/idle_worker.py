@@ -1,0 +1,87 @@
+"""Processing in the server while it is quiet: a worker thread on the core the server leaves free.
+
+On one box `trapline serve` and its worker processes share the cores. While requests pour in,
+the server's core is capture's; once they stop, it idles while one worker drains the backlog
+on one core. A burst of errors (a bad deploy) leaves a backlog that takes as long again to
+turn into issues and alerts as the burst took to arrive. The idle worker processes batches in
+the server's own process whenever the server has begun no request for ``QUIET_SECONDS`` and
+requests are queued, and stops between batches as soon as one comes in: a worker thread
+shares Python's lock with the event loop, so it must never run while the server is answering
+(that halves the rate at which events are accepted). Its batches are small, so a request that
+arrives during one waits for Python's lock for a few milliseconds at most.
+
+It is a worker like the others (``worker.Worker``): it claims disjoint batches, and what it
+holds when the server dies goes back to the queue when its lease ends or a worker of this
+machine sees the server's pid gone. Housekeeping (retention, pruning, alert sending) stays
+with the worker processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from trapline.activity import Activity
+from trapline.diskspace import disk_full_cause, is_disk_full
+from trapline.worker import DISK_FULL_WAIT_SECONDS, Worker
+
+__all__ = ["BATCH_REQUESTS", "MAP_CACHE_BYTES", "QUIET_SECONDS", "IdleWorker"]
+
+log = logging.getLogger("trapline.worker")
+
+# How long the server must have begun no request before the idle worker takes a batch: long
+# enough that a busy client's next request (SDKs send in flushes a few seconds apart) is not
+# met mid-batch, short enough to take up a backlog as soon as a burst ends.
+QUIET_SECONDS = 0.2
+# Requests (and events) a batch of the idle worker takes: a batch holds Python's lock for a
+# few tens of milliseconds, which a request arriving meanwhile shares in 5 ms slices.
+BATCH_REQUESTS = 500
+# Its cache of parsed symbol sets: the worker processes keep the large ones (256 MiB each).
+MAP_CACHE_BYTES = 32 * 1024 * 1024
+
+
+class IdleWorker:
+    """Runs ``worker``'s batches in a thread of the server while ``activity`` is quiet."""
+
+    def __init__(
+        self, worker: Worker, activity: Activity, *, quiet_seconds: float = QUIET_SECONDS, poll_seconds: float = 0.1
+    ) -> None:
+        self.worker = worker
+        self._activity = activity
+        self._quiet_seconds = quiet_seconds
+        self._poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="trapline-idle-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop after the batch in progress (if it takes longer, its lease hands it on)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        log.info("idle worker started", extra={"worker": self.worker.id})
+        while not self._stop.is_set():
+            wait = self._activity.quiet_in(self._quiet_seconds)
+            if wait > 0:
+                self._stop.wait(wait)
+                continue
+            try:
+                result = self.worker.run_once()
+            except Exception as exc:
+                if is_disk_full(exc):  # the worker processes say so; waiting is enough here
+                    log.warning("idle worker waits for room on the disk", extra={"error": str(disk_full_cause(exc))})
+                    self._stop.wait(DISK_FULL_WAIT_SECONDS)
+                else:
+                    log.exception("idle worker could not process a batch")
+                    self._stop.wait(self._poll_seconds)
+                continue
+            if not result.requests and not result.failed_requests:
+                self._stop.wait(self._poll_seconds)
+        log.info("idle worker stopped", extra={"worker": self.worker.id})
