@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from posthog import Posthog
 
+from tests.live.conftest import Backend
 from tests.live.support import Api, bootstrap, poll
 from tests.server import running_server
 
@@ -18,11 +19,10 @@ def _fail(order: int) -> None:
     raise KeyError(f"order {order}")
 
 
-def test_a_server_without_worker_processes_processes_events_while_quiet(tmp_path: Path):
-    data_dir = tmp_path / "data"
-    project = bootstrap(data_dir, "idle")
-    env = {"TRAPLINE_WORKERS": "0", "TRAPLINE_IDLE_WORKER": "true"}
-    with running_server(data_dir, env) as server:
+def test_a_server_without_worker_processes_processes_events_while_quiet(backend: Backend):
+    project = bootstrap(backend.data_dir, "idle", backend.env)
+    env = {**backend.env, "TRAPLINE_WORKERS": "0", "TRAPLINE_IDLE_WORKER": "true"}
+    with running_server(backend.data_dir, env) as server:
         errors: list[Exception] = []
         client = Posthog(project.token, host=server.url, on_error=lambda e, batch: errors.append(e), max_retries=0)
         for order in range(5):
