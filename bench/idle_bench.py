@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -45,7 +46,9 @@ def main() -> None:
 def run(setting: str, events: int, probes: int) -> None:
     with tempfile.TemporaryDirectory() as temp, processes() as group:
         data_dir = Path(temp) / "data"
-        env = {**os.environ, "TRAPLINE_DATA_DIR": str(data_dir), "TRAPLINE_WORKERS": "0"}
+        # The caller's own TRAPLINE_ settings (a database URL) must not reach the benchmark's server.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAPLINE_")}
+        env.update(TRAPLINE_DATA_DIR=str(data_dir), TRAPLINE_WORKERS="0")
         env["TRAPLINE_IDLE_WORKER"] = setting
         boot = subprocess.run(
             [str(BIN / "trapline"), "bootstrap", "--email", "bench@example.com", "--password", "password123",
@@ -94,7 +97,7 @@ def run(setting: str, events: int, probes: int) -> None:
 
 
 def stored(database: Path) -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
         return int(connection.execute("SELECT count(*) FROM exception_event").fetchone()[0])
 
 
