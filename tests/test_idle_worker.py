@@ -64,9 +64,8 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 @contextmanager
 def idle_worker(database: Database, activity: Activity) -> Iterator[IdleWorker]:
-    worker = IdleWorker(
-        Worker(database, WorkerOptions(batch_size=3, batch_events=3)), activity, quiet_seconds=0.2, poll_seconds=0.02
-    )
+    options = WorkerOptions(batch_size=3, batch_events=3, idle_wait_seconds=0.02)
+    worker = IdleWorker(Worker(database, options), activity, quiet_seconds=0.2)
     worker.start()
     try:
         yield worker

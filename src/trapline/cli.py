@@ -301,7 +301,7 @@ def _idle_worker(settings: Settings, activity: Activity) -> IdleWorker | None:
         batch_events=min(BATCH_REQUESTS, settings.worker_batch_events),
     )
     resolver = _symbols(db, settings, max_map_bytes=MAP_CACHE_BYTES)
-    return IdleWorker(Worker(db, options, resolver), activity, poll_seconds=settings.worker_poll_seconds)
+    return IdleWorker(Worker(db, options, resolver), activity)
 
 
 # glibc's mallopt parameter for the most arenas the allocator may create.

@@ -24,8 +24,7 @@ import logging
 import threading
 
 from trapline.activity import Activity
-from trapline.diskspace import disk_full_cause, is_disk_full
-from trapline.worker import DISK_FULL_WAIT_SECONDS, Worker
+from trapline.worker import Worker
 
 __all__ = ["BATCH_REQUESTS", "MAP_CACHE_BYTES", "QUIET_SECONDS", "IdleWorker"]
 
@@ -46,13 +45,10 @@ MAP_CACHE_BYTES = 32 * 1024 * 1024
 class IdleWorker:
     """Runs ``worker``'s batches in a thread of the server while ``activity`` is quiet."""
 
-    def __init__(
-        self, worker: Worker, activity: Activity, *, quiet_seconds: float = QUIET_SECONDS, poll_seconds: float = 0.1
-    ) -> None:
+    def __init__(self, worker: Worker, activity: Activity, *, quiet_seconds: float = QUIET_SECONDS) -> None:
         self.worker = worker
         self._activity = activity
         self._quiet_seconds = quiet_seconds
-        self._poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -75,16 +71,5 @@ class IdleWorker:
             if wait > 0:
                 self._stop.wait(wait)
                 continue
-            try:
-                result = self.worker.run_once()
-            except Exception as exc:
-                if is_disk_full(exc):  # the worker processes say so; waiting is enough here
-                    log.warning("idle worker waits for room on the disk", extra={"error": str(disk_full_cause(exc))})
-                    self._stop.wait(DISK_FULL_WAIT_SECONDS)
-                else:
-                    log.exception("idle worker could not process a batch")
-                    self._stop.wait(self._poll_seconds)
-                continue
-            if not result.requests and not result.failed_requests:
-                self._stop.wait(self._poll_seconds)
+            self.worker.step(self._stop)  # and waits as a worker process would
         log.info("idle worker stopped", extra={"worker": self.worker.id})

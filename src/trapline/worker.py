@@ -232,21 +232,7 @@ class Worker:
                         log.warning("retention waits for room on the disk", extra={"error": str(disk_full_cause(exc))})
                     else:
                         log.exception("retention failed; it runs again at its next interval")
-            try:
-                result = self.run_once()
-            except Exception as exc:
-                if is_disk_full(exc):
-                    self._wait_for_room(exc, stop)
-                else:
-                    log.exception("worker could not claim a batch")
-                    stop.wait(self.options.idle_wait_seconds)
-                continue
-            if self._disk_full:
-                self._disk_full = False
-                log.warning("the disk has room again; processing resumes", extra={"worker": self.id})
-            total = total + result
-            if not result.requests and not result.failed_requests:
-                stop.wait(self.options.idle_wait_seconds)
+            total = total + self.step(stop)
         if retention is not None:
             retention.close()
         # What this worker did over its life: operators read it, and tests count on it.
@@ -254,6 +240,26 @@ class Worker:
             "worker stopped",
             extra={"worker": self.id, "requests": total.requests, "events": total.events, "stored": total.stored},
         )
+
+    def step(self, stop: threading.Event) -> BatchResult:
+        """One batch (``run_once``), then the wait its outcome asks for: a poll interval after
+        an empty queue or a failure (logged), room on the disk after a full disk. Returns what
+        the batch did (nothing, if it failed). The step of every worker loop."""
+        try:
+            result = self.run_once()
+        except Exception as exc:
+            if is_disk_full(exc):
+                self._wait_for_room(exc, stop)
+            else:
+                log.exception("worker could not claim a batch")
+                stop.wait(self.options.idle_wait_seconds)
+            return BatchResult()
+        if self._disk_full:
+            self._disk_full = False
+            log.warning("the disk has room again; processing resumes", extra={"worker": self.id})
+        if not result.requests and not result.failed_requests:
+            stop.wait(self.options.idle_wait_seconds)
+        return result
 
     def _wait_for_room(self, exc: BaseException, stop: threading.Event) -> None:
         if not self._disk_full:
