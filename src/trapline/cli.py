@@ -413,11 +413,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _symbols(db: Database, settings: Settings, *, max_map_bytes: int | None = None) -> SymbolResolver:
     from trapline.objects.store import open_store
-    from trapline.symbols.resolver import SymbolResolver
+    from trapline.symbols.resolver import DEFAULT_MAP_CACHE_BYTES, SymbolResolver
 
-    if max_map_bytes is None:
-        return SymbolResolver(db, open_store(settings))
-    return SymbolResolver(db, open_store(settings), max_map_bytes=max_map_bytes)
+    limit = DEFAULT_MAP_CACHE_BYTES if max_map_bytes is None else max_map_bytes
+    return SymbolResolver(db, open_store(settings), max_map_bytes=limit)
 
 
 def _reprocess(settings: Settings, args: argparse.Namespace) -> int:

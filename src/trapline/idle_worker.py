@@ -38,7 +38,8 @@ QUIET_SECONDS = 0.2
 # meanwhile shares Python's lock with it in 5 ms slices. 250 drained ~10% slower (each batch
 # pays ~12 ms of its own) and cut the longest such wait from ~40 to ~23 ms.
 BATCH_REQUESTS = 500
-# Its cache of parsed symbol sets: the worker processes keep the large ones (256 MiB each).
+# Its cache of parsed symbol sets: the worker processes keep the large ones (the resolver's
+# DEFAULT_MAP_CACHE_BYTES each).
 MAP_CACHE_BYTES = 32 * 1024 * 1024
 
 

@@ -55,7 +55,10 @@ from trapline.symbols.models import StackFrame, SymbolSet
 from trapline.symbols.proguard import ProguardMap
 from trapline.symbols.sourcemaps import SourceMap
 
-__all__ = ["BatchSymbols", "Blobs", "SymbolResolver"]
+__all__ = ["DEFAULT_MAP_CACHE_BYTES", "BatchSymbols", "Blobs", "SymbolResolver"]
+
+# How many bytes of parsed symbol sets a resolver keeps by default (a worker process's).
+DEFAULT_MAP_CACHE_BYTES = 256 * 1024 * 1024
 
 # last_used drives retention; refreshing it on every use would write on every batch.
 LAST_USED_REFRESH = timedelta(hours=12)
@@ -93,7 +96,7 @@ class _Known:
 class SymbolResolver:
     """Resolves JavaScript frames with uploaded symbol sets; one per worker process."""
 
-    def __init__(self, db: Database, store: Blobs, *, max_map_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, db: Database, store: Blobs, *, max_map_bytes: int = DEFAULT_MAP_CACHE_BYTES) -> None:
         self._db = db
         self._store = store
         self._max_map_bytes = max_map_bytes
