@@ -14,11 +14,8 @@ among its batches), and prints their latency. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +24,7 @@ from pathlib import Path
 
 import httpx
 from events import BodyFactory, body_template
-from ingest_bench import free_port, processes, wait_http
+from ingest_bench import bootstrap, free_port, processes, trapline_env, wait_http
 
 BIN = Path(sys.executable).parent
 PROBE_EVERY = 0.3
@@ -46,20 +43,13 @@ def main() -> None:
 def run(setting: str, events: int, probes: int) -> None:
     with tempfile.TemporaryDirectory() as temp, processes() as group:
         data_dir = Path(temp) / "data"
-        # The caller's own TRAPLINE_ settings (a database URL) must not reach the benchmark's server.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAPLINE_")}
-        env.update(TRAPLINE_DATA_DIR=str(data_dir), TRAPLINE_WORKERS="0")
-        env["TRAPLINE_IDLE_WORKER"] = setting
-        boot = subprocess.run(
-            [str(BIN / "trapline"), "bootstrap", "--email", "bench@example.com", "--password", "password123",
-             "--organization", "Bench", "--project", "idle", "--json"],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        token = json.loads(boot.stdout)["project_api_token"]
         port = free_port()
+        # ingest_bench's: the caller's own TRAPLINE_ settings (a database URL) stay out of the server.
+        env = {**trapline_env(data_dir, port, workers=0), "TRAPLINE_IDLE_WORKER": setting}
+        token = bootstrap(str(BIN / "trapline"), env)["project_api_token"]
         url = f"http://127.0.0.1:{port}"
         log = Path(temp) / "serve.log"
-        server = group.start([str(BIN / "trapline"), "serve"], env={**env, "TRAPLINE_PORT": str(port)}, log=log)
+        server = group.start([str(BIN / "trapline"), "serve"], env=env, log=log)
         wait_http(f"{url}/_health", server, log)
         batches = BodyFactory(body_template(token, 50), stream=1)
         singles = BodyFactory(body_template(token, 1), stream=2)
