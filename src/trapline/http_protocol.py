@@ -27,21 +27,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, cast
 
 import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from trapline.activity import Activity
-from trapline.ingest.asgi import Answering, request_headers
+from trapline.ingest.asgi import Answer, Answering, request_headers
 
 __all__ = ["DirectHandler", "GatheredWrites", "HttpProtocol"]
 
 log = logging.getLogger("trapline.http")
 
-# Headers the direct path reads itself, besides the handler's: how the body is framed.
-_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+# Headers the direct path reads itself, besides the handler's: how the body is framed, and
+# whether the client waits for a 100 (uvicorn's way answers those).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"expect"})
 # Past this many bytes gathered, send at once rather than at the round's end.
 _SEND_AT = 64 * 1024
 
@@ -99,12 +101,19 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             self.cycle = cycle  # type: ignore[assignment]  # uvicorn reads the few fields it has
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Kept as they came: uvicorn's lower-casing, trimming and Expect check cost a tenth of
+        # a direct request's Python work, which reads only a few of them (``request_headers``).
+        # ``_make_scope`` does uvicorn's for a request that goes its way.
+        self.headers.append((name, value))
+
     def _make_scope(self) -> None:
         """The scope uvicorn's ``on_message_begin`` makes, holding what was read since."""
-        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        url, headers = self.url, self.headers
         super().on_message_begin()
-        self.url, self.expect_100_continue = url, expect
-        self.headers.extend(headers)  # the scope's list
+        self.url = url
+        for name, value in headers:
+            super().on_header(name, value)  # into the scope's list, as uvicorn reads them
 
     # Keep-alive. Uvicorn arms a timer when an answer is complete and cancels it when the next
     # request's bytes arrive: a timer made and cancelled per request. Measured with the scope
@@ -154,9 +163,7 @@ class HttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle
         if type(cycle) is _DirectCycle:
-            task = self.loop.create_task(self._answer(cycle))
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)  # a graceful shutdown waits for it, as for uvicorn's own
+            _Answering(self, self._answer(cycle)).step()
         else:
             super().on_message_complete()
 
@@ -165,7 +172,6 @@ class HttpProtocol(HttpToolsProtocol):
         parser = self.parser
         if (
             parser.get_method() != b"POST"
-            or self.expect_100_continue
             or parser.should_upgrade()
             or (self.cycle is not None and not self.cycle.response_complete)  # uvicorn queues it
             or self.access_log
@@ -184,10 +190,13 @@ class HttpProtocol(HttpToolsProtocol):
         headers = request_headers(self.headers, wanted)
         length = headers.get("content-length", "")
         limit = min(handler.max_body_bytes, HIGH_WATER_LIMIT)
-        if "transfer-encoding" in headers or not length.isdigit() or int(length) > limit:
+        if "transfer-encoding" in headers or "expect" in headers or not length.isdigit() or int(length) > limit:
             return None
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         return _DirectCycle(handler, path, url.query or b"", headers, keep_alive)
+
+    def _encoded(self, answer: Answer, keep_alive: bool) -> bytes:
+        return _encode(answer, keep_alive, self.server_state.default_headers)
 
     async def _answer(self, cycle: _DirectCycle) -> None:
         body = cycle.chunks[0] if len(cycle.chunks) == 1 else b"".join(cycle.chunks)
@@ -201,17 +210,86 @@ class HttpProtocol(HttpToolsProtocol):
             return
         if cycle.disconnected:
             return
-        head = [STATUS_LINE[answer.status]]
-        for name, value in (*self.server_state.default_headers, *answer.response_headers()):
-            head += (name, b": ", value, b"\r\n")
-        if not cycle.keep_alive:  # HTTP/1.0, Connection: close, or a shutdown meanwhile
-            head.append(b"connection: close\r\n")
-        head += (b"\r\n", answer.body)
-        self.transport.write(b"".join(head))
+        self.transport.write(self._encoded(answer, cycle.keep_alive))
         cycle.response_complete = True
         if not cycle.keep_alive:
             self.transport.close()
         self.on_response_complete()  # the next pipelined request, or the keep-alive timer
+
+
+# Answers without headers of their own (capture's 200 to a server-side SDK), as sent: most
+# direct requests get one of a few, and building one took a tenth of the loop's Python work
+# per request. Kept while uvicorn's default headers (the date) stay the same list, a second.
+_encoded_answers: dict[tuple[int, bytes, bytes | None, bool], bytes] = {}
+_encoded_with: list[list[tuple[bytes, bytes]]] = [[]]
+_ENCODED_MAX = 64
+
+
+def _encode(answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> bytes:
+    if answer.headers:
+        return _encode_now(answer, keep_alive, defaults)
+    if _encoded_with[0] is not defaults:
+        _encoded_answers.clear()
+        _encoded_with[0] = defaults
+    key = (answer.status, answer.body, answer.content_type, keep_alive)
+    found = _encoded_answers.get(key)
+    if found is None:
+        found = _encode_now(answer, keep_alive, defaults)
+        if len(_encoded_answers) < _ENCODED_MAX:  # v1's per-event replies differ every time
+            _encoded_answers[key] = found
+    return found
+
+
+def _encode_now(answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> bytes:
+    head = [STATUS_LINE[answer.status]]
+    for name, value in (*defaults, *answer.response_headers()):
+        head += (name, b": ", value, b"\r\n")
+    if not keep_alive:  # HTTP/1.0, Connection: close, or a shutdown meanwhile
+        head.append(b"connection: close\r\n")
+    head += (b"\r\n", answer.body)
+    return b"".join(head)
+
+
+class _Answering:
+    """Runs a direct request's answer (a coroutine) the way a task would, without one.
+
+    A capture request's answer runs to its one real wait (the spool's commit) at once, then
+    resumes from that future's callback. A task would cost its creation, its registration
+    among all tasks, a first step deferred to the next round of the loop and a wake-up per
+    wait: a tenth of what the event loop's thread spent on a capture request (measured with
+    ``bench/capture_path_bench.py``). It sits in uvicorn's set of tasks until it ends, so
+    a graceful shutdown waits for it, and cancels it (``cancel``) past its timeout.
+    """
+
+    __slots__ = ("_coroutine", "_tasks", "_waiting")
+
+    def __init__(self, protocol: HttpProtocol, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._coroutine = coroutine
+        self._tasks = cast(set[Any], protocol.tasks)  # uvicorn's, of tasks: waited for, cancelled
+        self._waiting: asyncio.Future[Any] | None = None
+        self._tasks.add(self)
+
+    def step(self, _: object = None, *, throw: BaseException | None = None) -> None:
+        self._waiting = None
+        try:
+            waiting = self._coroutine.send(None) if throw is None else self._coroutine.throw(throw)
+        except BaseException:
+            # ``_answer`` handles its own failures; StopIteration is its end, anything else a
+            # cancellation (logged by uvicorn already).
+            self._tasks.discard(self)
+            return
+        if waiting is None:  # a bare yield (``asyncio.sleep(0)``): run again next round
+            asyncio.get_running_loop().call_soon(self.step)
+            return
+        waiting._asyncio_future_blocking = False  # as a task does: the await is taken up
+        self._waiting = waiting
+        waiting.add_done_callback(self.step)
+
+    def cancel(self, msg: str | None = None) -> bool:
+        if self._waiting is not None:
+            self._waiting.remove_done_callback(self.step)
+        self.step(throw=asyncio.CancelledError(msg))
+        return True
 
 
 class _Unused:

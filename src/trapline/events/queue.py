@@ -60,7 +60,7 @@ class LeaseLost(Exception):
     """Another worker took over some of the claimed rows; this worker's results must be dropped."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init sets each field the slow way, per request
 class NewRequest:
     project_id: int
     received_at: datetime
@@ -148,8 +148,8 @@ def landing_records(
 ) -> list[bytes]:
     """What ``enqueue`` would add to a queue in its own file, as records of capture's landing
     log (``landing``); ``queue_file.load_landed`` moves them into the queue."""
-    records = [landing.signal_record(row) for row in _signal_rows(_merged(signals))]
-    for r in [*requests, *_drops_queued(_merged_drops(drops))]:
+    records = [landing.signal_record(row) for row in _signal_rows(_merged(signals))] if signals else []
+    for r in [*requests, *_drops_queued(_merged_drops(drops))] if drops else requests:
         row = (r.project_id, sqlite_datetime(r.received_at), r.sent_at, r.event_count, r.payload)
         records.append(landing.request_record(row))
     return records

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init sets each field the slow way, per request
 class Answer:
     """An answer, whichever way it is sent (ASGI's messages, or ``http_protocol``'s direct path)."""
 
@@ -84,14 +84,15 @@ async def _answer(endpoint: Answering, scope: Scope, receive: Receive) -> Answer
 
 
 def request_headers(headers: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
-    """The ``wanted`` headers (lower-case names) of a request's ``headers`` (an ASGI scope's);
-    the others are not decoded at all."""
+    """The ``wanted`` headers (lower-case names) of a request's ``headers`` (an ASGI scope's,
+    or as the client sent them: ``http_protocol``); the others are not decoded at all."""
     # ASGI servers give lower-case names (uvicorn does); lower() covers any other. A loop, not
     # a generator: this runs for every header of every capture request.
     found: dict[str, str] = {}
     for name, value in headers:
         if name in wanted or (name := name.lower()) in wanted:
-            found[name.decode("latin-1")] = value.decode("latin-1")
+            # Trailing blanks trimmed as uvicorn does (the direct path reads headers as sent).
+            found[name.decode("latin-1")] = value.decode("latin-1").rstrip(" \t")
     return found
 
 

@@ -122,7 +122,7 @@ class DroppedEvent:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init sets each field the slow way, per request
 class DecodedBatch:
     """The events of one capture request, with the request-level fields PostHog defines.
 
