@@ -27,7 +27,6 @@ from trapline.db import migrate
 from trapline.db.engine import Database, make_engine
 from trapline.db.models import Base
 from trapline.db.open import open_database
-from trapline.events.queue_file import load_landed
 from trapline.settings import Settings, load_settings
 
 POSTGRES_URL = os.environ.get("TRAPLINE_TEST_DATABASE_URL", "")
@@ -109,7 +108,6 @@ def _empty_tables(db: Database) -> None:
         for table in tables:
             connection.execute(table.delete())
     if db.queue_apart:
-        load_landed(db.queue)  # what capture accepted and no test drained goes too
         with db.queue.engine.begin() as connection:
             connection.exec_driver_sql("DELETE FROM ingest_queue")
             connection.exec_driver_sql("DELETE FROM session_signal")

@@ -38,9 +38,7 @@ from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.diskspace import DiskSpace
 from trapline.events import queue
-from trapline.events.landing import LandingWriter
 from trapline.events.models import ExceptionEvent, QueuedRequest
-from trapline.events.queue_file import load_landed
 from trapline.ingest.pressure import Backlog, Pressure
 from trapline.objects.local import AtomicWriter, LocalStore
 from trapline.releases.models import Release
@@ -267,32 +265,23 @@ def test_a_ui_write_on_a_full_disk_is_a_page_in_words(client: TestClient, tenant
 def test_a_failed_flush_is_503_and_the_spool_goes_on(
     client: TestClient, tenant: Tenant, database: Database, monkeypatch: pytest.MonkeyPatch
 ):
-    real_enqueue, real_append = queue.enqueue, LandingWriter.append
+    real = queue.enqueue
     calls = 0
 
-    def enqueue(db: Database, *args: Any, **kwargs: Any) -> None:  # PostgreSQL: capture inserts
+    def enqueue(db: Database, *args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise full_disk_error(db)
-        real_enqueue(db, *args, **kwargs)
-
-    def append(writer: LandingWriter, records: Sequence[bytes]) -> None:  # SQLite: capture lands
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_append(writer, records)
+        real(db, *args, **kwargs)
 
     monkeypatch.setattr("trapline.ingest.spool.enqueue", enqueue)
-    monkeypatch.setattr(LandingWriter, "append", append)
     refused = post_batch(client, tenant.project_token, exception_event())
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "60"
     assert refused.json()["code"] == "disk_full"
     assert "nothing was saved" in refused.json()["detail"]
     assert post_batch(client, tenant.project_token, exception_event()).status_code == 200
-    load_landed(database.queue)
     with database.queue.session(write=False) as session:
         assert session.scalar(select(func.count()).select_from(QueuedRequest)) == 1
 
@@ -313,7 +302,6 @@ def enqueue(database: Database, project_id: int, count: int) -> list[str]:
 
 
 def queue_rows(database: Database) -> list[QueuedRequest]:
-    load_landed(database.queue)  # what capture landed since the last claim
     with database.queue.session(write=False) as session:
         return list(session.scalars(select(QueuedRequest).order_by(QueuedRequest.id)))
 

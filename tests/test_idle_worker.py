@@ -17,7 +17,6 @@ from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.events import queue
 from trapline.events.models import ExceptionEvent, QueuedRequest
-from trapline.events.queue_file import load_landed
 from trapline.idle_worker import IdleWorker
 from trapline.worker import Worker, WorkerOptions
 
@@ -50,7 +49,6 @@ def stored(database: Database) -> int:
 
 
 def queued(database: Database) -> int:
-    load_landed(database.queue)  # what capture landed since the last claim
     with database.queue.session(write=False) as session:
         return session.scalar(select(func.count()).select_from(QueuedRequest)) or 0
 

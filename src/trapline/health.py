@@ -51,7 +51,7 @@ def ready(request: Request) -> JSONResponse:
 
 
 def _intake(pressure: Pressure) -> dict[str, Any]:
-    backlog = pressure.read_backlog(everything=True)  # what capture landed too
+    backlog = pressure.read_backlog()
     refusal = pressure.installation()
     disk = pressure.disk.low() if pressure.disk is not None else None
     return {

@@ -20,14 +20,12 @@ from tests.factories import Tenant
 from trapline.app import create_app
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent, QueuedPayload
-from trapline.events.queue_file import load_landed
 from trapline.settings import Settings, load_settings
 
 CAPTURE_PATHS = ["/batch", "/e", "/i/v0/e", "/capture", "/track"]
 
 
 def queued_events(database: Database) -> list[dict[str, Any]]:
-    load_landed(database.queue)  # what capture landed since the last claim
     with database.queue.session(write=False) as session:
         payloads = session.scalars(select(QueuedPayload.payload).order_by(QueuedPayload.id)).all()
     return [event for payload in payloads for event in json.loads(payload)]

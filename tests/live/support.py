@@ -6,7 +6,6 @@ command line, or by reading the database read-only. Nothing imports trapline's o
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import subprocess
@@ -25,7 +24,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from tests.server import TRAPLINE, run_trapline, trapline_env
-from trapline.events import landing
 from trapline.events.queue_file import queue_path
 
 T = TypeVar("T")
@@ -337,7 +335,6 @@ class StoredState:
         self.engine = create_engine(_read_only(database_url), poolclass=NullPool)
         # SQLite keeps the ingest queue in a file of its own (trapline.events.queue_file).
         queue_file = queue_path(database_url)
-        self.landing = landing.folder_for(str(queue_file)) if queue_file is not None else None
         self.queue_engine = (
             create_engine(_read_only(f"sqlite:///{queue_file}"), poolclass=NullPool)
             if queue_file is not None
@@ -366,20 +363,7 @@ class StoredState:
             return [tuple(row) for row in connection.execute(text(sql))]
 
     def queue_length(self) -> int:
-        """Requests waiting: in the queue, and (SQLite) landed by capture but not moved there yet."""
-        # The files first, then the rows and marks of one moment: a record moved in between
-        # is past the marks read and not counted twice; a file deleted before it was read had
-        # been moved whole, and its rows count.
-        files: dict[str, bytes] = {}
-        for name in landing.sizes(self.landing) if self.landing is not None else ():
-            with contextlib.suppress(FileNotFoundError):
-                files[name] = (self.landing / name).read_bytes()  # type: ignore[operator]
-        with self.queue_engine.connect() as connection, connection.begin():
-            queued = int(connection.execute(text("SELECT count(*) FROM ingest_queue")).scalar_one())
-            if self.landing is None:
-                return queued
-            marks = dict(connection.execute(text("SELECT file, loaded FROM landing_mark")).tuples().all())
-        return queued + sum(len(landing.parse(data[marks.get(name, 0) :]).requests) for name, data in files.items())
+        return self.queue_scalar("SELECT count(*) FROM ingest_queue")
 
     def stored_count(self) -> int:
         return self.scalar("SELECT count(*) FROM exception_event")

@@ -20,7 +20,6 @@ from tests.factories import Tenant
 from trapline.autocapture.controls import prune_signals
 from trapline.db.engine import Database
 from trapline.events.models import ExceptionEvent, SessionSignal
-from trapline.events.queue_file import load_landed
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SHOP = "https://shop.example.com"
@@ -161,9 +160,7 @@ def test_signals_are_kept_per_session_and_forgotten_when_they_expire(
         browser_event("checkout_started", "s1", f"{SHOP}/", 70),
         browser_event("$pageview", "s2", f"{SHOP}/", 5),
     )
-    # Beside the queued requests (on SQLite in the queue's file; see trapline.events.queue_file),
-    # once a claim has moved them there from capture's landing log.
-    load_landed(database.queue)
+    # Beside the queued requests (on SQLite in the queue's file; see trapline.events.queue_file).
     with database.queue.session(write=False) as session:
         rows = session.scalars(select(SessionSignal).where(SessionSignal.project_id == tenant.project_id)).all()
     [row] = rows

@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from trapline.db.engine import Database
 from trapline.db.leases import release_dead_holders
 from trapline.db.types import sqlite_datetime, utcnow
-from trapline.events import door_drops, landing
+from trapline.events import door_drops
 from trapline.events.models import QueuedPayload, QueuedRequest
-from trapline.events.queue_file import NEXT_ID_NEVER_REUSED, load_landed
+from trapline.events.queue_file import NEXT_ID_NEVER_REUSED
 from trapline.events.sqlite_lock import SqliteWriter, write_transaction
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "claim",
     "claim_cut",
     "enqueue",
-    "landing_records",
     "record_failure",
     "release",
     "release_dead",
@@ -143,25 +142,6 @@ def enqueue(
         _with_raw(db, lambda connection: _enqueue_postgres(connection, requests, signals, drops))
 
 
-def landing_records(
-    requests: Sequence[NewRequest], signals: Sequence[NewSignal] = (), drops: Sequence[NewDrop] = ()
-) -> list[bytes]:
-    """What ``enqueue`` would add to a queue in its own file, as records of capture's landing
-    log (``landing``); ``queue_file.load_landed`` moves them into the queue."""
-    records = [landing.signal_record(row) for row in _signal_rows(_merged(signals))] if signals else []
-    for r in [*requests, *_drops_queued(_merged_drops(drops))] if drops else requests:
-        row = (r.project_id, sqlite_datetime(r.received_at), r.sent_at, r.event_count, r.payload)
-        records.append(landing.request_record(row))
-    return records
-
-
-def _signal_rows(signals: Sequence[NewSignal]) -> list[landing.SignalRow]:
-    return [
-        (s.project_id, s.session_id, s.signal, sqlite_datetime(s.at), sqlite_datetime(s.at + SIGNAL_LIFETIME))
-        for s in signals
-    ]
-
-
 def _with_raw(db: Database, write: Callable[[Any], None]) -> None:
     """``write`` on a driver connection from ``db``'s pool."""
     with db.engine.raw_connection() as connection:
@@ -247,7 +227,17 @@ def _enqueue_sqlite(
             )
         if signals:
             cursor.executemany(
-                _UPSERT_SIGNAL.format(p="?, ?, ?, ?, ?", least="min", greatest="max"), _signal_rows(signals)
+                _UPSERT_SIGNAL.format(p="?, ?, ?, ?, ?", least="min", greatest="max"),
+                [
+                    (
+                        s.project_id,
+                        s.session_id,
+                        s.signal,
+                        sqlite_datetime(s.at),
+                        sqlite_datetime(s.at + SIGNAL_LIFETIME),
+                    )
+                    for s in signals
+                ],
             )
         if not requests:
             return
@@ -259,7 +249,13 @@ def _enqueue_sqlite(
             "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts) "
             "VALUES (?, ?, ?, ?, ?, 0)",
             [
-                (row_id, r.project_id, sqlite_datetime(r.received_at), r.sent_at, r.event_count)
+                (
+                    row_id,
+                    r.project_id,
+                    sqlite_datetime(r.received_at),
+                    r.sent_at,
+                    r.event_count,
+                )
                 for row_id, r in zip(ids, requests, strict=True)
             ],
         )
@@ -341,7 +337,6 @@ def claim(
     """
     now = utcnow()
     if db.queue_apart:
-        load_landed(db.queue)  # what capture accepted since the last claim
         while True:
             claimed = _claim_sqlite(db.queue, worker_id, limit, lease, max_events, now)
             fresh = _not_done(db, claimed)

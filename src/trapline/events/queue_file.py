@@ -27,9 +27,7 @@ commit together.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,6 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from trapline.db.engine import Database
-from trapline.events import landing
 from trapline.events.sqlite_lock import write_transaction
 
 __all__ = [
@@ -49,8 +46,6 @@ __all__ = [
     "adopt_signals",
     "create_tables",
     "forget_done",
-    "load_landed",
-    "load_stalled",
     "queue_path",
 ]
 
@@ -92,10 +87,6 @@ SIGNAL_DDL = (
 )
 
 
-# How far each landing file of capture's (``landing``) has been moved into the queue.
-LANDING_DDL = "CREATE TABLE IF NOT EXISTS landing_mark (file VARCHAR(255) PRIMARY KEY, loaded INTEGER NOT NULL)"
-
-
 def queue_path(url: str) -> Path | None:
     """The queue's file for a database URL: beside a SQLite file, else None (no file of its own)."""
     parsed = make_url(url)
@@ -110,7 +101,6 @@ def queue_path(url: str) -> Path | None:
 def create_tables(engine: Engine) -> bool:
     """Create the queue's tables if missing; returns whether the queue's were (a new queue file)."""
     with engine.begin() as connection:
-        connection.exec_driver_sql(LANDING_DDL)
         if not _has_table(connection.connection, "session_signal"):  # new, or from before signals moved here
             for statement in SIGNAL_DDL:
                 connection.exec_driver_sql(statement)
@@ -135,99 +125,6 @@ def forget_done(db: Database) -> None:
             return  # not migrated yet: no marks
         with write_transaction(connection) as cursor:
             cursor.execute("DELETE FROM ingest_done")
-
-
-def load_landed(queue: Database) -> int:
-    """Move what capture has landed (``landing``) since the last load into the queue's tables,
-    each file's mark in the same transaction; delete the files whose writer is gone once moved
-    whole. Returns the requests moved. Cheap when nothing is new: it looks at the files' sizes
-    first, and takes the write lock only if one grew past what this process last saw moved."""
-    path = queue.path
-    if path is None:
-        return 0
-    folder = landing.folder_for(path)
-    now = landing.sizes(folder)
-    with _known_lock:
-        known = dict(_known.get(folder, {}))
-    moved_all = all(known.get(name, -1) >= size for name, size in now.items())
-    if moved_all and not any(landing.writer_gone(folder / name) for name in now):
-        return 0
-    with queue.engine.raw_connection() as connection:
-        with write_transaction(connection) as cursor:
-            marks: dict[str, int] = dict(cursor.execute("SELECT file, loaded FROM landing_mark").fetchall())
-            landed = landing.read_landed(folder, marks, now)
-            try:
-                _queue_landed(cursor, landed)
-                gone = [(name,) for name in marks if name not in now]  # deleted after their load
-                cursor.executemany("DELETE FROM landing_mark WHERE file = ?", gone)
-            except BaseException:
-                landed.release()
-                raise
-        try:
-            for name, skipped in landed.torn.items():
-                log.warning("skipped a torn landing record", extra={"file": name, "bytes": skipped})
-            if landed.finished:
-                # The moved rows reach the disk before the file they came from leaves it, and
-                # the file leaves before its mark: a mark without a file is forgotten, a file
-                # without a mark would be moved again.
-                queue.sync_log()
-                for name in landed.finished:
-                    with contextlib.suppress(FileNotFoundError):
-                        (folder / name).unlink()
-                landing.sync_folder(folder)
-                with write_transaction(connection) as cursor:
-                    cursor.executemany("DELETE FROM landing_mark WHERE file = ?", [(n,) for n in landed.finished])
-        finally:
-            landed.release()
-    marks.update(landed.marks)
-    with _known_lock:
-        _known[folder] = {name: marks.get(name, 0) for name in now if name not in landed.finished}
-    return len(landed.requests)
-
-
-def load_stalled(queue: Database, before: dict[str, int]) -> dict[str, int]:
-    """``load_landed`` if what was landed by the time of the previous look (``before``, the
-    files' sizes then) is not all moved yet: no worker is claiming. Capture's backlog check calls
-    this once a second, so that what waits in landing files counts. Returns the sizes now."""
-    path = queue.path
-    if path is None:
-        return {}
-    now = landing.sizes(landing.folder_for(path))
-    waiting = {name: size for name, size in before.items() if name in now}
-    if waiting:
-        with queue.engine.raw_connection() as connection:
-            marks = dict(connection.execute("SELECT file, loaded FROM landing_mark").fetchall())
-        if any(marks.get(name, 0) < size for name, size in waiting.items()):
-            load_landed(queue)
-    return now
-
-
-def _queue_landed(cursor: Any, landed: landing.Landed) -> None:
-    if landed.signals:
-        cursor.executemany(_MERGE_SIGNAL, landed.signals)
-    if landed.requests:
-        first = cursor.execute(NEXT_ID_NEVER_REUSED).fetchone()[0]
-        ids = range(first, first + len(landed.requests))
-        cursor.executemany(
-            "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts) "
-            "VALUES (?, ?, ?, ?, ?, 0)",
-            [(row_id, *row[:4]) for row_id, row in zip(ids, landed.requests, strict=True)],
-        )
-        cursor.executemany(
-            "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)",
-            [(row_id, row[4]) for row_id, row in zip(ids, landed.requests, strict=True)],
-        )
-    cursor.executemany(
-        "INSERT INTO landing_mark (file, loaded) VALUES (?, ?) "
-        "ON CONFLICT (file) DO UPDATE SET loaded = excluded.loaded",
-        list(landed.marks.items()),
-    )
-
-
-# What this process last saw moved of each landing file, per folder: ``load_landed`` takes the
-# write lock only when a file has grown past it.
-_known: dict[Path, dict[str, int]] = {}
-_known_lock = threading.Lock()
 
 
 def adopt_queued(db: Database) -> None:

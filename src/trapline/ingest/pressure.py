@@ -36,7 +36,6 @@ from trapline.db.types import utcnow
 from trapline.diskspace import DISK_RETRY_SECONDS, DiskSpace
 from trapline.errors import Unavailable
 from trapline.events.models import QueuedRequest
-from trapline.events.queue_file import load_landed, load_stalled
 from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
 from trapline.limits.rates import PROJECT_SCOPE, Limit, ProjectLimits
 
@@ -110,7 +109,6 @@ class Pressure:
         self.backlog = Backlog()
         self._backlog_read_at = -_REFRESH_SECONDS
         self._projects: dict[int, _ProjectState] = {}
-        self._landed_sizes: dict[str, int] = {}  # capture's landing files at the last read
         self._reading: dict[object, asyncio.Task[None]] = {}
 
     def clear(self) -> None:
@@ -118,7 +116,6 @@ class Pressure:
         self.disk, self.queue_max_events, self.queue_max_wait_seconds = self._configured
         self.backlog = Backlog()
         self._backlog_read_at = -_REFRESH_SECONDS
-        self._landed_sizes = {}
         self._projects.clear()
 
     # --- the whole installation -------------------------------------------------------------
@@ -152,14 +149,8 @@ class Pressure:
             return None
         return Refusal(DISK_LOW, DISK_RETRY_SECONDS, f"The server is low on disk space; retry later. ({low})")
 
-    def read_backlog(self, *, everything: bool = False) -> Backlog:
-        """Read the queue's state now (blocking: call it from a thread). Requests capture landed
-        (``events.landing``) count once moved into the queue: those landed by the previous read
-        and still not moved (no worker is claiming) are moved now, or all with ``everything``."""
-        if everything:
-            load_landed(self._db.queue)
-        elif self._db.queue_apart:
-            self._landed_sizes = load_stalled(self._db.queue, self._landed_sizes)
+    def read_backlog(self) -> Backlog:
+        """Read the queue's state now (blocking: call it from a thread)."""
         with self._db.queue.session(write=False) as session:
             waiting = select(QueuedRequest.event_count).where(QueuedRequest.failed_at.is_(None))
             if self.queue_max_events:

@@ -6,15 +6,11 @@ request hands its rows to the spool and waits, and one thread commits everything
 since its last commit in one transaction. Under load, commits grow; when idle, a request
 waits for just its own.
 
-With the queue in a SQLite file of its own (the default on SQLite) there is no commit: one
-thread appends each flush to capture's landing log (``events.landing``), syncs it, and answers
-its requests; workers move the records into the queue. Committing to the queue's file cost
-capture more CPU than anything it does besides decoding (``docs/SCALING.md``).
-
-A SQLite database with the queue inside (a file opened without ``open_database``) commits
-without waiting for the disk (``SqliteWriter``): a second thread syncs the log, and answers
-the requests of every commit made before that sync began. The two overlap: a flush commits
-while the one before it syncs.
+On SQLite the commit does not wait for the disk (``SqliteWriter``): a second thread syncs the
+log, and answers the requests of every commit made before that sync began. The two overlap: a
+flush commits while the one before it syncs. Measured one after the other in one thread, the
+cycle was commit 0.9 ms, sync 0.6 ms and 0.7 ms more for the event loop to learn of it, and
+capture alone (64 connections) was bound by that cycle, the server using 0.77 of a core.
 """
 
 from __future__ import annotations
@@ -30,8 +26,7 @@ from typing import TypeVar
 
 from trapline.db.engine import Database
 from trapline.diskspace import disk_full_cause
-from trapline.events.landing import LandingWriter, folder_for
-from trapline.events.queue import NewDrop, NewRequest, NewSignal, SqliteWriter, enqueue, landing_records
+from trapline.events.queue import NewDrop, NewRequest, NewSignal, SqliteWriter, enqueue
 
 __all__ = ["Spool", "SpoolClosed"]
 
@@ -56,7 +51,6 @@ class Spool:
         self._db = db
         self._max_batch = max_batch
         self._writer: SqliteWriter | None = None
-        self._landing: LandingWriter | None = None
         self._to_commit: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._to_sync: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -72,19 +66,15 @@ class Spool:
         self._starts += 1
         if self._starts > 1:
             return
-        queue_file = self._db.queue.path if self._db.queue_apart else None
         try:
-            # Opened here so that a file that cannot be opened fails the start, not a request.
-            if queue_file is not None:
-                self._landing = await asyncio.to_thread(LandingWriter, folder_for(queue_file))
-            elif self._db.queue.is_sqlite:
+            if self._db.queue.is_sqlite:
+                # Opened here so that a file that cannot be opened fails the start, not a request.
                 self._writer = await asyncio.to_thread(SqliteWriter, self._db.queue)
         except BaseException:
             self._starts -= 1
             raise
         self._finished = Future()
-        lane = self._commit_lane if self._landing is None else self._land_lane
-        self._threads = [threading.Thread(target=lane, name="trapline-spool", daemon=True)]
+        self._threads = [threading.Thread(target=self._commit_lane, name="trapline-spool", daemon=True)]
         if self._writer is not None:
             self._threads.append(threading.Thread(target=self._sync_lane, name="trapline-spool-sync", daemon=True))
         self._closing = False
@@ -107,9 +97,6 @@ class Spool:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
             self._writer = None
-        if self._landing is not None:
-            self._landing.close()  # its lock goes: workers finish the file and delete it
-            self._landing = None
 
     async def append(
         self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = (), drops: Sequence[NewDrop] = ()
@@ -141,24 +128,6 @@ class Spool:
                     self._to_sync.put(_STOP)
                 else:
                     self._finished.set_result(None)
-                return
-
-    def _land_lane(self) -> None:
-        """Append whatever waits to the landing log and sync it, then answer, until told to stop.
-        (Measured: the write and the sync in one thread answered more than in two.)"""
-        assert self._landing is not None
-        while True:
-            batch, stop = _take(self._to_commit, self._max_batch)
-            if batch:
-                try:
-                    self._landing.append([record for write in batch for record in landing_records(*write[0])])
-                    self._landing.sync()
-                except Exception as exc:
-                    self._failed(batch, exc)
-                else:
-                    self._settle(batch, None)
-            if stop:
-                self._finished.set_result(None)
                 return
 
     def _sync_lane(self) -> None:
