@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
@@ -164,7 +163,13 @@ class HttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle
         if type(cycle) is _DirectCycle:
-            _Answering(self, self._answer(cycle)).step()
+            # A task, whose first step runs at the end of this round of the loop, after every
+            # socket's reads: run at once instead (without a task), each request woke the
+            # spool's thread on its own, flushes were smaller, and `make bench` accepted 15%
+            # less (10,152 / 10,242 against 11,919 / 11,919 requests/s, interleaved).
+            task = self.loop.create_task(self._answer(cycle))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)  # a graceful shutdown waits for it, as for uvicorn's own
         else:
             super().on_message_complete()
 
@@ -250,53 +255,6 @@ def _encode_now(answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, by
         head.append(b"connection: close\r\n")
     head += (b"\r\n", answer.body)
     return b"".join(head)
-
-
-class _Answering:
-    """Runs a direct request's answer (a coroutine) the way a task would, without one.
-
-    A capture request's answer runs to its one real wait (the spool's commit) at once, then
-    resumes from that future's callback. A task costs its creation, its registration among
-    all tasks, a first step deferred to the next round of the loop and a wake-up per wait, for
-    every request. (With this, the answers' bytes reused and the headers kept as sent, the
-    loop's thread ran 11% fewer instructions per capture request under callgrind.) It sits in
-    uvicorn's set of tasks until it ends, so a graceful shutdown waits for it, and cancels it
-    (``cancel``) past its timeout.
-    """
-
-    __slots__ = ("_coroutine", "_protocol", "_tasks", "_waiting")
-
-    def __init__(self, protocol: HttpProtocol, coroutine: Coroutine[Any, Any, None]) -> None:
-        self._coroutine = coroutine
-        self._protocol = protocol
-        self._tasks = cast(set[Any], protocol.tasks)  # uvicorn's, of tasks: waited for, cancelled
-        self._waiting: asyncio.Future[Any] | None = None
-        self._tasks.add(self)
-
-    def step(self, _: object = None, *, throw: BaseException | None = None) -> None:
-        self._waiting = None
-        try:
-            waiting = self._coroutine.send(None) if throw is None else self._coroutine.throw(throw)
-        except (StopIteration, asyncio.CancelledError):
-            self._tasks.discard(self)  # answered (``_answer`` handles the handler's failures), or cancelled
-            return
-        except Exception:
-            self._tasks.discard(self)
-            log.exception("direct answer failed")
-            self._protocol.transport.close()  # as for a handler's failure: the client sends again
-            return
-        if waiting is None:  # a bare yield (``asyncio.sleep(0)``): run again next round
-            asyncio.get_running_loop().call_soon(self.step)
-            return
-        waiting._asyncio_future_blocking = False  # as a task does: the await is taken up
-        self._waiting = waiting
-        waiting.add_done_callback(self.step)
-
-    def cancel(self, msg: str | None = None) -> bool:
-        if self._waiting is not None:
-            self._waiting.remove_done_callback(self.step)
-        self.step(throw=asyncio.CancelledError(msg))
-        return True
 
 
 class _Unused:

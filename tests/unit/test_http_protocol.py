@@ -401,35 +401,6 @@ async def test_the_asgi_app_gets_the_whole_scope_of_a_request_not_answered_direc
     assert b"HTTP/1.1 100 Continue" in b"".join(transport.writes)  # uvicorn saw the Expect
 
 
-@pytest.mark.anyio
-async def test_a_direct_answer_waits_in_uvicorns_tasks_and_a_shutdown_past_its_grace_cancels_it():
-    handler = Handler()
-    handler.release.clear()  # the handler waits, as capture waits for its commit
-    protocol, transport = connect(handler)
-    protocol.data_received(request(b"one"))
-    await asyncio.sleep(0.01)
-    [running] = protocol.tasks  # what a graceful shutdown waits for
-    assert transport.writes == []
-    running.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")  # what uvicorn does past it
-    assert protocol.tasks == set()
-    handler.release.set()
-    await asyncio.sleep(0.01)
-    assert transport.writes == []  # cancelled: never answered
-
-
-@pytest.mark.anyio
-async def test_a_direct_answer_leaves_uvicorns_tasks_once_sent():
-    handler = Handler()
-    handler.release.clear()
-    protocol, transport = connect(handler)
-    protocol.data_received(request(b"one"))
-    await asyncio.sleep(0.01)
-    assert len(protocol.tasks) == 1
-    handler.release.set()
-    assert (await answers(transport, 1)).endswith(b"direct one")
-    assert protocol.tasks == set()
-
-
 class Plain(Handler):
     """Answers with no headers of its own: the answers whose bytes are kept."""
 
@@ -448,18 +419,3 @@ async def test_a_kept_answer_carries_the_date_of_the_second_it_is_sent():
     second = both[len(first) :]
     assert b"date: today\r\n" in first and b"date: tomorrow\r\n" in second
     assert second.endswith(b'\r\n\r\n{"status":1}') and b"content-length: 12\r\n" in second
-
-
-@pytest.mark.anyio
-async def test_a_direct_answer_that_fails_after_the_handler_is_logged(caplog: pytest.LogCaptureFixture):
-    protocol, transport = connect(Handler())
-
-    def broken(answer: Answer, keep_alive: bool) -> bytes:
-        raise RuntimeError("encoding broke")
-
-    protocol._encoded = broken  # type: ignore[method-assign]
-    protocol.data_received(request(b"one"))
-    await asyncio.sleep(0.01)
-    assert protocol.tasks == set()
-    assert any(r.message == "direct answer failed" and r.exc_info for r in caplog.records)
-    assert transport.closed and transport.writes == []
