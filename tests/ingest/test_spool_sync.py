@@ -8,8 +8,10 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -268,3 +270,38 @@ def test_overlapping_lifespans_on_two_event_loops_share_one_spool(sqlite_file: t
             await spool.append([request(project_id)])
 
     asyncio.run(after())
+
+
+def test_what_one_round_of_the_loop_appends_is_committed_together(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, path, project_id = sqlite_file
+    commits: list[int] = []
+    real = enqueue
+
+    def counted(db: Database, requests: Any, *args: Any, **kwargs: Any) -> None:
+        commits.append(len(requests))
+        real(db, requests, *args, **kwargs)
+
+    monkeypatch.setattr("trapline.ingest.spool.enqueue", counted)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        try:
+            loop = asyncio.get_running_loop()
+            appended = []
+            for _ in range(20):
+                appended.append(asyncio.ensure_future(spool.append([request(project_id)])))
+                # Between two requests of one round the loop's thread lets go of Python's lock
+                # (in the server: a socket's system call); the commit thread must not start on
+                # the first request alone.
+                loop.call_soon(time.sleep, 0.002)
+            await asyncio.gather(*appended)
+            await spool.append([request(project_id)])
+        finally:
+            await spool.stop()
+
+    asyncio.run(scenario())
+    assert commits == [20, 1]  # one hand-over, one transaction, per round
+    assert queued(path) == 21

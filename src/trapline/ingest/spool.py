@@ -51,7 +51,8 @@ class Spool:
         self._db = db
         self._max_batch = max_batch
         self._writer: SqliteWriter | None = None
-        self._to_commit: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._to_commit: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
+        self._rounds: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         self._to_sync: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         # Set by the last lane to finish once told to stop: everything before the stop is answered.
@@ -89,6 +90,8 @@ class Spool:
         if self._starts:
             return
         self._closing = True
+        for loop in list(self._rounds):  # appended this round: ahead of the stop
+            self._hand_over(loop)
         self._to_commit.put(_STOP)
         await asyncio.wrap_future(self._finished)
         for thread in self._threads:
@@ -105,9 +108,23 @@ class Spool:
         synced past the commit); raise if either failed."""
         if self._closing:
             raise SpoolClosed()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_commit.put(((tuple(requests), tuple(signals), tuple(drops)), future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        # Handed to the commit thread once per round of the loop, not per request: each hand-over
+        # wakes the thread, which then takes Python's lock from the loop. Measured (`make bench`,
+        # single mode, interleaved): 14,550 / 14,364 requests/s accepted against 13,151 / 12,857.
+        waiting = self._rounds.get(loop)
+        if waiting is None:
+            waiting = self._rounds[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append(((tuple(requests), tuple(signals), tuple(drops)), future))
         await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the commit thread what ``loop``'s round appended (if ``stop`` has not already)."""
+        waiting = self._rounds.pop(loop, None)
+        if waiting:
+            self._to_commit.put(waiting)
 
     def _commit_lane(self) -> None:
         """Commit whatever waits, one transaction at a time, until told to stop."""
@@ -135,8 +152,7 @@ class Spool:
         assert self._writer is not None
         while True:
             # Everything taken was committed before the sync starts, so the sync covers it.
-            batches, stop = _take(self._to_sync, None)
-            batch = [waiting for committed in batches for waiting in committed]
+            batch, stop = _take(self._to_sync, None)
             if batch:
                 try:
                     self._writer.sync()
@@ -181,17 +197,18 @@ class Spool:
         )
 
 
-def _take(source: queue.SimpleQueue[_T | None], limit: int | None) -> tuple[list[_T], bool]:
-    """Wait for the first item of ``source``, then take what else is there, up to ``limit``
-    items; and whether the stop mark came (nothing is behind it)."""
+def _take(source: queue.SimpleQueue[list[_T] | None], limit: int | None) -> tuple[list[_T], bool]:
+    """Wait for the first list on ``source``, then take the others there, until they hold at
+    least ``limit`` items; their items in order, and whether the stop mark came (nothing is
+    behind it)."""
     items: list[_T] = []
-    item = source.get()
-    while item is not _STOP:
-        items.append(item)
+    taken = source.get()
+    while taken is not _STOP:
+        items += taken
         if limit is not None and len(items) >= limit:
             return items, False
         try:
-            item = source.get_nowait()
+            taken = source.get_nowait()
         except queue.Empty:
             return items, False
     return items, True
