@@ -4,7 +4,8 @@ A capture request may only be answered 200 once its events are durably queued. C
 one transaction per request would cap ingestion at the disk's fsync rate; instead each
 request hands its rows to the spool and waits, and one thread commits everything that arrived
 since its last commit in one transaction. Under load, commits grow; when idle, a request
-waits for just its own.
+waits for just its own. The event loop hands the thread its requests a round of the loop at a
+time (see ``append``).
 
 On SQLite the commit does not wait for the disk (``SqliteWriter``): a second thread syncs the
 log, and answers the requests of every commit made before that sync began. The two overlap: a
