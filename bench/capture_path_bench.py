@@ -23,6 +23,7 @@ import asyncio
 import collections
 import itertools
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -73,7 +74,7 @@ class Rig:
     """The application, its protocol on ``connections`` fake connections, and a pool of bodies."""
 
     def __init__(self, connections: int) -> None:
-        data_dir = Path(tempfile.mkdtemp(prefix="trapline-capture-path-"))
+        self.data_dir = data_dir = Path(tempfile.mkdtemp(prefix="trapline-capture-path-"))
         env = trapline_env(data_dir, 8000, 0)
         creds = bootstrap(str(Path(sys.executable).parent / "trapline"), env)
         os.environ.update(env)
@@ -112,6 +113,8 @@ class Rig:
 
     async def stop(self) -> None:
         await self.app.capture.spool.stop()
+        self.app.state.db.dispose()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _on_answer(self, data: bytes) -> None:
         if not data.startswith(b"HTTP/1.1 200"):
