@@ -105,9 +105,9 @@ class Rig:
         config = uvicorn.Config(self.app, http=protocol, log_config=None, access_log=False, server_header=False)
         config.load()
         state, loop = ServerState(), asyncio.get_running_loop()
-        self.protocols = [protocol(config=config, server_state=state, app_state={}, _loop=loop)]
-        self.protocols += [protocol(config=config, server_state=state, app_state={}, _loop=loop)
-                           for _ in range(self.connections - 1)]  # fmt: skip
+        self.protocols = [
+            protocol(config=config, server_state=state, app_state={}, _loop=loop) for _ in range(self.connections)
+        ]
         for each in self.protocols:
             each.connection_made(_Transport(self._on_answer))  # type: ignore[arg-type]
 
