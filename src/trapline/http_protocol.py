@@ -201,9 +201,6 @@ class HttpProtocol(HttpToolsProtocol):
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         return _DirectCycle(handler, path, url.query or b"", headers, keep_alive)
 
-    def _encoded(self, answer: Answer, keep_alive: bool) -> bytes:
-        return _encode(answer, keep_alive, self.server_state.default_headers)
-
     async def _answer(self, cycle: _DirectCycle) -> None:
         body = cycle.chunks[0] if len(cycle.chunks) == 1 else b"".join(cycle.chunks)
         try:
@@ -216,35 +213,42 @@ class HttpProtocol(HttpToolsProtocol):
             return
         if cycle.disconnected:
             return
-        self.transport.write(self._encoded(answer, cycle.keep_alive))
+        self.transport.write(_KEPT.encoded(answer, cycle.keep_alive, self.server_state.default_headers))
         cycle.response_complete = True
         if not cycle.keep_alive:
             self.transport.close()
         self.on_response_complete()  # the next pipelined request, or the keep-alive timer
 
 
-# Answers without headers of their own (capture's 200 to a server-side SDK), as sent: most
-# direct requests get one of a few, and building each anew cost ~100 bytecodes a request
-# (``bench/capture_path_bench.py --opcodes``). Kept while uvicorn's default headers (the date)
-# stay the same list: a second.
-_encoded_answers: dict[tuple[int, bytes, bytes | None, bool], bytes] = {}
-_encoded_with: list[list[tuple[bytes, bytes]]] = [[]]
-_ENCODED_MAX = 64
+class _KeptAnswers:
+    """Answers without headers of their own (capture's 200 to a server-side SDK), as sent: most
+    direct requests get one of a few, and building each anew cost ~100 bytecodes a request
+    (``bench/capture_path_bench.py --opcodes``). Kept while uvicorn's default headers (the
+    date) stay the same list: a second."""
+
+    # Past this many, answers are built each time: v1's per-event replies differ every time.
+    MAX = 64
+
+    def __init__(self) -> None:
+        self._defaults: list[tuple[bytes, bytes]] | None = None
+        self._answers: dict[tuple[int, bytes, bytes | None, bool], bytes] = {}
+
+    def encoded(self, answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> bytes:
+        if answer.headers:
+            return _encode_now(answer, keep_alive, defaults)
+        if self._defaults is not defaults:
+            self._answers.clear()
+            self._defaults = defaults
+        key = (answer.status, answer.body, answer.content_type, keep_alive)
+        found = self._answers.get(key)
+        if found is None:
+            found = _encode_now(answer, keep_alive, defaults)
+            if len(self._answers) < self.MAX:
+                self._answers[key] = found
+        return found
 
 
-def _encode(answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> bytes:
-    if answer.headers:
-        return _encode_now(answer, keep_alive, defaults)
-    if _encoded_with[0] is not defaults:
-        _encoded_answers.clear()
-        _encoded_with[0] = defaults
-    key = (answer.status, answer.body, answer.content_type, keep_alive)
-    found = _encoded_answers.get(key)
-    if found is None:
-        found = _encode_now(answer, keep_alive, defaults)
-        if len(_encoded_answers) < _ENCODED_MAX:  # v1's per-event replies differ every time
-            _encoded_answers[key] = found
-    return found
+_KEPT = _KeptAnswers()
 
 
 def _encode_now(answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> bytes:
