@@ -57,8 +57,7 @@ from trapline.symbols.sourcemaps import SourceMap
 
 __all__ = ["DEFAULT_MAP_CACHE_BYTES", "BatchSymbols", "Blobs", "SymbolResolver"]
 
-# How many bytes of parsed symbol sets a resolver keeps by default (a worker process's).
-DEFAULT_MAP_CACHE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAP_CACHE_BYTES = 256 * 1024 * 1024  # parsed symbol sets a resolver keeps (a worker's)
 
 # last_used drives retention; refreshing it on every use would write on every batch.
 LAST_USED_REFRESH = timedelta(hours=12)
