@@ -126,6 +126,21 @@ async def test_writes_wait_for_the_round_and_a_large_body_goes_at_once():
 
 
 @pytest.mark.anyio
+async def test_a_whole_answer_goes_at_once_behind_what_is_gathered():
+    transport, gathered = gathering()
+    gathered.send_now(b"answer")
+    assert transport.writes == [b"answer"]  # not held for the round's end
+    gathered.write(b"head")
+    gathered.send_now(b"next")
+    assert transport.writes == [b"answer", b"headnext"]  # in order, in one write
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 2
+    transport.closed = True
+    gathered.send_now(b"late")
+    assert len(transport.writes) == 2
+
+
+@pytest.mark.anyio
 async def test_a_peer_that_left_gets_nothing():
     transport, gathered = gathering()
     gathered.write(b"late")
