@@ -90,6 +90,20 @@ def test_the_writers_connection_goes_back_to_the_pool_as_it_came(sqlite_file: tu
         connection.close()
 
 
+def test_a_writer_without_checkpoints_makes_none_and_its_connection_goes_back_as_it_came(
+    sqlite_file: tuple[Database, Path, int],
+) -> None:
+    database, _path, _project_id = sqlite_file
+    writer = SqliteWriter(database, checkpoints=False)
+    assert writer.connection.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    writer.close()
+    connection = database.engine.raw_connection()
+    try:
+        assert connection.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] > 0
+    finally:
+        connection.close()
+
+
 # --- the spool: commits and syncs overlap, answers wait for both ------------------------------------
 
 
@@ -305,3 +319,98 @@ def test_what_one_round_of_the_loop_appends_is_committed_together(
     asyncio.run(scenario())
     assert commits == [20, 1]  # one hand-over, one transaction, per round
     assert queued(path) == 21
+
+
+def committing_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of the thread each of the spool's commits ran on, in order."""
+    threads: list[str] = []
+    real = enqueue
+
+    def watched(db: Database, requests: Any, *args: Any, **kwargs: Any) -> None:
+        real(db, requests, *args, **kwargs)
+        threads.append(threading.current_thread().name)
+
+    monkeypatch.setattr("trapline.ingest.spool.enqueue", watched)
+    return threads
+
+
+def test_the_event_loop_commits_a_round_itself_when_the_write_lock_is_free(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, path, project_id = sqlite_file
+    threads = committing_threads(monkeypatch)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        try:
+            await asyncio.gather(*(spool.append([request(project_id)]) for _ in range(5)))
+            # Once the commit thread has not committed for a second, it takes the next round
+            # (its connection is the one that checkpoints the log).
+            spool._thread_committed -= 2
+            await spool.append([request(project_id)])
+            await spool.append([request(project_id)])
+        finally:
+            await spool.stop()
+
+    loop_thread = threading.current_thread().name
+    asyncio.run(scenario())
+    assert threads == [loop_thread, "trapline-spool", loop_thread]
+    assert queued(path) == 7
+
+
+def test_a_round_that_finds_the_write_lock_taken_waits_in_the_commit_thread_not_on_the_loop(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, path, project_id = sqlite_file
+    threads = committing_threads(monkeypatch)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        worker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            worker.execute("BEGIN IMMEDIATE")  # a worker's claim holds the queue's write lock
+            answered = asyncio.ensure_future(spool.append([request(project_id)]))
+            ticks = 0
+            for _ in range(10):  # the loop goes on meanwhile
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks == 10 and not answered.done()
+            worker.execute("COMMIT")
+            await asyncio.wait_for(answered, 10)
+        finally:
+            worker.close()
+            await spool.stop()
+
+    asyncio.run(scenario())
+    assert threads == ["trapline-spool"]
+    assert queued(path) == 1
+
+
+def test_a_round_the_loop_fails_to_commit_fails_its_requests_and_the_spool_goes_on(
+    sqlite_file: tuple[Database, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, path, project_id = sqlite_file
+    real = enqueue
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    def failing_once(db: Database, requests: Any, *args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real(db, requests, *args, **kwargs)
+
+    monkeypatch.setattr("trapline.ingest.spool.enqueue", failing_once)
+
+    async def scenario() -> None:
+        spool = Spool(database)
+        await spool.start()
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+                await asyncio.wait_for(spool.append([request(project_id)]), 10)
+            await asyncio.wait_for(spool.append([request(project_id)]), 10)
+        finally:
+            await spool.stop()
+
+    asyncio.run(scenario())
+    assert queued(path) == 1
