@@ -110,7 +110,6 @@ def enqueue(
     drops: Sequence[NewDrop] = (),
     *,
     writer: SqliteWriter | None = None,
-    wait: bool = True,
 ) -> None:
     """Add accepted requests (and session signals, and drop counts), and commit: when this
     returns, they survive a crash. Signals go in the same transaction, so a worker never sees
@@ -120,8 +119,7 @@ def enqueue(
     session and statement machinery cost several times the inserts themselves. ``writer`` is
     capture's own SQLite connection (see ``SqliteWriter``); without it one is taken from the pool.
     A writer's commit does not wait for the disk: its owner calls ``writer.sync()`` before it
-    counts the rows as durable (the spool syncs while it commits the next flush). Without
-    ``wait`` a writer that finds the write lock taken raises SQLite's busy error at once.
+    counts the rows as durable (the spool syncs while it commits the next flush).
     """
     if not requests and not signals and not drops:
         return
@@ -133,19 +131,15 @@ def enqueue(
         if writer is None:  # signals go with their requests: see queue_file
             _with_raw(db.queue, lambda c: _enqueue_sqlite(c, requests, signals, [], ids_never_reused=True))
             return
-        _enqueue_sqlite(writer.connection, requests, signals, [], _wait_ms(writer, wait), ids_never_reused=True)
+        _enqueue_sqlite(writer.connection, requests, signals, [], writer.timeout_ms, ids_never_reused=True)
         return
     if writer is not None:
-        _enqueue_sqlite(writer.connection, requests, signals, drops, _wait_ms(writer, wait))
+        _enqueue_sqlite(writer.connection, requests, signals, drops, writer.timeout_ms)
         return
     if db.is_sqlite:
         _with_raw(db, lambda connection: _enqueue_sqlite(connection, requests, signals, drops))
     else:
         _with_raw(db, lambda connection: _enqueue_postgres(connection, requests, signals, drops))
-
-
-def _wait_ms(writer: SqliteWriter, wait: bool) -> int:
-    return writer.timeout_ms if wait else 0
 
 
 def _with_raw(db: Database, write: Callable[[Any], None]) -> None:

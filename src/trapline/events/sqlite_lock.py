@@ -82,28 +82,18 @@ class SqliteWriter:
     chained by checksums, so a later transaction (a worker's) never survives without this one.
     """
 
-    def __init__(self, db: Database, *, checkpoints: bool = True) -> None:
+    def __init__(self, db: Database) -> None:
         self.connection: Any = db.engine.raw_connection()
         cursor = self.connection.cursor()
         self.timeout_ms = int(cursor.execute("PRAGMA busy_timeout").fetchone()[0])
         cursor.execute("PRAGMA busy_timeout = 0")
         self._synchronous = int(cursor.execute("PRAGMA synchronous").fetchone()[0])
-        self._autocheckpoint = int(cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-        if not checkpoints:
-            # A commit past the log's bound copies the log into the file before it returns
-            # (tens of milliseconds): not on a thread that must not stall (see Spool).
-            cursor.execute("PRAGMA wal_autocheckpoint = 0")
         path = db.engine.url.database
         journal = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         # Only a file in WAL mode has a log to sync; anything else keeps SQLite's own syncs.
         self._path = path if path and path != ":memory:" and journal == "wal" else None
         if self._path is not None:
             cursor.execute("PRAGMA synchronous = NORMAL")
-
-    @property
-    def syncs_log(self) -> bool:
-        """Whether this is a file's connection whose log ``sync`` syncs (not one in memory)."""
-        return self._path is not None
 
     def sync(self) -> None:
         """Make every transaction committed so far survive a power loss."""
@@ -115,5 +105,4 @@ class SqliteWriter:
         cursor = self.connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
         cursor.execute(f"PRAGMA synchronous = {self._synchronous}")
-        cursor.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
         self.connection.close()

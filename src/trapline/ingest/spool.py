@@ -12,9 +12,6 @@ log, and answers the requests of every commit made before that sync began. The t
 flush commits while the one before it syncs. Measured one after the other in one thread, the
 cycle was commit 0.9 ms, sync 0.6 ms and 0.7 ms more for the event loop to learn of it, and
 capture alone (64 connections) was bound by that cycle, the server using 0.77 of a core.
-
-On a SQLite file the event loop commits a round's requests itself when the queue's write lock
-is free at that moment, and leaves only the sync to the thread (see ``_commit_here``).
 """
 
 from __future__ import annotations
@@ -23,9 +20,7 @@ import asyncio
 import contextlib
 import logging
 import queue
-import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TypeVar
@@ -44,9 +39,6 @@ _Waiting = tuple[_Write, asyncio.Future[None]]
 # Put on a thread's queue behind everything else: the thread finishes what is ahead and ends.
 _STOP = None
 _T = TypeVar("_T")
-# While the event loop commits, the commit thread still commits a round at least this often: its
-# connection is the one that copies the log into the file once the log passes its bound.
-_THREAD_COMMITS_EVERY = 1.0
 
 
 class SpoolClosed(Exception):
@@ -60,10 +52,6 @@ class Spool:
         self._db = db
         self._max_batch = max_batch
         self._writer: SqliteWriter | None = None
-        # The event loop's own connection (see ``_commit_here``), and that loop.
-        self._loop_writer: SqliteWriter | None = None
-        self._writer_loop: asyncio.AbstractEventLoop | None = None
-        self._thread_committed = 0.0  # time.monotonic() of the commit thread's last commit
         self._to_commit: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
         self._rounds: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         self._to_sync: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
@@ -84,14 +72,10 @@ class Spool:
             if self._db.queue.is_sqlite:
                 # Opened here so that a file that cannot be opened fails the start, not a request.
                 self._writer = await asyncio.to_thread(SqliteWriter, self._db.queue)
-                if self._writer.syncs_log:  # a file: each connection its own (in memory they are one)
-                    self._loop_writer = await asyncio.to_thread(SqliteWriter, self._db.queue, checkpoints=False)
-                    self._writer_loop = asyncio.get_running_loop()
         except BaseException:
             self._starts -= 1
             raise
         self._finished = Future()
-        self._thread_committed = time.monotonic()
         self._threads = [threading.Thread(target=self._commit_lane, name="trapline-spool", daemon=True)]
         if self._writer is not None:
             self._threads.append(threading.Thread(target=self._sync_lane, name="trapline-spool-sync", daemon=True))
@@ -117,9 +101,6 @@ class Spool:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
             self._writer = None
-        if self._loop_writer is not None:
-            await asyncio.to_thread(self._loop_writer.close)
-            self._loop_writer, self._writer_loop = None, None
 
     async def append(
         self, requests: Sequence[NewRequest], signals: Sequence[NewSignal] = (), drops: Sequence[NewDrop] = ()
@@ -143,40 +124,8 @@ class Spool:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give the commit thread what ``loop``'s round appended (if ``stop`` has not already)."""
         waiting = self._rounds.pop(loop, None)
-        if waiting and not (loop is self._writer_loop and self._commit_here(waiting)):
+        if waiting:
             self._to_commit.put(waiting)
-
-    def _commit_here(self, waiting: list[_Waiting]) -> bool:
-        """Commit ``waiting`` on the event loop's thread and hand it to the sync thread, if the
-        queue's write lock is free now; False if it is left to the commit thread.
-
-        In the commit thread each row's insert gives Python's lock up and waits to take it back
-        from the loop, and the thread waits for its turn to wake: traced under `make bench`,
-        1.4 ms a round from the hand-over to the commit's end, 0.6 here. Interleaved runs,
-        single mode: 13,132 against 12,533 requests/s accepted, mean of five each. The loop
-        never waits for the lock (a worker's claim or deletion holds it for milliseconds) nor
-        for a checkpoint (its connection makes none): those rounds go to the thread as before.
-        """
-        writer = self._loop_writer
-        if (
-            writer is None
-            or self._closing
-            or not self._to_commit.empty()  # behind the thread's: in order
-            or time.monotonic() - self._thread_committed > _THREAD_COMMITS_EVERY
-        ):
-            return False
-        try:
-            self._write([write for write, _ in waiting], writer, wait=False)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
-                return False
-            self._failed(waiting, exc)
-            return True
-        except Exception as exc:
-            self._failed(waiting, exc)
-            return True
-        self._to_sync.put(waiting)
-        return True
 
     def _commit_lane(self) -> None:
         """Commit whatever waits, one transaction at a time, until told to stop."""
@@ -184,11 +133,10 @@ class Spool:
             batch, stop = _take(self._to_commit, self._max_batch)
             if batch:
                 try:
-                    self._write([write for write, _ in batch], self._writer)
+                    self._write([write for write, _ in batch])
                 except Exception as exc:
                     self._failed(batch, exc)
                 else:
-                    self._thread_committed = time.monotonic()
                     if self._writer is not None:
                         self._to_sync.put(batch)
                     else:
@@ -240,14 +188,13 @@ class Spool:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, futures, exc)
 
-    def _write(self, writes: list[_Write], writer: SqliteWriter | None, *, wait: bool = True) -> None:
+    def _write(self, writes: list[_Write]) -> None:
         enqueue(
             self._db,
             [request for requests, _, _ in writes for request in requests],
             [signal for _, signals, _ in writes for signal in signals],
             [drop for _, _, drops in writes for drop in drops],
-            writer=writer,
-            wait=wait,
+            writer=self._writer,
         )
 
 
