@@ -116,12 +116,3 @@ def exception_count(name: str) -> int:
 def drain(database: Database) -> BatchResult:
     """Process everything queued, as a worker does."""
     return Worker(database).drain()
-
-
-def queued_payloads(database: Database) -> dict[int, bytes]:
-    """Every queued request's payload by queue id: in the request's row in the queue's own file
-    (see ``queue_file``), in ``ingest_payload`` where the queue is in the database."""
-    table = "ingest_queue" if database.queue_apart else "ingest_payload"
-    with database.queue.engine.connect() as connection:
-        rows = connection.exec_driver_sql(f"SELECT id, payload FROM {table} ORDER BY id").all()
-    return dict(rows)

@@ -15,18 +15,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.capture import PAYLOADS, drain, exception_count, exception_event, post_batch, queued_payloads, replay
+from tests.capture import PAYLOADS, drain, exception_count, exception_event, post_batch, replay
 from tests.factories import Tenant
 from trapline.app import create_app
 from trapline.db.engine import Database
-from trapline.events.models import ExceptionEvent
+from trapline.events.models import ExceptionEvent, QueuedPayload
 from trapline.settings import Settings, load_settings
 
 CAPTURE_PATHS = ["/batch", "/e", "/i/v0/e", "/capture", "/track"]
 
 
 def queued_events(database: Database) -> list[dict[str, Any]]:
-    return [event for payload in queued_payloads(database).values() for event in json.loads(payload)]
+    with database.queue.session(write=False) as session:
+        payloads = session.scalars(select(QueuedPayload.payload).order_by(QueuedPayload.id)).all()
+    return [event for payload in payloads for event in json.loads(payload)]
 
 
 def stored_count(database: Database) -> int:

@@ -155,11 +155,11 @@ def test_a_claim_leaves_out_requests_removed_before_it_read_them(
     first, second = queued_ids(apart)
     read = queue._payloads
 
-    def removed_meanwhile(cursor: Any, ids: list[int], table: str) -> dict[int, bytes]:
+    def removed_meanwhile(cursor: Any, ids: list[int]) -> dict[int, bytes]:
         # A worker whose lease on it ran out stored it and removes it, between this claim's
         # commit and its read of the payloads.
         queue._delete_sqlite(apart.queue, [first])
-        return read(cursor, ids, table)
+        return read(cursor, ids)
 
     monkeypatch.setattr(queue, "_payloads", removed_meanwhile)
     claimed = queue.claim(apart, "w", 10, timedelta(seconds=60))

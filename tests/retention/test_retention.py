@@ -14,14 +14,13 @@ import orjson
 import pytest
 from sqlalchemy import event, func, select, update
 
-from tests.capture import queued_payloads
 from tests.concurrency import run_together
 from tests.factories import Tenant, make_issue, make_project
 from trapline.alerts.models import Alert, AlertDelivery
 from trapline.db.engine import Database
 from trapline.db.types import utcnow
 from trapline.events import queue
-from trapline.events.models import ExceptionEvent, QueuedRequest
+from trapline.events.models import ExceptionEvent, QueuedPayload, QueuedRequest
 from trapline.ids import uuid7
 from trapline.issues.models import IssueFingerprint
 from trapline.limits.models import ErrorTrackingSettings, RateLimitCounter
@@ -208,7 +207,7 @@ def test_parked_requests_go_with_their_payloads_only_when_old(
     assert purged.parked_requests == 1
     with database.queue.session(write=False) as session:
         assert sorted(session.scalars(select(QueuedRequest.id))) == [recent, waiting]
-    assert sorted(queued_payloads(database)) == [recent, waiting]
+        assert sorted(session.scalars(select(QueuedPayload.id))) == [recent, waiting]
     logged = [r for r in caplog.records if r.getMessage() == "parked requests deleted"]
     assert [row["id"] for row in logged[0].requests] == [old]  # type: ignore[attr-defined]
     assert logged[0].requests[0]["last_error"] == "boom"  # type: ignore[attr-defined]

@@ -129,9 +129,9 @@ def enqueue(
         if not requests and not signals:
             return
         if writer is None:  # signals go with their requests: see queue_file
-            _with_raw(db.queue, lambda c: _enqueue_sqlite(c, requests, signals, [], queue_file=True))
+            _with_raw(db.queue, lambda c: _enqueue_sqlite(c, requests, signals, [], ids_never_reused=True))
             return
-        _enqueue_sqlite(writer.connection, requests, signals, [], writer.timeout_ms, queue_file=True)
+        _enqueue_sqlite(writer.connection, requests, signals, [], writer.timeout_ms, ids_never_reused=True)
         return
     if writer is not None:
         _enqueue_sqlite(writer.connection, requests, signals, drops, writer.timeout_ms)
@@ -212,7 +212,7 @@ def _enqueue_sqlite(
     drops: Sequence[NewDrop],
     timeout_ms: int | None = None,
     *,
-    queue_file: bool = False,
+    ids_never_reused: bool = False,
 ) -> None:
     with write_transaction(connection, timeout_ms) as cursor:
         if drops:
@@ -243,18 +243,7 @@ def _enqueue_sqlite(
             return
         # Under the write lock nobody else inserts: ids are handed out from the current
         # maximum, in arrival order (the queue's own file: past every id it ever gave).
-        if queue_file:  # the payload in the request's row (see queue_file)
-            first = cursor.execute(NEXT_ID_NEVER_REUSED).fetchone()[0]
-            cursor.executemany(
-                "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts, payload) "
-                "VALUES (?, ?, ?, ?, ?, 0, ?)",
-                [
-                    (row_id, r.project_id, sqlite_datetime(r.received_at), r.sent_at, r.event_count, r.payload)
-                    for row_id, r in enumerate(requests, first)
-                ],
-            )
-            return
-        first = cursor.execute(_NEXT_ID).fetchone()[0]
+        first = cursor.execute(NEXT_ID_NEVER_REUSED if ids_never_reused else _NEXT_ID).fetchone()[0]
         ids = range(first, first + len(requests))
         cursor.executemany(
             "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts) "
@@ -349,7 +338,7 @@ def claim(
     now = utcnow()
     if db.queue_apart:
         while True:
-            claimed = _claim_sqlite(db.queue, worker_id, limit, lease, max_events, now, queue_file=True)
+            claimed = _claim_sqlite(db.queue, worker_id, limit, lease, max_events, now)
             fresh = _not_done(db, claimed)
             if fresh or not claimed:  # a batch found all done says nothing of the rows after it
                 return fresh
@@ -396,14 +385,7 @@ _SQLITE_AVAILABLE = "failed_at IS NULL AND (claimed_until IS NULL OR claimed_unt
 
 
 def _claim_sqlite(
-    db: Database,
-    worker_id: str,
-    limit: int,
-    lease: timedelta,
-    max_events: int | None,
-    now: datetime,
-    *,
-    queue_file: bool = False,
+    db: Database, worker_id: str, limit: int, lease: timedelta, max_events: int | None, now: datetime
 ) -> list[Claimed]:
     """``claim`` on SQLite, through the driver: SQLAlchemy's statement and row machinery cost
     more than the queries (a worker claims for every batch, one row per request)."""
@@ -445,7 +427,7 @@ def _claim_sqlite(
         # batch's payloads (megabytes) was most of the time a claim held it. The rows are this
         # worker's now; only a worker whose lease on them ran out may still remove them, once
         # it has stored them: those are left out below, as done.
-        payloads = _payloads(cursor, ids, "ingest_queue" if queue_file else "ingest_payload")
+        payloads = _payloads(cursor, ids)
     finally:
         connection.close()
     claimed = [
@@ -457,9 +439,9 @@ def _claim_sqlite(
     return claimed
 
 
-def _payloads(cursor: Any, ids: Sequence[int], table: str) -> dict[int, bytes]:
+def _payloads(cursor: Any, ids: Sequence[int]) -> dict[int, bytes]:
     # One statement, outside any transaction: it reads one snapshot of the file by itself.
-    found = cursor.execute(f"SELECT id, payload FROM {table} WHERE id IN ({', '.join('?' * len(ids))})", ids)
+    found = cursor.execute(f"SELECT id, payload FROM ingest_payload WHERE id IN ({', '.join('?' * len(ids))})", ids)
     return dict(found.fetchall())
 
 

@@ -51,11 +51,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The tables of migration 0002, with ids that are never reused, and each request's payload in
-# its own row: capture's commit inserts one row a request, not two. The database keeps the two
-# tables (a narrow row is cheaper to rewrite when a claim leases it), but in this file capture's
-# commit is what bounds accepted requests: SQLite gives Python's lock up and takes it back for
-# every row inserted, on the thread that shares the core with the event loop.
+# The tables of migration 0002, with ids that are never reused.
 QUEUE_DDL = (
     """CREATE TABLE IF NOT EXISTS ingest_queue (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -67,17 +63,12 @@ QUEUE_DDL = (
         claimed_until DATETIME,
         attempts INTEGER NOT NULL,
         failed_at DATETIME,
-        last_error TEXT,
+        last_error TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS ingest_payload (
+        id INTEGER PRIMARY KEY REFERENCES ingest_queue (id) ON DELETE CASCADE,
         payload BLOB NOT NULL
     )""",
-)
-
-# A queue file from before payloads moved into their rows: its payloads move in at start.
-_PAYLOADS_INTO_ROWS = (
-    "ALTER TABLE ingest_queue ADD COLUMN payload BLOB NOT NULL DEFAULT x''",
-    "UPDATE ingest_queue SET payload = (SELECT p.payload FROM ingest_payload p WHERE p.id = ingest_queue.id) "
-    "WHERE EXISTS (SELECT 1 FROM ingest_payload p WHERE p.id = ingest_queue.id)",
-    "DROP TABLE ingest_payload",
 )
 
 
@@ -114,9 +105,6 @@ def create_tables(engine: Engine) -> bool:
             for statement in SIGNAL_DDL:
                 connection.exec_driver_sql(statement)
         if _has_table(connection.connection, "ingest_queue"):
-            if _has_table(connection.connection, "ingest_payload"):
-                for statement in _PAYLOADS_INTO_ROWS:
-                    connection.exec_driver_sql(statement)
             return False
         for statement in QUEUE_DDL:
             connection.exec_driver_sql(statement)
@@ -201,8 +189,12 @@ _LEFT_IN_DATABASE = (
 def _adopt_sqlite(connection: Any, rows: Sequence[Any]) -> None:
     with write_transaction(connection) as cursor:
         first = cursor.execute(NEXT_ID_NEVER_REUSED).fetchone()[0]
+        moved = [(first + n, *row[1:]) for n, row in enumerate(rows)]
         cursor.executemany(
             "INSERT INTO ingest_queue (id, project_id, received_at, sent_at, event_count, attempts, failed_at, "
-            "last_error, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(first + n, *row[1:]) for n, row in enumerate(rows)],
+            "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [row[:8] for row in moved],
+        )
+        cursor.executemany(
+            "INSERT INTO ingest_payload (id, payload) VALUES (?, ?)", [(row[0], row[8]) for row in moved]
         )
