@@ -9,6 +9,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from trapline import http_protocol
 from trapline.http_protocol import GatheredWrites, HttpProtocol
 from trapline.ingest.asgi import Answer
 
@@ -434,3 +435,54 @@ async def test_a_kept_answer_carries_the_date_of_the_second_it_is_sent():
     second = both[len(first) :]
     assert b"date: today\r\n" in first and b"date: tomorrow\r\n" in second
     assert second.endswith(b'\r\n\r\n{"status":1}') and b"content-length: 12\r\n" in second
+
+
+@pytest.mark.anyio
+async def test_a_direct_answer_is_among_uvicorns_tasks_until_sent():
+    handler = Handler()
+    handler.release.clear()  # the handler waits, as capture waits for its commit
+    protocol, transport = connect(handler)
+    protocol.data_received(request(b"one"))
+    await asyncio.sleep(0.01)
+    assert len(protocol.tasks) == 1  # what a graceful shutdown waits for
+    assert transport.writes == []
+    handler.release.set()
+    assert (await answers(transport, 1)).endswith(b"direct one")
+    await asyncio.sleep(0)
+    assert protocol.tasks == set()
+
+
+@pytest.mark.anyio
+async def test_a_shutdown_past_its_grace_cancels_a_direct_answer_unsent():
+    handler = Handler()
+    handler.release.clear()
+    protocol, transport = connect(handler)
+    protocol.data_received(request(b"one"))
+    await asyncio.sleep(0.01)
+    [running] = protocol.tasks
+    running.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")  # what uvicorn does past it
+    await asyncio.sleep(0.01)
+    assert protocol.tasks == set()
+    handler.release.set()
+    await asyncio.sleep(0.01)
+    assert transport.writes == []  # cancelled: never answered
+
+
+@pytest.mark.anyio
+async def test_a_direct_answer_that_fails_after_the_handler_is_logged_and_closes(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    def broken(answer: Answer, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> bytes:
+        raise RuntimeError("encoding broke")
+
+    monkeypatch.setattr(http_protocol._KEPT, "encoded", broken)
+    protocol, transport = connect(Handler())
+    protocol.data_received(request(b"one"))
+    for _ in range(100):
+        if transport.closed:
+            break
+        await asyncio.sleep(0.005)
+    assert transport.closed and transport.writes == []  # not left open with nothing to answer it
+    assert any(r.message == "direct answer failed" and r.exc_info for r in caplog.records)
+    await asyncio.sleep(0)
+    assert protocol.tasks == set()
