@@ -314,11 +314,8 @@ async def test_a_handler_that_fails_closes_the_connection_rather_than_leave_it_w
     handler.answer = broken  # type: ignore[method-assign]
     protocol, transport = connect(handler)
     protocol.data_received(request(b"one"))
-    for _ in range(100):
-        if transport.closed:
-            break
-        await asyncio.sleep(0.005)
-    assert transport.closed and transport.writes == []
+    await closed_after(transport, limit=0.5)
+    assert transport.writes == []
     assert "direct answer failed" in caplog.text
 
 
@@ -439,11 +436,7 @@ async def test_a_kept_answer_carries_the_date_of_the_second_it_is_sent():
 
 @pytest.mark.anyio
 async def test_a_direct_answer_is_among_uvicorns_tasks_until_sent():
-    handler = Handler()
-    handler.release.clear()  # the handler waits, as capture waits for its commit
-    protocol, transport = connect(handler)
-    protocol.data_received(request(b"one"))
-    await asyncio.sleep(0.01)
+    handler, protocol, transport = await waiting_for_its_answer()  # as capture waits for its commit
     assert len(protocol.tasks) == 1  # what a graceful shutdown waits for
     assert transport.writes == []
     handler.release.set()
@@ -454,11 +447,7 @@ async def test_a_direct_answer_is_among_uvicorns_tasks_until_sent():
 
 @pytest.mark.anyio
 async def test_a_shutdown_past_its_grace_cancels_a_direct_answer_unsent():
-    handler = Handler()
-    handler.release.clear()
-    protocol, transport = connect(handler)
-    protocol.data_received(request(b"one"))
-    await asyncio.sleep(0.01)
+    handler, protocol, transport = await waiting_for_its_answer()
     [running] = protocol.tasks
     running.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")  # what uvicorn does past it
     await asyncio.sleep(0.01)
@@ -478,11 +467,8 @@ async def test_a_direct_answer_that_fails_after_the_handler_is_logged_and_closes
     monkeypatch.setattr(http_protocol._KEPT, "encoded", broken)
     protocol, transport = connect(Handler())
     protocol.data_received(request(b"one"))
-    for _ in range(100):
-        if transport.closed:
-            break
-        await asyncio.sleep(0.005)
-    assert transport.closed and transport.writes == []  # not left open with nothing to answer it
+    await closed_after(transport, limit=0.5)
+    assert transport.writes == []  # not left open with nothing to answer it
     assert any(r.message == "direct answer failed" and r.exc_info for r in caplog.records)
     await asyncio.sleep(0)
     assert protocol.tasks == set()
